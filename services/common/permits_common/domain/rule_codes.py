@@ -1,0 +1,36 @@
+"""Stable, machine-readable codes for every rule that can refuse an application.
+
+They appear in API errors and in `application.rejected` events, so clients can act on them;
+a code is never renamed or reused for another meaning.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RuleCode(StrEnum):
+    """Why an application, or a request about a card, was refused."""
+
+    INVALID_REQUEST = "invalid_request"
+    RESIDENCE_TOO_SHORT = "residence_too_short"
+    RESIDENCE_NOT_IN_JINAN = "residence_not_in_jinan"
+    NO_BASIS = "no_basis"
+    BASIS_EVIDENCE_MISSING = "basis_evidence_missing"
+    GUARDIAN_REQUIRED = "guardian_required"
+    PERMIT_NUMBER_INVALID = "permit_number_invalid"
+    REGION_MISMATCH = "region_mismatch"
+    BIOMETRICS_MISSING = "biometrics_missing"
+    FINGERPRINT_WAIVER_INVALID = "fingerprint_waiver_invalid"
+    UNKNOWN_ACCEPTANCE_POINT = "unknown_acceptance_point"
+    DUPLICATE_OPEN_APPLICATION = "duplicate_open_application"
+    CARD_NUMBER_REQUIRED = "card_number_required"
+    CARD_NUMBER_INVALID = "card_number_invalid"
+    CARD_NOT_FOUND = "card_not_found"
+    CARD_NOT_HOLDERS = "card_not_holders"
+    CARD_NOT_REPLACEABLE = "card_not_replaceable"
+    RENEWAL_REASON_REQUIRED = "renewal_reason_required"
+    BIRTH_DATE_IN_FUTURE = "birth_date_in_future"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    IDEMPOTENCY_KEY_REQUIRED = "idempotency_key_required"
+    INVALID_STATE = "invalid_state"

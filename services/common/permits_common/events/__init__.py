@@ -1,0 +1,1 @@
+"""The event contract: CloudEvents envelope, topic catalog and one model per event type."""

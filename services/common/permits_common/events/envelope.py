@@ -1,0 +1,139 @@
+"""CloudEvents 1.0 in structured JSON mode: the one envelope every event travels in.
+
+Producers build envelopes with `new_event`; consumers turn bytes back into a typed event with
+`decode`, which raises `PoisonMessageError` for anything that is not a known, valid event so the
+caller can move it to the dead-letter topic and go on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from permits_common.events.models import EVENT_MODELS, EventData
+
+CONTENT_TYPE = "application/cloudevents+json"
+SPEC_VERSION = "1.0"
+_EVENT_ID_NAMESPACE = uuid.UUID("6f1c1a2e-3b1d-4c55-9a52-2f0d7b0e5a11")
+
+DataT = TypeVar("DataT", bound=EventData)
+
+
+class PoisonMessageError(Exception):
+    """A message that can never be processed: not JSON, not a CloudEvent, or an unknown type."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event(Generic[DataT]):
+    """A decoded CloudEvent with typed data."""
+
+    id: str
+    source: str
+    type: str
+    time: datetime
+    subject: str
+    data: DataT
+
+    @property
+    def topic(self) -> str:
+        """Where events of this type are published."""
+        return self.data.topic()
+
+    @property
+    def key(self) -> bytes:
+        """The Kafka key is the subject, keeping one application's or card's events in order."""
+        return self.subject.encode()
+
+    def to_json(self) -> bytes:
+        """Structured-mode CloudEvent as UTF-8 JSON."""
+        return orjson.dumps(
+            {
+                "specversion": SPEC_VERSION,
+                "id": self.id,
+                "source": self.source,
+                "type": self.type,
+                "time": self.time.isoformat().replace("+00:00", "Z"),
+                "subject": self.subject,
+                "datacontenttype": "application/json",
+                "data": self.data.model_dump(mode="json", exclude_none=False),
+            }
+        )
+
+
+def derived_event_id(*parts: object) -> str:
+    """A deterministic event id: re-emitting the same fact after a crash yields the same id,
+    so consumers that deduplicate on id see it once."""
+    return str(uuid.uuid5(_EVENT_ID_NAMESPACE, "/".join(str(part) for part in parts)))
+
+
+def new_event(
+    data: DataT,
+    *,
+    source: str,
+    event_id: str | None = None,
+    time: datetime | None = None,
+) -> Event[DataT]:
+    """Wrap event data in an envelope; the subject comes from the data's key field."""
+    return Event(
+        id=event_id or str(uuid.uuid4()),
+        source=source,
+        type=data.event_type(),
+        time=time or datetime.now(UTC),
+        subject=data.subject(),
+        data=data,
+    )
+
+
+_REQUIRED = ("specversion", "id", "source", "type", "time", "subject", "data")
+
+
+def decode(raw: bytes | str) -> Event[EventData]:
+    """Parse and validate a structured CloudEvent of a known type."""
+    try:
+        body: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise PoisonMessageError(f"not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise PoisonMessageError("not a JSON object")
+    missing = [name for name in _REQUIRED if name not in body]
+    if missing:
+        raise PoisonMessageError(f"not a CloudEvent, missing {', '.join(missing)}")
+    if body["specversion"] != SPEC_VERSION:
+        raise PoisonMessageError(f"unsupported specversion {body['specversion']!r}")
+    model = EVENT_MODELS.get(body["type"])
+    if model is None:
+        raise PoisonMessageError(f"unknown event type {body['type']!r}")
+    try:
+        data = model.model_validate(body["data"])
+        time = datetime.fromisoformat(str(body["time"]).replace("Z", "+00:00"))
+    except (ValidationError, ValueError) as exc:
+        raise PoisonMessageError(f"invalid {body['type']} data: {_short(exc)}") from None
+    return Event(
+        id=str(body["id"]),
+        source=str(body["source"]),
+        type=str(body["type"]),
+        time=time,
+        subject=str(body["subject"]),
+        data=data,
+    )
+
+
+def _short(exc: Exception) -> str:
+    """Validation errors without input values, which may hold personal data."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+    return type(exc).__name__
+
+
+def to_model(event: Event[EventData], model: type[BaseModel]) -> Any:
+    """Narrow a decoded event's data to the expected model (TypeError otherwise)."""
+    if not isinstance(event.data, model):
+        raise TypeError(f"expected {model.__name__}, got {type(event.data).__name__}")
+    return event.data

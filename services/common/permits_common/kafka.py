@@ -1,0 +1,289 @@
+"""Kafka on aiokafka: topic creation, an idempotent event publisher and a deduplicating consumer.
+
+Delivery is at least once end to end; "nothing done twice" comes from consumers skipping event
+ids they have handled and from producers re-emitting derived facts with deterministic ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+from permits_common.events import topics
+from permits_common.events.envelope import Event, PoisonMessageError, decode, new_event
+from permits_common.events.models import DeadLetter, EventData
+from permits_common.logs import get_logger
+from permits_common.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED
+from permits_common.mongo import TRANSIENT_STORE_ERRORS, ProcessedEvents
+from permits_common.settings import CommonSettings
+
+log = get_logger("kafka")
+
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    KafkaConnectionError,
+    KafkaError,
+    *TRANSIENT_STORE_ERRORS,
+    asyncio.TimeoutError,
+    ConnectionError,
+)
+
+
+def connection_options(settings: CommonSettings) -> dict[str, Any]:
+    """Bootstrap and security options shared by producers, consumers and admin clients."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = ssl.create_default_context(cafile=settings.kafka_ca_file)
+    if settings.kafka_sasl_mechanism:
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        password = settings.kafka_sasl_password
+        options["sasl_plain_password"] = password.get_secret_value() if password else None
+    return options
+
+
+async def ensure_topics(
+    settings: CommonSettings, specs: Iterable[topics.TopicSpec] = topics.TOPICS
+) -> None:
+    """Create the catalog's topics that do not exist yet (local stack and tests)."""
+    admin = AIOKafkaAdminClient(**connection_options(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(
+                spec.name,
+                num_partitions=spec.partitions,
+                replication_factor=1,
+                topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
+            )
+            for spec in specs
+            if spec.name not in existing
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+    finally:
+        await admin.close()
+
+
+async def kafka_reachable(settings: CommonSettings, wait_seconds: float = 2.0) -> bool:
+    """True when the broker answers a metadata request now (for `/readyz`)."""
+    admin = AIOKafkaAdminClient(
+        **connection_options(settings), request_timeout_ms=int(wait_seconds * 1000)
+    )
+    try:
+        await asyncio.wait_for(admin.start(), wait_seconds)
+        await asyncio.wait_for(admin.list_topics(), wait_seconds)
+    except Exception:
+        return False
+    finally:
+        await admin.close()
+    return True
+
+
+class EventPublisher:
+    """Publishes events with an idempotent producer (acks=all), keyed by subject."""
+
+    def __init__(self, settings: CommonSettings, source: str, *, linger_ms: int = 2) -> None:
+        self.source = source
+        self._settings = settings
+        self._linger_ms = linger_ms
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """Connect; retried by the caller while the broker is down."""
+        producer = AIOKafkaProducer(
+            **connection_options(self._settings),
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=self._linger_ms,
+            request_timeout_ms=10_000,
+        )
+        await producer.start()
+        self._producer = producer
+
+    async def stop(self) -> None:
+        """Flush and close."""
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        """The underlying producer, for raw sends (benchmarks, dead letters)."""
+        if self._producer is None:
+            raise RuntimeError("publisher not started")
+        return self._producer
+
+    def event(self, data: EventData, *, event_id: str | None = None) -> Event[Any]:
+        """An envelope from this service."""
+        return new_event(data, source=self.source, event_id=event_id)
+
+    async def publish(self, event: Event[Any]) -> None:
+        """Send one event and wait until the broker has it."""
+        await self.publish_all([event])
+
+    async def publish_all(self, events: Sequence[Event[Any]]) -> None:
+        """Send many events in one go (batched by the producer) and wait for all of them."""
+        if not events:
+            return
+        producer = self.producer
+        futures = [
+            await producer.send(event.topic, event.to_json(), key=event.key) for event in events
+        ]
+        await asyncio.gather(*futures)
+        for event in events:
+            EVENTS_PUBLISHED.labels(self.source, event.topic).inc()
+
+    async def dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], consumer: str, error: str
+    ) -> None:
+        """Move an unprocessable message aside with the reason, so its consumer can go on."""
+        await self.publish(self.event(dead_letter_data(record, consumer, error)))
+
+
+def dead_letter_data(record: Any, consumer: str, error: str) -> DeadLetter:
+    """Describe a raw Kafka record (aiokafka or Faust) that could not be processed."""
+    key = record.key.decode("utf-8", "replace") if record.key else ""
+    value = record.value
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return DeadLetter(
+        original_topic=record.topic,
+        original_partition=record.partition,
+        original_offset=record.offset,
+        original_key=key,
+        original_value=str(value)[:100_000],
+        consumer=consumer,
+        error=error[:2000],
+    )
+
+
+Handler = Callable[[Event[Any]], Awaitable[None]]
+
+
+class EventConsumer:
+    """A consumer group member that decodes, deduplicates and hands events to a handler.
+
+    Offsets are committed only after a batch is handled and recorded, so a crash redelivers
+    rather than loses. Poison messages and events the handler keeps refusing go to the
+    dead-letter topic; a store or broker outage is retried without skipping anything.
+    """
+
+    def __init__(
+        self,
+        settings: CommonSettings,
+        *,
+        service: str,
+        group_id: str,
+        subscribe: Sequence[str],
+        handler: Handler,
+        publisher: EventPublisher,
+        processed: ProcessedEvents,
+        max_attempts: int = 3,
+    ) -> None:
+        self._settings = settings
+        self._service = service
+        self._group_id = group_id
+        self._topics = list(subscribe)
+        self._handler = handler
+        self._publisher = publisher
+        self._processed = processed
+        self._max_attempts = max_attempts
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        """Consume until `stop()`; reconnects after broker outages."""
+        while not self._stopping.is_set():
+            try:
+                await self._run_once()
+            except TRANSIENT_ERRORS as exc:
+                log.warning("consumer interrupted, retrying", group=self._group_id, error=str(exc))
+                await asyncio.sleep(1.0)
+            finally:
+                await self._close()
+
+    async def stop(self) -> None:
+        """Ask the loop to finish its current batch and leave the group."""
+        self._stopping.set()
+
+    async def _close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            with contextlib.suppress(KafkaError):
+                await consumer.stop()
+
+    async def _run_once(self) -> None:
+        consumer = AIOKafkaConsumer(
+            *self._topics,
+            **connection_options(self._settings),
+            group_id=self._group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=500,
+        )
+        self._consumer = consumer
+        await consumer.start()
+        while not self._stopping.is_set():
+            batches = await consumer.getmany(timeout_ms=500)
+            for partition, records in batches.items():
+                await self._handle_partition(consumer, partition, records)
+
+    async def _handle_partition(
+        self,
+        consumer: AIOKafkaConsumer,
+        partition: TopicPartition,
+        records: list[ConsumerRecord[bytes, bytes]],
+    ) -> None:
+        decoded: list[tuple[ConsumerRecord[bytes, bytes], Event[Any]]] = []
+        for record in records:
+            try:
+                decoded.append((record, decode(record.value or b"")))
+            except PoisonMessageError as exc:
+                await self._dead_letter(record, str(exc))
+        seen = await self._processed.seen(event.id for _, event in decoded)
+        fresh: list[str] = []
+        for record, event in decoded:
+            if event.id in seen or event.id in fresh:
+                EVENTS_CONSUMED.labels(self._service, record.topic, "duplicate").inc()
+                continue
+            await self._handle_with_retries(record, event)
+            fresh.append(event.id)
+        await self._processed.mark(fresh)
+        await consumer.commit({partition: records[-1].offset + 1})
+
+    async def _handle_with_retries(
+        self, record: ConsumerRecord[bytes, bytes], event: Event[Any]
+    ) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._handler(event)
+            except TRANSIENT_ERRORS:
+                await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+                continue
+            except Exception as exc:
+                if attempt < self._max_attempts:
+                    await asyncio.sleep(0.1 * attempt)
+                    continue
+                log.error("event refused, dead-lettered", type=event.type, error=repr(exc))
+                await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
+                return
+            EVENTS_CONSUMED.labels(self._service, record.topic, "processed").inc()
+            return
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: str) -> None:
+        EVENTS_CONSUMED.labels(self._service, record.topic, "deadletter").inc()
+        await self._publisher.dead_letter(record, self._group_id, error)

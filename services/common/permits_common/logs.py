@@ -1,0 +1,80 @@
+"""Structured logging that keeps personal data out of INFO-and-above logs.
+
+Any event field whose name is a personal-data field is masked before rendering unless the
+record is at DEBUG level; code should still avoid passing personal data at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+PERSONAL_FIELDS = frozenset(
+    {
+        "name",
+        "name_latin",
+        "birth_date",
+        "travel_permit_number",
+        "phone",
+        "email",
+        "address",
+        "guardian",
+        "applicant",
+        "residence",
+        "id_document",
+        "recipient",
+        "card_number",
+        "number",
+        "photo_ref",
+        "fingerprints_ref",
+    }
+)
+
+
+def mask(value: object) -> str:
+    """Keep only a hint of a value: length and last two characters."""
+    text = str(value)
+    return "***" if len(text) <= 4 else f"***{text[-2:]}"
+
+
+def _drop_personal_data(
+    _logger: Any, method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    if method == "debug":
+        return event
+    for key in PERSONAL_FIELDS.intersection(event):
+        event[key] = mask(event[key])
+    return event
+
+
+def configure_logging(level: str = "INFO", json: bool = False) -> None:
+    """Set up structlog (and the standard library logging it sits on) once per process."""
+    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper(), force=True)
+    for noisy in ("aiokafka", "kafka", "faust", "mode", "pymongo", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _drop_personal_data,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A logger bound to a component name."""
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(component=name)
+    return logger

@@ -1,0 +1,92 @@
+"""The document store through PyMongo's async API, and the consumer-side dedup log.
+
+Works against MongoDB in production and FerretDB locally, so it uses only what both support:
+no transactions, change streams, TTL indexes or dotted keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
+
+from permits_common.settings import CommonSettings
+
+Document = dict[str, Any]
+
+TRANSIENT_STORE_ERRORS: tuple[type[Exception], ...] = (ConnectionFailure,)
+"""Errors that mean "the store is unreachable right now": answer 503 or retry, never 500."""
+
+
+def mongo_client(settings: CommonSettings) -> AsyncMongoClient[Document]:
+    """A client with short timeouts, so an outage surfaces quickly as a retryable error."""
+    timeout = settings.mongo_timeout_ms
+    return AsyncMongoClient(
+        settings.mongo_url.get_secret_value(),
+        tz_aware=True,
+        serverSelectionTimeoutMS=timeout,
+        connectTimeoutMS=timeout,
+        socketTimeoutMS=max(timeout * 5, 10_000),
+        tls=settings.mongo_tls,
+        tlsCAFile=settings.mongo_ca_file,
+        retryWrites=False,
+        appname="permits",
+    )
+
+
+async def ping(database: AsyncDatabase[Document]) -> bool:
+    """True when the store answers right now (for `/readyz`)."""
+    try:
+        await database.command("ping")
+    except PyMongoError:
+        return False
+    return True
+
+
+class ProcessedEvents:
+    """Which event ids one consumer has already handled, so redelivery does nothing twice.
+
+    Checked and recorded per batch (one `$in` query, one unordered insert) to keep store round
+    trips off the per-event path.
+    """
+
+    def __init__(self, database: AsyncDatabase[Document], consumer: str) -> None:
+        self._collection: AsyncCollection[Document] = database["processed_events"]
+        self._consumer = consumer
+
+    def _key(self, event_id: str) -> str:
+        return f"{self._consumer}|{event_id}"
+
+    async def seen(self, event_ids: Iterable[str]) -> set[str]:
+        """The subset of ids already handled."""
+        keys = {self._key(event_id): event_id for event_id in event_ids}
+        if not keys:
+            return set()
+        cursor = self._collection.find({"_id": {"$in": list(keys)}}, {"_id": 1})
+        return {keys[doc["_id"]] async for doc in cursor}
+
+    async def mark(self, event_ids: Iterable[str]) -> None:
+        """Record ids as handled; ids recorded before are fine."""
+        docs = [{"_id": self._key(event_id)} for event_id in event_ids]
+        if not docs:
+            return
+        try:
+            await self._collection.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if any(err.get("code") != 11000 for err in exc.details.get("writeErrors", [])):
+                raise
+
+
+async def ensure_index(
+    collection: AsyncCollection[Document], keys: list[tuple[str, int]], **options: Any
+) -> None:
+    """Create an index, tolerating one that already exists with the same name."""
+    try:
+        await collection.create_index(keys, **options)
+    except OperationFailure as exc:
+        if exc.code not in (85, 86):
+            raise

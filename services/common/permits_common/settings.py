@@ -1,0 +1,82 @@
+"""Settings every service shares, read from `PERMITS_*` environment variables.
+
+Secrets come only from the environment. The development tokens are documented defaults for the
+local stack; with `PERMITS_ENV=production` a service refuses to start while any is configured.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from permits_common.domain.agencies import Agency
+
+DEV_TOKEN_PREFIX = "dev-"  # noqa: S105 - a prefix to refuse, not a secret
+
+
+def development_tokens() -> dict[str, str]:
+    """The documented tokens of the local stack: token → role."""
+    tokens = {"dev-clerk": "clerk", "dev-ops": "ops"}
+    tokens.update({f"dev-agency-{agency.value}": f"agency:{agency.value}" for agency in Agency})
+    return tokens
+
+
+class DevelopmentSecretsInProductionError(RuntimeError):
+    """Raised at start-up so a production process never runs with public development secrets."""
+
+
+class CommonSettings(BaseSettings):
+    """Addresses, credentials and tokens; each service extends this with its own fields."""
+
+    model_config = SettingsConfigDict(env_prefix="PERMITS_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ca_file: str | None = None
+    mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
+    mongo_tls: bool = False
+    mongo_ca_file: str | None = None
+    mongo_timeout_ms: int = 2000
+    log_level: str = "INFO"
+    log_json: bool | None = None
+    tokens: dict[str, str] = Field(
+        default_factory=development_tokens,
+        description='JSON object token → role, e.g. {"s3cret": "clerk:LIXIA"}',
+    )
+    host: str = "127.0.0.1"
+
+    @model_validator(mode="after")
+    def _refuse_development_secrets_in_production(self) -> CommonSettings:
+        if self.env == "production":
+            weak = [token for token in self.tokens if token.startswith(DEV_TOKEN_PREFIX)]
+            if weak:
+                raise DevelopmentSecretsInProductionError(
+                    f"PERMITS_ENV=production with {len(weak)} development token(s) configured; "
+                    "set PERMITS_TOKENS to production tokens"
+                )
+            for name, value in self._secrets().items():
+                if value is not None and value.startswith(DEV_TOKEN_PREFIX):
+                    raise DevelopmentSecretsInProductionError(
+                        f"PERMITS_{name.upper()} holds a development secret in production"
+                    )
+        return self
+
+    def _secrets(self) -> dict[str, str | None]:
+        """Every secret field, by name, for the production check (extended by services)."""
+        found: dict[str, str | None] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                found[name] = value.get_secret_value()
+        return found
+
+    @property
+    def json_logs(self) -> bool:
+        """JSON logs in production unless told otherwise; readable console logs locally."""
+        return self.log_json if self.log_json is not None else self.env == "production"

@@ -1,0 +1,124 @@
+"""Faust (faust-streaming) wiring shared by the stream services: issuance, rights and notify.
+
+Topics are read as raw bytes and decoded with the shared envelope, so every service applies the
+same rules: a poison message goes to the dead-letter topic and the stream goes on; an event id
+already handled by this consumer is skipped; batches keep store round trips off the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+
+from permits_common.events.envelope import Event, PoisonMessageError, decode
+from permits_common.kafka import TRANSIENT_ERRORS, EventPublisher, dead_letter_data
+from permits_common.logs import get_logger
+from permits_common.metrics import EVENTS_CONSUMED
+from permits_common.mongo import ProcessedEvents
+from permits_common.settings import CommonSettings
+
+log = get_logger("streams")
+
+
+def faust_app(service: str, settings: CommonSettings, **options: Any) -> faust.App:
+    """A Faust app for one service: memory tables backed by changelog topics, no Faust web."""
+    credentials: Any = None
+    if settings.kafka_sasl_mechanism:
+        password = settings.kafka_sasl_password
+        credentials = faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password else None,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=ssl.create_default_context(cafile=settings.kafka_ca_file)
+            if settings.kafka_security_protocol == "SASL_SSL"
+            else None,
+        )
+    elif settings.kafka_security_protocol == "SSL":
+        credentials = faust.SSLCredentials(
+            ssl.create_default_context(cafile=settings.kafka_ca_file)
+        )
+    brokers = ";".join(f"kafka://{host}" for host in settings.kafka_bootstrap.split(","))
+    defaults: dict[str, Any] = {
+        "broker": brokers,
+        "broker_credentials": credentials,
+        "store": "memory://",
+        "web_enabled": False,
+        "topic_partitions": 4,
+        "topic_replication_factor": 1,
+        "producer_acks": -1,
+        "consumer_auto_offset_reset": "earliest",
+        "broker_commit_every": 100,
+        "broker_commit_interval": 1.0,
+        "stream_wait_empty": False,
+    }
+    defaults.update(options)
+    return faust.App(f"permits-{service}", **defaults)
+
+
+def raw_topic(app: faust.App, name: str) -> faust.TopicT:
+    """A topic whose keys and values reach agents as the bytes on the wire."""
+    return app.topic(
+        name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+
+
+async def event_batches(
+    stream: Any,
+    *,
+    service: str,
+    consumer: str,
+    publisher: EventPublisher,
+    processed: ProcessedEvents,
+    max_batch: int = 200,
+    within: float = 0.05,
+) -> AsyncIterator[list[Event[Any]]]:
+    """Decoded, not-yet-handled events in small batches; poison messages are dead-lettered.
+
+    The consumer marks the batch as handled after the loop body finishes, so a crash in the
+    middle redelivers the batch and the handler's own idempotency absorbs the repeats.
+    """
+    async for batch in stream.take_events(max_batch, within=within):
+        events: list[Event[Any]] = []
+        for received in batch:
+            message = received.message
+            try:
+                events.append(decode(message.value or b""))
+            except PoisonMessageError as exc:
+                EVENTS_CONSUMED.labels(service, message.topic, "deadletter").inc()
+                await retry_forever(
+                    lambda m=message, e=exc: publisher.publish(
+                        publisher.event(dead_letter_data(m, consumer, str(e)))
+                    )
+                )
+        if not events:
+            continue
+        seen = await retry_forever(lambda ids=[e.id for e in events]: processed.seen(ids))
+        fresh: list[Event[Any]] = []
+        fresh_ids: set[str] = set()
+        for event in events:
+            if event.id in seen or event.id in fresh_ids:
+                EVENTS_CONSUMED.labels(service, event.topic, "duplicate").inc()
+                continue
+            fresh_ids.add(event.id)
+            fresh.append(event)
+        if fresh:
+            yield fresh
+            await retry_forever(lambda ids=fresh_ids: processed.mark(ids))
+            for event in fresh:
+                EVENTS_CONSUMED.labels(service, event.topic, "processed").inc()
+
+
+async def retry_forever(operation: Any) -> Any:
+    """Retry an outage-sensitive step with capped backoff: never skip, never lose."""
+    delay = 0.2
+    while True:
+        try:
+            return await operation()
+        except TRANSIENT_ERRORS as exc:
+            log.warning("dependency unavailable, retrying", error=type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

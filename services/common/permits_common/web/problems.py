@@ -1,0 +1,142 @@
+"""RFC 9457 problem details for every error, so no client ever sees an HTML page or a bare 500.
+
+Bad input is 422 with field errors; an unreachable store or broker is 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from permits_common.kafka import TRANSIENT_ERRORS
+from permits_common.logs import get_logger
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = 5
+log = get_logger("http")
+
+
+class JsonResponse(Response):
+    """JSON rendered with orjson (dates, UUIDs and non-ASCII text as they are)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class ProblemResponse(JsonResponse):
+    """JSON with the problem+json media type."""
+
+    media_type = PROBLEM_CONTENT_TYPE
+
+
+class ProblemError(Exception):
+    """Raise anywhere in a request to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str = "",
+        *,
+        errors: Sequence[Mapping[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.errors = list(errors or [])
+        self.headers = dict(headers or {})
+
+
+def problem_body(
+    status: int, code: str, title: str, detail: str, errors: Sequence[Mapping[str, str]] = ()
+) -> dict[str, Any]:
+    """The RFC 9457 document with the contract's `code` and optional field `errors`."""
+    body: dict[str, Any] = {
+        "type": f"https://permits.jinan.example/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if errors:
+        body["errors"] = list(errors)
+    return body
+
+
+def _field_path(location: Sequence[Any]) -> str:
+    parts = [str(part) for part in location if part not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Route every error through problem details (validation, HTTP, outages, bugs)."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(_request: Request, exc: ProblemError) -> ProblemResponse:
+        return ProblemResponse(
+            problem_body(exc.status, exc.code, exc.title, exc.detail, exc.errors),
+            status_code=exc.status,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> ProblemResponse:
+        errors = [
+            {
+                "field": _field_path(err.get("loc", ())),
+                "code": str(err.get("type", "invalid")),
+                "message": str(err.get("msg", "invalid value")),
+            }
+            for err in exc.errors()
+        ]
+        return ProblemResponse(
+            problem_body(
+                422, "invalid_request", "Invalid request", "The request is malformed.", errors
+            ),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return ProblemResponse(
+            problem_body(exc.status_code, code, str(exc.detail), str(exc.detail)),
+            status_code=exc.status_code,
+            headers=dict(exc.headers or {}),
+        )
+
+    async def _unavailable(_request: Request, exc: Exception) -> ProblemResponse:
+        log.warning("dependency unavailable", error=type(exc).__name__)
+        return ProblemResponse(
+            problem_body(
+                503,
+                "service_unavailable",
+                "Service unavailable",
+                "A backing service is unreachable; retry later.",
+            ),
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    for error_type in TRANSIENT_ERRORS:
+        app.add_exception_handler(error_type, _unavailable)
+
+    @app.exception_handler(Exception)
+    async def _bug(_request: Request, exc: Exception) -> ProblemResponse:
+        log.error("unhandled error", error=repr(exc))
+        return ProblemResponse(
+            problem_body(500, "internal_error", "Internal error", "An unexpected error occurred."),
+            status_code=500,
+        )

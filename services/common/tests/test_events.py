@@ -1,0 +1,123 @@
+"""The CloudEvents envelope, the event models and the generated contract files."""
+
+from datetime import date
+from pathlib import Path
+
+import orjson
+import pytest
+
+from permits_common.events import topics
+from permits_common.events.envelope import PoisonMessageError, decode, derived_event_id, new_event
+from permits_common.events.models import (
+    EVENT_MODELS,
+    CardReportedLost,
+    HolderStatusChanged,
+    SlaScheduled,
+)
+from permits_common.events.schemas import main as schemas_main
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _sla() -> SlaScheduled:
+    return SlaScheduled(
+        application_id="app-1",
+        acceptance_point="LIXIA",
+        due_date=date(2026, 3, 19),
+        accepted_on=date(2026, 2, 13),
+        provisional=False,
+    )
+
+
+def test_envelope_round_trip_is_structured_cloudevent() -> None:
+    event = new_event(_sla(), source="/permits/issuance")
+    body = orjson.loads(event.to_json())
+    assert body["specversion"] == "1.0"
+    assert body["type"] == "permits.sla.scheduled"
+    assert body["subject"] == "app-1"
+    assert body["datacontenttype"] == "application/json"
+    assert body["time"].endswith("Z")
+    assert event.topic == topics.SLA
+    assert event.key == b"app-1"
+    back = decode(event.to_json())
+    assert back.data == event.data
+    assert back.id == event.id
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\xff\xfe", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"id": "x"}', "missing"),
+        (
+            b'{"specversion":"1.0","id":"1","source":"s","type":"permits.nope","time":"2026-01-01T00:00:00Z","subject":"s","data":{}}',
+            "unknown event type",
+        ),
+        (
+            b'{"specversion":"1.0","id":"1","source":"s","type":"permits.sla.scheduled","time":"2026-01-01T00:00:00Z","subject":"s","data":{"application_id":"a"}}',
+            "invalid permits.sla.scheduled data",
+        ),
+    ],
+)
+def test_poison_messages_are_named(raw: bytes, reason: str) -> None:
+    with pytest.raises(PoisonMessageError, match=reason):
+        decode(raw)
+
+
+def test_derived_ids_are_stable() -> None:
+    assert derived_event_id("app-1", "approved") == derived_event_id("app-1", "approved")
+    assert derived_event_id("app-1", "approved") != derived_event_id("app-1", "ready")
+
+
+def test_every_contract_type_has_a_model() -> None:
+    expected = {
+        "application.accepted",
+        "application.rejected",
+        "application.approved",
+        "application.in_production",
+        "application.ready",
+        "application.collected",
+        "card.issued",
+        "card.reported_lost",
+        "card.superseded",
+        "card.revoked",
+        "card.expired",
+        "sla.scheduled",
+        "sla.rescheduled",
+        "sla.at_risk",
+        "sla.breached",
+        "sla.met",
+        "notification.sent",
+        "notification.failed",
+        "calendar.loaded",
+        "holder.status",
+    }
+    assert {f"permits.{name}" for name in expected} <= set(EVENT_MODELS)
+
+
+def test_agency_feed_events_go_to_the_agency_topic() -> None:
+    from datetime import UTC, datetime
+
+    data = HolderStatusChanged(
+        agency="hotel",
+        card_number="810000199001010011",
+        issue_count=1,
+        status="active",
+        changed_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    assert new_event(data, source="/permits/rights").topic == "permits.rights.hotel.v1"
+
+
+def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
+    event = new_event(
+        CardReportedLost(card_number="c", issue_count=1, reported_at="2026-01-01T00:00:00Z"),
+        source="/x",
+    )
+    body = orjson.loads(event.to_json())
+    body["data"]["added_later"] = 1
+    assert decode(orjson.dumps(body)).data == event.data
+
+
+def test_generated_schemas_and_asyncapi_are_up_to_date() -> None:
+    assert schemas_main(["--check", "--docs", str(REPO / "docs")]) == 0
