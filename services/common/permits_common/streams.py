@@ -24,8 +24,13 @@ from permits_common.settings import CommonSettings
 log = get_logger("streams")
 
 
-def faust_app(service: str, settings: CommonSettings, **options: Any) -> faust.App:
-    """A Faust app for one service: memory tables backed by changelog topics, no Faust web."""
+def faust_app(
+    service: str, settings: CommonSettings, *, app_id: str | None = None, **options: Any
+) -> faust.App:
+    """A Faust app for one service: memory tables backed by changelog topics, no Faust web.
+
+    `app_id` (the consumer group) defaults to `permits-<service>`; tests pass a unique one.
+    """
     credentials: Any = None
     if settings.kafka_sasl_mechanism:
         password = settings.kafka_sasl_password
@@ -56,7 +61,7 @@ def faust_app(service: str, settings: CommonSettings, **options: Any) -> faust.A
         "stream_wait_empty": False,
     }
     defaults.update(options)
-    return faust.App(f"permits-{service}", **defaults)
+    return faust.App(app_id or f"permits-{service}", **defaults)
 
 
 def raw_topic(app: faust.App, name: str) -> faust.TopicT:
