@@ -1,0 +1,1 @@
+"""Intake: acceptance points take applications, answer status, and record holder changes."""

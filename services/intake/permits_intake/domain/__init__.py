@@ -1,0 +1,1 @@
+"""Pure intake rules: eligibility, age and residence arithmetic, view transitions. No I/O."""

@@ -1,0 +1,1 @@
+"""The intake's HTTP API (FastAPI routes, request and response schemas)."""

@@ -1,0 +1,215 @@
+"""Request and response bodies of the intake API, as published in its OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from permits_common.domain.card import ApplicationKind, ApplicationStatus, HolderStatus, SlaState
+
+APPLICATION_ID_EXAMPLE = "0b7f6a57-4f55-4b8e-9a0e-3f1f7e6a9c21"
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class AcceptancePointOut(_Out):
+    """One of the sixteen acceptance points (受理点) and the branch that signs its cards."""
+
+    code: str = Field(examples=["LIXIA"])
+    name: str = Field(examples=["历下分局科院路派出所"])
+    district: str = Field(examples=["历下区"])
+    address: str = Field(examples=["历下区科院路6号"])
+    phone: str = Field(examples=["0531-82922110"])
+    issuing_authority: str = Field(examples=["济南市公安局历下分局"])
+
+
+class AcceptedOut(_Out):
+    """The answer to an accepted application."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": APPLICATION_ID_EXAMPLE,
+                    "status": "accepted",
+                    "accepted_on": "2026-03-02",
+                    "due_date": "2026-03-30",
+                    "due_date_provisional": False,
+                }
+            ]
+        },
+    )
+
+    id: str
+    status: ApplicationStatus
+    accepted_on: date
+    due_date: date
+    due_date_provisional: bool
+
+
+class CardOut(_Out):
+    """The card an application produced; validity is known once the card is issued."""
+
+    number: str
+    issue_count: int
+    valid_from: date | None
+    valid_until: date | None
+    issuing_authority: str | None
+
+
+class RejectionOut(_Out):
+    """Why issuance rejected the application."""
+
+    code: str
+    message: str
+
+
+class HistoryOut(_Out):
+    """One status the application reached, and when."""
+
+    status: ApplicationStatus
+    at: datetime
+
+
+class ApplicationOut(_Out):
+    """The clerk's and operator's view of an application."""
+
+    id: str
+    kind: ApplicationKind
+    status: ApplicationStatus
+    accepted_on: date
+    due_date: date
+    due_date_provisional: bool
+    sla: SlaState
+    card: CardOut | None
+    rejection: RejectionOut | None
+    history: list[HistoryOut]
+
+
+class CollectionPlaceOut(_Out):
+    """Where the card is collected: the acceptance point that took the application."""
+
+    name: str
+    address: str
+    phone: str
+
+
+class ApplicantStatusOut(_Out):
+    """What the applicant may see: progress and where to go, no personal data."""
+
+    id: str
+    status: ApplicationStatus
+    due_date: date
+    sla: SlaState
+    collect_at: CollectionPlaceOut
+
+
+class CardStatusOut(_Out):
+    """A card issue's holder status after a report or revocation."""
+
+    card_number: str
+    issue_count: int
+    status: HolderStatus
+
+
+class RevokeIn(BaseModel):
+    """Why the card is revoked (注销): the holder no longer qualifies, or fraud."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"reason": "fraud"}]})
+
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class DueDateOut(_Out):
+    """The deadline for an application accepted on a given day."""
+
+    due_date: date
+    provisional: bool
+    working_days: int
+
+
+class CalendarIn(BaseModel):
+    """A year's official arrangement: days off and make-up working days (调休)."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "holidays": ["2027-01-01", "2027-02-06", "2027-02-07"],
+                    "workdays": ["2027-02-14"],
+                }
+            ]
+        },
+    )
+
+    holidays: Annotated[list[date], Field(max_length=366)]
+    workdays: Annotated[list[date], Field(max_length=366)] = []
+
+
+class CalendarOut(_Out):
+    """The arrangement now in force for a year."""
+
+    year: int
+    holidays: list[date]
+    workdays: list[date]
+    official: bool
+
+
+class ClockIn(BaseModel):
+    """Development only: run the service clock this many days ahead (negative: behind)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    offset_days: Annotated[int, Field(ge=-3650, le=3650)]
+
+
+class ClockOut(_Out):
+    """The development clock after moving it."""
+
+    offset_days: int
+    today: date
+
+
+class FieldErrorOut(_Out):
+    """One field's problem."""
+
+    field: str
+    code: str
+    message: str
+
+
+class ProblemOut(_Out):
+    """RFC 9457 problem details with the contract's stable `code`."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[FieldErrorOut] | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for problem-details answers."""
+    descriptions = {
+        401: "No or unknown token",
+        403: "Wrong role, or a clerk bound to another acceptance point",
+        404: "Unknown id",
+        409: "Conflict with the current state",
+        422: "Invalid request or a failed rule",
+        503: "The store or Kafka is unreachable; retry after Retry-After seconds",
+    }
+    return {
+        status: {
+            "model": ProblemOut,
+            "description": descriptions.get(status, "Problem"),
+            "content": {"application/problem+json": {}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,59 @@
+"""The intake FastAPI app and its process entry point."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import uvicorn
+from fastapi import FastAPI
+
+from permits_common.clock import Clock
+from permits_common.logs import configure_logging
+from permits_common.web.app import create_app
+from permits_intake.config import IntakeSettings
+from permits_intake.entrypoints.api import build_router
+from permits_intake.runtime import IntakeRuntime
+
+DESCRIPTION = """Acceptance points take applications for Hong Kong, Macao and Taiwan residents'
+residence permits, answer status to clerks, operators and applicants, record lost and revoked
+cards, and load the yearly holiday arrangement. Errors are RFC 9457 problem details."""
+
+
+def build_app(settings: IntakeSettings | None = None, clock: Clock | None = None) -> FastAPI:
+    """The app with its runtime; connecting to Kafka and the store starts with the lifespan."""
+    settings = settings or IntakeSettings()
+    runtime = IntakeRuntime(settings, clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = create_app(
+        service="intake",
+        title="Permits intake",
+        description=DESCRIPTION,
+        settings=settings,
+        checks={"store": runtime.store_reachable, "kafka": runtime.kafka_ready},
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.include_router(build_router(settings.dev_endpoints_enabled))
+    return app
+
+
+def run() -> None:
+    """`python -m permits_intake`: serve on PERMITS_HOST:PERMITS_INTAKE_PORT."""
+    settings = IntakeSettings()
+    configure_logging(settings.log_level, settings.json_logs)
+    uvicorn.run(
+        build_app(settings),
+        host=settings.host,
+        port=settings.intake_port,
+        log_level="warning",
+        access_log=False,
+    )

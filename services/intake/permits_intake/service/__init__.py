@@ -1,0 +1,1 @@
+"""Intake use cases: accept applications, keep status views, act on cards, load calendars."""

@@ -1,0 +1,266 @@
+"""Accepting applications at an acceptance point, and handing out the finished card.
+
+Acceptance is one document write holding the application, its idempotency answer, the person's
+open-application lock and the `application.accepted` event (outbox); the relay publishes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from permits_common.clock import Clock
+from permits_common.domain import travel_permit
+from permits_common.domain.card import ApplicationKind, ApplicationStatus, SlaState
+from permits_common.domain.rule_codes import RuleCode
+from permits_common.events.envelope import derived_event_id, new_event
+from permits_common.events.models import ApplicationAccepted, ApplicationCollected
+from permits_common.web.auth import Principal
+from permits_common.web.problems import ProblemError, problem_body
+from permits_intake.adapters.store import IntakeStore, StoredAnswer, outbox_entry
+from permits_intake.domain.cards import card_refusals
+from permits_intake.domain.eligibility import Refusal, eligibility_refusals
+from permits_intake.domain.forms import ApplicationForm
+from permits_intake.service.calendar import CalendarBook
+from permits_intake.service.metrics import APPLICATIONS
+
+SOURCE = "intake"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The status and body a submission is answered with (and answered again on retry)."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def body_hash(form: ApplicationForm) -> str:
+    """A fingerprint of the submitted content, independent of key order and whitespace."""
+    canonical = orjson.dumps(form.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def forbidden_point() -> ProblemError:
+    """A clerk bound to one acceptance point acting for another."""
+    return ProblemError(
+        403, "forbidden", "Forbidden", "This clerk token is bound to another acceptance point"
+    )
+
+
+class ApplicationIntake:
+    """The clerk's use cases on applications."""
+
+    def __init__(
+        self,
+        store: IntakeStore,
+        clock: Clock,
+        calendar: CalendarBook,
+        *,
+        known_points: Collection[str],
+        jinan_districts: Collection[str],
+        on_outbox_write: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._calendar = calendar
+        self._points = known_points
+        self._districts = jinan_districts
+        self._on_outbox_write = on_outbox_write
+
+    async def submit(self, principal: Principal, key: str, form: ApplicationForm) -> Answer:
+        """Accept or refuse; a retry with the same key and body gets the first answer again."""
+        if not principal.may_act_for_point(form.acceptance_point):
+            raise forbidden_point()
+        scoped_key = f"{principal.role}|{key}"
+        digest = body_hash(form)
+        stored = await self._store.stored_answer(scoped_key)
+        if stored is not None:
+            return replay(stored, digest)
+        today = self._clock.today()
+        refusals = eligibility_refusals(form, today, self._points, self._districts)
+        if not refusals:
+            refusals = await self._register_refusals(form)
+        if refusals:
+            return await self._refuse(scoped_key, digest, form, refusals)
+
+        application_id = str(uuid.uuid4())
+        now = self._clock.now()
+        due = self._calendar.due_date(today)
+        person = travel_permit.base_number(form.applicant.travel_permit_number)
+        accepted = ApplicationAccepted(
+            application_id=application_id,
+            acceptance_point=form.acceptance_point,
+            kind=form.kind,
+            card_number=form.card_number if form.kind is not ApplicationKind.FIRST else None,
+            renewal_reason=form.renewal_reason if form.kind is ApplicationKind.RENEWAL else None,
+            accepted_on=today,
+            due_date=due.due_date,
+            due_date_provisional=due.provisional,
+            applicant=form.applicant_record(),
+            guardian=form.guardian,
+            residence=form.residence,
+            bases=form.bases,
+            biometrics=form.biometrics_record(),
+        )
+        event = new_event(accepted, source=SOURCE, time=now)
+        response = {
+            "id": application_id,
+            "status": ApplicationStatus.ACCEPTED.value,
+            "accepted_on": today.isoformat(),
+            "due_date": due.due_date.isoformat(),
+            "due_date_provisional": due.provisional,
+        }
+        document = {
+            "_id": application_id,
+            "idempotency_key": scoped_key,
+            "body_hash": digest,
+            "response": response,
+            "kind": form.kind.value,
+            "acceptance_point": form.acceptance_point,
+            "person": person,
+            "open_person": person,
+            "status": ApplicationStatus.ACCEPTED.value,
+            "accepted_on": today.isoformat(),
+            "due_date": due.due_date.isoformat(),
+            "due_date_provisional": due.provisional,
+            "sla": SlaState.ON_TRACK.value,
+            "ready_on": None,
+            "card": None,
+            "rejection": None,
+            "history": [{"status": ApplicationStatus.ACCEPTED.value, "at": now}],
+            "outbox": [outbox_entry(event.id, event.to_json())],
+            "outbox_seq": 1,
+            "published": False,
+            "created_at": now,
+        }
+        if not await self._store.insert_application(document):
+            stored = await self._store.stored_answer(scoped_key)
+            if stored is not None:
+                return replay(stored, digest)
+            duplicate = Refusal(
+                RuleCode.DUPLICATE_OPEN_APPLICATION,
+                "applicant.travel_permit_number",
+                "this person already has an open application",
+            )
+            return await self._refuse(scoped_key, digest, form, [duplicate])
+        self._on_outbox_write()
+        APPLICATIONS.labels(form.kind.value, "accepted", "none", form.acceptance_point).inc()
+        return Answer(201, response)
+
+    async def _register_refusals(self, form: ApplicationForm) -> list[Refusal]:
+        """Rules that need the card view: renewals name this person's card; a first
+        application is refused while the person holds a card in force."""
+        if form.kind is ApplicationKind.FIRST:
+            person = travel_permit.base_number(form.applicant.travel_permit_number)
+            if await self._store.active_card_of(person) is not None:
+                return [
+                    Refusal(
+                        RuleCode.DUPLICATE_OPEN_APPLICATION,
+                        "applicant.travel_permit_number",
+                        "this person already holds a valid card; apply for a renewal or reissue",
+                    )
+                ]
+            return []
+        assert form.card_number is not None
+        return card_refusals(form, await self._store.card(form.card_number))
+
+    async def _refuse(
+        self, scoped_key: str, digest: str, form: ApplicationForm, refusals: list[Refusal]
+    ) -> Answer:
+        first = refusals[0]
+        duplicate = any(r.code is RuleCode.DUPLICATE_OPEN_APPLICATION for r in refusals)
+        status = 409 if duplicate else 422
+        code = RuleCode.DUPLICATE_OPEN_APPLICATION if duplicate else first.code
+        body = problem_body(
+            status,
+            code.value,
+            "Application refused",
+            "; ".join(f"{r.field}: {r.message}" for r in refusals),
+            [r.as_error() for r in refusals],
+        )
+        await self._store.record_refusal(
+            scoped_key, StoredAnswer(digest, status, body), self._clock.now()
+        )
+        point = form.acceptance_point if form.acceptance_point in self._points else "unknown"
+        APPLICATIONS.labels(form.kind.value, "refused", code.value, point).inc()
+        return Answer(status, body)
+
+    async def collect(self, principal: Principal, application_id: str) -> dict[str, Any]:
+        """The applicant collects the card: only from `ready`; publishes `application.collected`."""
+        document = await self._store.application(application_id)
+        if document is None:
+            raise application_not_found()
+        if not principal.may_act_for_point(document["acceptance_point"]):
+            raise forbidden_point()
+        card = document.get("card")
+        if document["status"] != ApplicationStatus.READY.value or not card:
+            raise invalid_state(document["status"])
+        now = self._clock.now()
+        collected = ApplicationCollected(
+            application_id=application_id,
+            acceptance_point=document["acceptance_point"],
+            card_number=card["number"],
+            collected_on=self._clock.today(),
+        )
+        event = new_event(
+            collected,
+            source=SOURCE,
+            event_id=derived_event_id(application_id, collected.event_type()),
+            time=now,
+        )
+        moved = await self._store.advance_status(
+            application_id,
+            ApplicationStatus.COLLECTED,
+            [ApplicationStatus.READY],
+            now,
+            release_person=True,
+            outbox=outbox_entry(event.id, event.to_json()),
+        )
+        if not moved:
+            current = await self._store.application(application_id)
+            raise invalid_state(current["status"] if current else "unknown")
+        self._on_outbox_write()
+        updated = await self._store.application(application_id)
+        if updated is None:
+            raise application_not_found()
+        return updated
+
+
+def replay(stored: StoredAnswer, digest: str) -> Answer:
+    """The first answer again, unless the key is being reused for different content."""
+    if stored.body_hash != digest:
+        raise ProblemError(
+            422,
+            RuleCode.IDEMPOTENCY_KEY_REUSED.value,
+            "Idempotency key reused",
+            "This Idempotency-Key was already used with a different request body",
+            errors=[
+                {
+                    "field": "Idempotency-Key",
+                    "code": RuleCode.IDEMPOTENCY_KEY_REUSED.value,
+                    "message": "use a new key for a new request",
+                }
+            ],
+        )
+    return Answer(stored.status, stored.body)
+
+
+def application_not_found() -> ProblemError:
+    """Unknown id, or (for the applicant) a permit number that does not match: same answer."""
+    return ProblemError(404, "not_found", "Not found", "No such application")
+
+
+def invalid_state(status: str) -> ProblemError:
+    """An action the application's current status does not allow."""
+    return ProblemError(
+        409,
+        RuleCode.INVALID_STATE.value,
+        "Invalid state",
+        f"The application is {status}; the card can be collected only when it is ready",
+    )

@@ -1,0 +1,103 @@
+"""Status views kept current from `permits.applications.v1`, `permits.sla.v1`,
+`permits.cards.v1` and `permits.calendar.v1`.
+
+Every handler is safe to run twice (the consumer deduplicates on event id as well): status and
+deadline standing only move forward, card views only follow the latest issue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from permits_common.domain.calendar import YearArrangement, official_arrangement
+from permits_common.events.envelope import Event
+from permits_common.events.models import (
+    ApplicationApproved,
+    ApplicationInProduction,
+    ApplicationReady,
+    ApplicationRejected,
+    CalendarLoaded,
+    CardExpired,
+    CardIssued,
+    CardReportedLost,
+    CardRevoked,
+    CardSuperseded,
+    SlaRescheduled,
+    SlaScheduled,
+)
+from permits_intake.adapters.store import IntakeStore
+from permits_intake.domain.cards import apply_card_event
+from permits_intake.domain.progress import (
+    closes_application,
+    sla_of,
+    sla_states_before,
+    status_of,
+    statuses_before,
+)
+
+_CARD_EVENTS = (CardIssued, CardReportedLost, CardRevoked, CardExpired, CardSuperseded)
+
+
+class StatusViews:
+    """Applies consumed events to the application and card views."""
+
+    def __init__(
+        self, store: IntakeStore, on_calendar_loaded: Callable[[YearArrangement], None]
+    ) -> None:
+        self._store = store
+        self._on_calendar_loaded = on_calendar_loaded
+
+    async def handle(self, event: Event[Any]) -> None:
+        """One event; events about applications this intake never accepted change nothing."""
+        data = event.data
+        status = status_of(data)
+        if status is not None:
+            fields: dict[str, Any] = {}
+            if isinstance(data, ApplicationReady):
+                fields["ready_on"] = data.ready_on.isoformat()
+            if isinstance(data, ApplicationRejected):
+                fields["rejection"] = {"code": data.code, "message": data.message}
+            await self._store.advance_status(
+                data.application_id,
+                status,
+                statuses_before(status),
+                event.time,
+                fields=fields,
+                release_person=closes_application(status),
+            )
+            if isinstance(data, (ApplicationApproved, ApplicationInProduction, ApplicationReady)):
+                await self._store.set_card_if_unknown(
+                    data.application_id, data.card_number, data.issue_count
+                )
+            return
+        if isinstance(data, (SlaScheduled, SlaRescheduled)):
+            await self._store.set_due_date(data.application_id, data.due_date, data.provisional)
+            return
+        standing = sla_of(data)
+        if standing is not None:
+            await self._store.set_sla(str(data.subject()), standing, sla_states_before(standing))
+            return
+        if isinstance(data, _CARD_EVENTS):
+            await self._card_event(data)
+            return
+        if isinstance(data, CalendarLoaded):
+            self._on_calendar_loaded(official_arrangement(data.year, data.holidays, data.workdays))
+
+    async def _card_event(
+        self,
+        data: CardIssued | CardReportedLost | CardRevoked | CardExpired | CardSuperseded,
+    ) -> None:
+        current = await self._store.card(data.card_number)
+        updated = apply_card_event(current, data)
+        if updated is not None:
+            await self._store.save_card(updated)
+        if isinstance(data, CardIssued):
+            await self._store.set_card(
+                data.application_id,
+                number=data.card_number,
+                issue_count=data.issue_count,
+                valid_from=data.valid_from,
+                valid_until=data.valid_until,
+                issuing_authority=data.issuing_authority,
+            )
