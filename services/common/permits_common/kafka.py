@@ -133,13 +133,19 @@ class EventPublisher:
         """Send one event and wait until the broker has it."""
         await self.publish_all([event])
 
-    async def publish_all(self, events: Sequence[Event[Any]]) -> None:
-        """Send many events in one go (batched by the producer) and wait for all of them."""
+    async def publish_all(
+        self, events: Sequence[Event[Any]], *, exclude_none: bool = False
+    ) -> None:
+        """Send many events in one go (batched by the producer) and wait for all of them;
+        `exclude_none` leaves empty optional fields out of the JSON (see `Event.to_json`)."""
         if not events:
             return
         producer = self.producer
         futures = [
-            await producer.send(event.topic, event.to_json(), key=event.key) for event in events
+            await producer.send(
+                event.topic, event.to_json(exclude_none=exclude_none), key=event.key
+            )
+            for event in events
         ]
         await asyncio.gather(*futures)
         for event in events:

@@ -49,8 +49,9 @@ class Event(Generic[DataT]):
         """The Kafka key is the subject, keeping one application's or card's events in order."""
         return self.subject.encode()
 
-    def to_json(self) -> bytes:
-        """Structured-mode CloudEvent as UTF-8 JSON."""
+    def to_json(self, *, exclude_none: bool = False) -> bytes:
+        """Structured-mode CloudEvent as UTF-8 JSON; `exclude_none` drops empty optional data
+        fields entirely (feeds that must not even name a field an agency may not see)."""
         return orjson.dumps(
             {
                 "specversion": SPEC_VERSION,
@@ -60,7 +61,7 @@ class Event(Generic[DataT]):
                 "time": self.time.isoformat().replace("+00:00", "Z"),
                 "subject": self.subject,
                 "datacontenttype": "application/json",
-                "data": self.data.model_dump(mode="json", exclude_none=False),
+                "data": self.data.model_dump(mode="json", exclude_none=exclude_none),
             }
         )
 
