@@ -1,0 +1,162 @@
+"""Card view and status transitions, without I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from permits_common.domain.card import ApplicationStatus, HolderStatus, SlaState
+from permits_common.domain.rule_codes import RuleCode
+from permits_common.events.models import (
+    CardExpired,
+    CardIssued,
+    CardReportedLost,
+    CardRevoked,
+    CardSuperseded,
+    SlaMet,
+)
+from permits_intake.domain.cards import CardView, apply_card_event, card_refusals
+from permits_intake.domain.forms import ApplicationForm
+from permits_intake.domain.progress import (
+    effective_sla,
+    sla_of,
+    sla_states_before,
+    statuses_before,
+)
+
+from .intake_forms import application_body
+
+NUMBER = "810000199001010011"
+NOW = datetime(2026, 3, 2, 8, tzinfo=UTC)
+
+
+def issued(issue_count: int = 1, permit: str = "H12345678") -> CardIssued:
+    return CardIssued(
+        card_number=NUMBER,
+        issue_count=issue_count,
+        application_id="app-1",
+        kind="first",
+        name="陈大文",
+        sex="M",
+        birth_date=date(1990, 1, 1),
+        region="HK",
+        address="历下区科院路6号",
+        district="历下区",
+        travel_permit_number=permit,
+        valid_from=date(2026, 3, 20),
+        valid_until=date(2031, 3, 20),
+        issuing_authority="济南市公安局历下分局",
+        acceptance_point="LIXIA",
+    )
+
+
+def test_issued_card_is_active_and_held_by_base_number() -> None:
+    view = apply_card_event(None, issued(permit="H1234567803"))
+    assert view is not None
+    assert (view.status, view.holder, view.issue_count) == (HolderStatus.ACTIVE, "H12345678", 1)
+
+
+def test_lost_then_reissued_then_old_superseded() -> None:
+    view = apply_card_event(None, issued())
+    assert view is not None
+    lost = apply_card_event(
+        view, CardReportedLost(card_number=NUMBER, issue_count=1, reported_at=NOW)
+    )
+    assert lost is not None
+    assert lost.status is HolderStatus.REPORTED_LOST
+    second = apply_card_event(lost, issued(2))
+    assert second is not None
+    assert second.status is HolderStatus.ACTIVE
+    superseded = CardSuperseded(
+        card_number=NUMBER, issue_count=1, superseded_by_issue_count=2, application_id="a"
+    )
+    assert apply_card_event(second, superseded) is None
+    assert apply_card_event(second, issued(1)) is None
+
+
+def test_revoked_is_final_and_lost_does_not_expire() -> None:
+    view = apply_card_event(None, issued())
+    assert view is not None
+    revoked = apply_card_event(
+        view, CardRevoked(card_number=NUMBER, issue_count=1, reason="fraud", revoked_at=NOW)
+    )
+    assert revoked is not None
+    assert revoked.status is HolderStatus.REVOKED
+    lost = CardReportedLost(card_number=NUMBER, issue_count=1, reported_at=NOW)
+    assert apply_card_event(revoked, lost) is None
+    lost_view = apply_card_event(view, lost)
+    assert lost_view is not None
+    expired = CardExpired(card_number=NUMBER, issue_count=1, valid_until=date(2031, 3, 20))
+    assert apply_card_event(lost_view, expired) is None
+
+
+def test_events_for_unknown_cards_are_ignored() -> None:
+    assert (
+        apply_card_event(None, CardReportedLost(card_number=NUMBER, issue_count=1, reported_at=NOW))
+        is None
+    )
+
+
+def card(holder: str = "H12345678", status: HolderStatus = HolderStatus.ACTIVE) -> CardView:
+    return CardView(number=NUMBER, issue_count=1, status=status, holder=holder)
+
+
+def renewal_form(permit: str = "H12345678") -> ApplicationForm:
+    return ApplicationForm.model_validate(
+        application_body(
+            kind="renewal",
+            card_number=NUMBER,
+            renewal_reason="expiring",
+            applicant__travel_permit_number=permit,
+        )
+    )
+
+
+def test_renewal_card_checks() -> None:
+    assert [r.code for r in card_refusals(renewal_form(), None)] == [RuleCode.CARD_NOT_FOUND]
+    assert [r.code for r in card_refusals(renewal_form(), card("H99999999"))] == [
+        RuleCode.CARD_NOT_HOLDERS
+    ]
+    assert card_refusals(renewal_form("H1234567801"), card()) == []
+    assert [r.code for r in card_refusals(renewal_form(), card(status=HolderStatus.REVOKED))] == [
+        RuleCode.CARD_NOT_REPLACEABLE
+    ]
+
+
+def test_status_only_moves_forward() -> None:
+    assert statuses_before(ApplicationStatus.READY) == [
+        ApplicationStatus.ACCEPTED,
+        ApplicationStatus.APPROVED,
+        ApplicationStatus.IN_PRODUCTION,
+    ]
+    assert ApplicationStatus.COLLECTED not in statuses_before(ApplicationStatus.REJECTED)
+    assert statuses_before(ApplicationStatus.ACCEPTED) == []
+
+
+def test_sla_standing_precedence() -> None:
+    assert sla_states_before(SlaState.AT_RISK) == [SlaState.ON_TRACK]
+    assert sla_states_before(SlaState.BREACHED) == [SlaState.ON_TRACK, SlaState.AT_RISK]
+    assert SlaState.BREACHED in sla_states_before(SlaState.MET)
+    met = SlaMet(
+        application_id="a",
+        acceptance_point="LIXIA",
+        due_date=date(2026, 3, 30),
+        ready_on=date(2026, 3, 20),
+        working_days_taken=14,
+    )
+    assert sla_of(met) is SlaState.MET
+
+
+def test_effective_sla() -> None:
+    due = date(2026, 3, 30)
+    waiting = ApplicationStatus.IN_PRODUCTION
+    assert (
+        effective_sla(SlaState.ON_TRACK, waiting, due, date(2026, 3, 30), None) is SlaState.ON_TRACK
+    )
+    assert (
+        effective_sla(SlaState.AT_RISK, waiting, due, date(2026, 3, 31), None) is SlaState.BREACHED
+    )
+    ready = ApplicationStatus.READY
+    assert effective_sla(SlaState.AT_RISK, ready, due, date(2026, 4, 9), due) is SlaState.MET
+    assert effective_sla(SlaState.ON_TRACK, ready, due, date(2026, 4, 9), date(2026, 3, 31)) is (
+        SlaState.BREACHED
+    )
