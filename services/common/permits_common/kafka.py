@@ -55,6 +55,8 @@ async def ensure_topics(
     settings: CommonSettings, specs: Iterable[topics.TopicSpec] = topics.TOPICS
 ) -> None:
     """Create the catalog's topics that do not exist yet (local stack and tests)."""
+    if not settings.kafka_manage_topics:
+        return
     admin = AIOKafkaAdminClient(**connection_options(settings))
     await admin.start()
     try:
@@ -63,7 +65,7 @@ async def ensure_topics(
             NewTopic(
                 spec.name,
                 num_partitions=spec.partitions,
-                replication_factor=1,
+                replication_factor=settings.kafka_replication_factor,
                 topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
             )
             for spec in specs

@@ -39,6 +39,16 @@ class CommonSettings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ca_file: str | None = None
+    kafka_manage_topics: bool = Field(
+        default=True,
+        description="Create missing catalog topics at start-up; off where topics are declared "
+        "by the platform (Strimzi KafkaTopic) and ACLs forbid creating them",
+    )
+    kafka_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        description="Replication factor of topics the services create (Faust tables' changelogs)",
+    )
     mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
     mongo_tls: bool = False
     mongo_ca_file: str | None = None

@@ -53,7 +53,7 @@ def faust_app(
         "store": "memory://",
         "web_enabled": False,
         "topic_partitions": 4,
-        "topic_replication_factor": 1,
+        "topic_replication_factor": settings.kafka_replication_factor,
         "producer_acks": -1,
         "consumer_auto_offset_reset": "earliest",
         "broker_commit_every": 100,
