@@ -1,0 +1,133 @@
+"""The two ways to reach an applicant: email over SMTP and SMS through an HTTP gateway.
+
+Both raise `SendError` telling temporary failures (retry later) from permanent ones (this
+channel will never work for this recipient: fall back to the other one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Protocol
+
+import aiosmtplib
+import httpx
+
+from permits_notify.adapters.templates import RenderedMessage
+from permits_notify.config import NotifySettings
+
+
+class SendError(Exception):
+    """A send that did not work; `permanent` decides between retry and fallback."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True, slots=True)
+class SendReceipt:
+    """What the provider answered: its message id, and whether it already confirms delivery."""
+
+    provider_id: str
+    delivered: bool = False
+
+
+class Sender(Protocol):
+    """One channel. `reference` is the delivery id: providers use it to drop repeats."""
+
+    async def send(self, to: str, message: RenderedMessage, reference: str) -> SendReceipt:
+        """Hand the message over, or raise SendError."""
+        ...
+
+
+def message_id_for(reference: str, domain: str) -> str:
+    """A Message-ID derived from the delivery id, so a resent email is recognisably the same."""
+    digest = hashlib.sha256(reference.encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+class SmtpSender:
+    """Email through an SMTP server (aiosmtpd sink locally, the city's relay in production)."""
+
+    def __init__(self, settings: NotifySettings) -> None:
+        self._settings = settings
+
+    async def send(self, to: str, message: RenderedMessage, reference: str) -> SendReceipt:
+        """Send one plain-text email; SMTP 5xx replies are permanent, 4xx and outages are not."""
+        settings = self._settings
+        email = EmailMessage()
+        email["From"] = settings.smtp_from
+        email["To"] = to
+        email["Subject"] = message.subject or ""
+        email["Date"] = formatdate(localtime=False)
+        domain = settings.smtp_from.partition("@")[2] or "permits.local"
+        email["Message-ID"] = message_id_for(reference, domain)
+        email["X-Permits-Reference"] = reference
+        email.set_content(message.body, charset="utf-8")
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        try:
+            await aiosmtplib.send(
+                email,
+                hostname=settings.smtp_host,
+                port=settings.smtp_port,
+                username=settings.smtp_username,
+                password=password,
+                start_tls=settings.smtp_starttls,
+                timeout=settings.smtp_timeout_seconds,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [error.code for error in exc.recipients]
+            raise SendError(
+                f"recipient refused ({codes})", permanent=all(c >= 500 for c in codes)
+            ) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            raise SendError(f"SMTP {exc.code}", permanent=exc.code >= 500) from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise SendError(f"SMTP unavailable: {type(exc).__name__}", permanent=False) from None
+        return SendReceipt(provider_id=email["Message-ID"])
+
+
+_TEMPORARY_HTTP = frozenset({408, 425, 429})
+
+
+class SmsGatewaySender:
+    """SMS through the gateway's HTTP API (the local simulator speaks the same API)."""
+
+    def __init__(self, settings: NotifySettings, client: httpx.AsyncClient | None = None) -> None:
+        self._settings = settings
+        self._client = client or httpx.AsyncClient(timeout=settings.sms_timeout_seconds)
+
+    async def close(self) -> None:
+        """Release the connection pool."""
+        await self._client.aclose()
+
+    async def send(self, to: str, message: RenderedMessage, reference: str) -> SendReceipt:
+        """POST one SMS; 4xx answers are permanent (bad number), 5xx and outages temporary."""
+        key = self._settings.sms_api_key.get_secret_value()
+        try:
+            response = await self._client.post(
+                self._settings.sms_url,
+                json={"to": to, "text": message.body, "reference": reference},
+                headers={"Authorization": f"Bearer {key}", "Idempotency-Key": reference},
+            )
+        except httpx.HTTPError as exc:
+            raise SendError(f"gateway unreachable: {type(exc).__name__}", permanent=False) from None
+        if response.status_code >= 500 or response.status_code in _TEMPORARY_HTTP:
+            raise SendError(f"gateway {response.status_code}", permanent=False)
+        if response.status_code >= 400:
+            code = _error_code(response)
+            raise SendError(f"gateway {response.status_code} {code}", permanent=True)
+        body = response.json()
+        return SendReceipt(
+            provider_id=str(body.get("id", "")), delivered=body.get("status") == "delivered"
+        )
+
+
+def _error_code(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("code", ""))
+    except ValueError:
+        return ""

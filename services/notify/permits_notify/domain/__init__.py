@@ -1,0 +1,1 @@
+"""Pure notification rules: message types, masking, channel choice, quiet hours, reminders."""

@@ -1,0 +1,1 @@
+"""Framework edges: the Faust agents and timer, and the FastAPI routes."""

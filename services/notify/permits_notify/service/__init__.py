@@ -1,0 +1,1 @@
+"""Use cases: remember recipients, turn events into deliveries, send what is due."""

@@ -1,0 +1,464 @@
+"""The notify use cases: learn recipients from events, queue deliveries, send what is due.
+
+Exactly-once toward the applicant, as far as the channels allow:
+- a delivery is written as `pending` under the unique key (cause event id, channel) BEFORE
+  anything is sent, so a redelivered event finds it and adds nothing;
+- each attempt is claimed atomically (attempt counted, lease set) before the send, so two
+  workers never send the same delivery, and a crash leaves a pending record that the timer
+  picks up again once the lease has run out;
+- the window between "provider accepted" and "recorded as sent" is closed as far as the
+  provider lets us: the delivery id travels as the SMS gateway's idempotency key (a resend is
+  answered from the gateway's memory, not sent again) and as the email's Message-ID (a rare
+  resent email is recognisably the same message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import jinja2
+
+from permits_common.clock import Clock
+from permits_common.events.envelope import Event, derived_event_id
+from permits_common.events.models import (
+    ApplicationAccepted,
+    CardExpired,
+    CardIssued,
+    CardReportedLost,
+    CardRevoked,
+    CardSuperseded,
+    NotificationFailed,
+    NotificationSent,
+)
+from permits_common.kafka import TRANSIENT_ERRORS, EventPublisher
+from permits_common.logs import get_logger
+from permits_common.mongo import Document
+from permits_common.reference import acceptance_points_by_code
+from permits_notify.adapters.channels import Sender, SendError
+from permits_notify.adapters.store import PENDING, NotifyStore
+from permits_notify.adapters.templates import TemplateRenderer, template_name
+from permits_notify.domain.composing import (
+    UNKNOWN_POINT,
+    PointDetails,
+    compose,
+    compose_expiry_reminder,
+    greeting_name,
+)
+from permits_notify.domain.masking import contact_key, mask_contact
+from permits_notify.domain.messages import (
+    Channel,
+    Message,
+    MessageType,
+    Recipient,
+    delivery_id,
+    resolve_language,
+)
+from permits_notify.domain.routing import FallBack, GiveUp, RetryLater, after_failure
+from permits_notify.domain.scheduling import (
+    REMINDER_DAYS_BEFORE,
+    SHANGHAI,
+    QuietHours,
+    RateLimit,
+    RetryPolicy,
+    quiet_hours_release,
+    reminder_due_at,
+    reminder_still_relevant,
+)
+from permits_notify.service.metrics import NOTIFICATIONS, SEND_SECONDS
+
+log = get_logger("notify")
+
+NOTIFYING_EVENT_TYPES = frozenset(
+    {
+        "permits.application.accepted",
+        "permits.application.rejected",
+        "permits.application.ready",
+        "permits.application.collected",
+        "permits.sla.at_risk",
+        "permits.sla.breached",
+        "permits.card.reported_lost",
+        "permits.card.revoked",
+    }
+)
+CARD_ENDINGS = (CardSuperseded, CardReportedLost, CardRevoked, CardExpired)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    """When and how often to try: quiet hours, rate limit, retries, claim lease, scan size."""
+
+    quiet_hours: QuietHours = field(default_factory=QuietHours)
+    rate_limit: RateLimit = field(default_factory=RateLimit)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    lease: timedelta = timedelta(seconds=60)
+    batch: int = 200
+    concurrency: int = 16
+
+
+@dataclass(frozen=True, slots=True)
+class PassReport:
+    """What one dispatch pass did (returned by the dev clock endpoint)."""
+
+    reminders: int
+    attempted: int
+    published: int
+
+
+def point_details(code: str | None) -> PointDetails:
+    """Name, address and phone of an acceptance point from the shipped reference data."""
+    point = acceptance_points_by_code().get(code or "")
+    if point is None:
+        return UNKNOWN_POINT
+    return PointDetails(name=point.name, address=point.address, phone=point.phone)
+
+
+class NotificationService:
+    """Turns events into deliveries and sends the due ones."""
+
+    def __init__(
+        self,
+        *,
+        store: NotifyStore,
+        renderer: TemplateRenderer,
+        senders: Mapping[Channel, Sender],
+        publisher: EventPublisher,
+        clock: Clock,
+        policy: DeliveryPolicy,
+    ) -> None:
+        self._store = store
+        self._renderer = renderer
+        self._senders = senders
+        self._publisher = publisher
+        self._clock = clock
+        self._policy = policy
+        self._pass_lock = asyncio.Lock()
+
+    @property
+    def clock(self) -> Clock:
+        """The service clock (moved by the dev endpoint outside production)."""
+        return self._clock
+
+    # Ingest --------------------------------------------------------------------------------
+
+    async def handle(self, event: Event[Any]) -> None:
+        """Update what we know from one event and queue the message it means, if any."""
+        data = event.data
+        now = self._clock.now()
+        if isinstance(data, ApplicationAccepted):
+            await self._store.save_recipient(recipient_from(data))
+        elif isinstance(data, CardIssued):
+            await self._store.map_card(data.card_number, data.issue_count, data.application_id)
+            await self._schedule_reminders(data, now)
+        elif isinstance(data, CARD_ENDINGS):
+            reason = event.type.removeprefix("permits.")
+            await self._store.cancel_reminders(data.card_number, data.issue_count, reason, now)
+        if event.type not in NOTIFYING_EVENT_TYPES:
+            return
+        application_id = await self._application_of(event)
+        recipient = await self._store.recipient(application_id) if application_id else None
+        if recipient is None:
+            NOTIFICATIONS.labels(event.type.removeprefix("permits."), "none", "no_recipient").inc()
+            log.warning("no recipient known for event", type=event.type, event_id=event.id)
+            return
+        point_code = getattr(data, "acceptance_point", None) or recipient.acceptance_point
+        message = compose(event, recipient, point_details(point_code))
+        if message is not None:
+            await self.enqueue(message, recipient)
+
+    async def _application_of(self, event: Event[Any]) -> str | None:
+        application_id = getattr(event.data, "application_id", None)
+        if isinstance(application_id, str):
+            return application_id
+        card_number = getattr(event.data, "card_number", None)
+        if isinstance(card_number, str):
+            return await self._store.application_for_card(card_number)
+        return None
+
+    async def _schedule_reminders(self, card: CardIssued, now: datetime) -> None:
+        for days_before in REMINDER_DAYS_BEFORE:
+            await self._store.schedule_reminder(
+                {
+                    "_id": f"{card.card_number}|{card.issue_count}|{days_before}",
+                    "card_number": card.card_number,
+                    "issue_count": card.issue_count,
+                    "application_id": card.application_id,
+                    "days_before": days_before,
+                    "valid_until": card.valid_until.isoformat(),
+                    "due_at": reminder_due_at(card.valid_until, days_before),
+                    "cause_id": derived_event_id(
+                        "card.expiry_reminder", card.card_number, card.issue_count, days_before
+                    ),
+                    "status": "scheduled",
+                    "created_at": now,
+                }
+            )
+
+    async def enqueue(self, message: Message, recipient: Recipient) -> str | None:
+        """Write the pending delivery on the primary channel; a repeat of the cause adds none."""
+        channel = recipient.primary_channel
+        if channel is None:
+            NOTIFICATIONS.labels(message.type.value, "none", "no_contact").inc()
+            log.warning("recipient has no phone or email", application_id=message.application_id)
+            return None
+        return await self._create_delivery(
+            cause_event_id=message.cause_event_id,
+            application_id=message.application_id,
+            message_type=message.type,
+            context=message.context,
+            recipient=recipient,
+            channel=channel,
+        )
+
+    async def _create_delivery(
+        self,
+        *,
+        cause_event_id: str,
+        application_id: str,
+        message_type: MessageType,
+        context: dict[str, Any],
+        recipient: Recipient,
+        channel: Channel,
+    ) -> str | None:
+        contact = recipient.contact(channel) or ""
+        now = self._clock.now()
+        key = delivery_id(cause_event_id, channel)
+        created = await self._store.create_delivery(
+            {
+                "_id": key,
+                "cause_event_id": cause_event_id,
+                "application_id": application_id,
+                "message_type": message_type.value,
+                "language": recipient.language,
+                "channel": channel,
+                "template": template_name(recipient.language, message_type, channel),
+                "recipient": mask_contact(channel, contact),
+                "recipient_key": contact_key(contact),
+                "context": context,
+                "status": PENDING,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+                "next_attempt_at": now,
+                "event_pending": False,
+            }
+        )
+        return key if created else None
+
+    # Dispatch ------------------------------------------------------------------------------
+
+    async def dispatch_due(self) -> PassReport:
+        """One pass of the timer: fire due reminders, attempt due deliveries, publish outcomes
+        left unpublished. Every scan reads only what is due, through an index."""
+        async with self._pass_lock:
+            now = self._clock.now()
+            reminders = await self._store.due_reminders(now, self._policy.batch)
+            for reminder in reminders:
+                await self._fire_reminder(reminder, now)
+            due = await self._store.due_deliveries(self._clock.now(), self._policy.batch)
+            limit = asyncio.Semaphore(self._policy.concurrency)
+
+            async def attempt(key: str) -> None:
+                async with limit:
+                    await self.attempt(key)
+
+            await asyncio.gather(*(attempt(doc["_id"]) for doc in due))
+            leftovers = await self._store.events_to_publish(self._policy.batch)
+            for doc in leftovers:
+                await self._publish_outcome(doc)
+            return PassReport(
+                reminders=len(reminders), attempted=len(due), published=len(leftovers)
+            )
+
+    async def _fire_reminder(self, reminder: Document, now: datetime) -> None:
+        today = now.astimezone(SHANGHAI).date()
+        valid_until = date.fromisoformat(reminder["valid_until"])
+        if not reminder_still_relevant(valid_until, reminder["days_before"], today):
+            await self._store.finish_reminder(reminder["_id"], "skipped", now)
+            return
+        recipient = await self._store.recipient(reminder["application_id"])
+        if recipient is None:
+            NOTIFICATIONS.labels(MessageType.CARD_EXPIRING.value, "none", "no_recipient").inc()
+            await self._store.finish_reminder(reminder["_id"], "no_recipient", now)
+            return
+        message = compose_expiry_reminder(
+            cause_id=reminder["cause_id"],
+            recipient=recipient,
+            card_number=reminder["card_number"],
+            valid_until=valid_until,
+            today=today,
+        )
+        await self.enqueue(message, recipient)
+        await self._store.finish_reminder(reminder["_id"], "queued", now)
+
+    async def attempt(self, key: str) -> None:
+        """Claim one due delivery and try to send it once."""
+        now = self._clock.now()
+        doc = await self._store.claim(key, now, now + self._policy.lease)
+        if doc is None:
+            return
+        message_type = MessageType(doc["message_type"])
+        channel: Channel = doc["channel"]
+        recipient = await self._store.recipient(doc["application_id"])
+        contact = recipient.contact(channel) if recipient else None
+        if recipient is None or contact is None:
+            await self._after_failure(doc, recipient, permanent=True, error="no contact")
+            return
+        release = quiet_hours_release(message_type, channel, now, self._policy.quiet_hours)
+        reason = "quiet_hours"
+        if release is None and channel == "sms":
+            window_start = now - self._policy.rate_limit.window
+            recent = await self._store.recent_sms_sends(doc["recipient_key"], window_start)
+            release, reason = self._policy.rate_limit.release(recent, now), "rate_limit"
+        if release is not None:
+            await self._store.defer(key, release, reason, now)
+            NOTIFICATIONS.labels(message_type.value, channel, "deferred").inc()
+            return
+        try:
+            rendered = self._renderer.render(
+                recipient.language, message_type, channel, doc["context"]
+            )
+        except jinja2.TemplateError as exc:
+            log.error("template failed", template=doc["template"], error=type(exc).__name__)
+            await self._after_failure(doc, recipient, permanent=True, error="template error")
+            return
+        started = time.perf_counter()
+        try:
+            receipt = await self._senders[channel].send(contact, rendered, key)
+        except SendError as exc:
+            SEND_SECONDS.labels(channel).observe(time.perf_counter() - started)
+            await self._after_failure(doc, recipient, permanent=exc.permanent, error=str(exc))
+            return
+        SEND_SECONDS.labels(channel).observe(time.perf_counter() - started)
+        await self._store.mark_sent(
+            key,
+            delivered=receipt.delivered,
+            provider_id=receipt.provider_id,
+            now=self._clock.now(),
+        )
+        outcome = "delivered" if receipt.delivered else "sent"
+        NOTIFICATIONS.labels(message_type.value, channel, outcome).inc()
+        log.info("notification sent", delivery=key, type=message_type.value, channel=channel)
+        await self._publish_outcome_of(key)
+
+    async def _after_failure(
+        self, doc: Document, recipient: Recipient | None, *, permanent: bool, error: str
+    ) -> None:
+        key = doc["_id"]
+        channel: Channel = doc["channel"]
+        message_type = doc["message_type"]
+        fallback = recipient.fallback_channel(channel) if recipient else None
+        if fallback is not None:
+            tried = await self._store.delivery(delivery_id(doc["cause_event_id"], fallback))
+            fallback = None if tried is not None else fallback
+        now = self._clock.now()
+        decision = after_failure(
+            permanent=permanent,
+            attempts=doc["attempts"],
+            now=now,
+            retry=self._policy.retry,
+            fallback=fallback,
+        )
+        if isinstance(decision, RetryLater):
+            await self._store.retry_later(key, decision.at, error, now)
+            NOTIFICATIONS.labels(message_type, channel, "retry").inc()
+            log.info("send failed, will retry", delivery=key, channel=channel, error=error)
+        elif isinstance(decision, FallBack) and recipient is not None:
+            await self._store.mark_failed(key, error=error, final=False, now=now)
+            NOTIFICATIONS.labels(message_type, channel, "fallback").inc()
+            log.info("channel failed, falling back", delivery=key, to=decision.channel)
+            fallback_key = await self._create_delivery(
+                cause_event_id=doc["cause_event_id"],
+                application_id=doc["application_id"],
+                message_type=MessageType(message_type),
+                context=doc["context"],
+                recipient=recipient,
+                channel=decision.channel,
+            )
+            if fallback_key is not None:
+                await self.attempt(fallback_key)
+        elif isinstance(decision, GiveUp | FallBack):
+            await self._store.mark_failed(key, error=error, final=True, now=now)
+            NOTIFICATIONS.labels(message_type, channel, "failed").inc()
+            log.warning("notification failed on every channel", delivery=key, error=error)
+            await self._publish_outcome_of(key)
+
+    async def _publish_outcome_of(self, key: str) -> None:
+        doc = await self._store.delivery(key)
+        if doc is not None and doc.get("event_pending"):
+            await self._publish_outcome(doc)
+
+    async def _publish_outcome(self, doc: Document) -> None:
+        """notification.sent / notification.failed with a deterministic id: a re-publish after
+        a crash carries the same id and consumers drop it."""
+        common: dict[str, Any] = {
+            "application_id": doc["application_id"],
+            "message_type": doc["message_type"],
+            "channel": doc["channel"],
+            "recipient": doc["recipient"],
+            "template": doc["template"],
+            "language": doc["language"],
+            "attempts": max(int(doc.get("attempts", 1)), 1),
+            "cause_event_id": doc["cause_event_id"],
+        }
+        data: NotificationSent | NotificationFailed
+        if doc["status"] == "failed":
+            data = NotificationFailed(**common, error=str(doc.get("error") or "failed"))
+        else:
+            data = NotificationSent(**common)
+        event_id = derived_event_id("notification", doc["_id"], data.TYPE)
+        try:
+            await self._publisher.publish(self._publisher.event(data, event_id=event_id))
+        except TRANSIENT_ERRORS as exc:
+            log.warning("outcome event not published yet", error=type(exc).__name__)
+            return
+        await self._store.event_published(doc["_id"])
+
+
+def recipient_from(accepted: ApplicationAccepted) -> Recipient:
+    """Contact, language and greeting of the applicant, kept per application id."""
+    applicant = accepted.applicant
+    language = resolve_language(applicant.language)
+    return Recipient(
+        application_id=accepted.application_id,
+        name=greeting_name(applicant.name, applicant.name_latin, language),
+        language=language,
+        acceptance_point=accepted.acceptance_point,
+        phone=applicant.phone or None,
+        email=applicant.email or None,
+    )
+
+
+class DispatchKicker:
+    """Starts a dispatch pass right after new deliveries were queued, without waiting for
+    the timer; a kick during a running pass schedules one more pass."""
+
+    def __init__(self, run_pass: Callable[[], Awaitable[PassReport]]) -> None:
+        self._run_pass = run_pass
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+
+    def kick(self) -> None:
+        """Ask for a pass soon."""
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            self._again = False
+            try:
+                await self._run_pass()
+            except TRANSIENT_ERRORS as exc:
+                log.warning("dispatch pass interrupted", error=type(exc).__name__)
+                return
+            except Exception:
+                log.exception("dispatch pass failed; the timer tries again")
+                return
+            if not self._again:
+                return

@@ -1,0 +1,132 @@
+"""An HTTP SMS gateway that records messages and fails on request.
+
+API (the same shape `SmsGatewaySender` speaks):
+- `POST /api/v1/messages` `{"to", "text", "reference"}` with `Authorization: Bearer <key>` and
+  `Idempotency-Key` → 201 `{"id", "status": "delivered"}`; a repeated key answers the first
+  result again and sends nothing; a malformed number → 400 `invalid_number`.
+- `GET /api/v1/messages?to=` lists what was sent.
+- `POST /api/v1/failures` `{"kind": "temporary"|"permanent", "count": N}` fails the next N
+  messages (503 or 400), or `{"kind": ..., "number": "+852..."}` every message to that number;
+  `DELETE /api/v1/failures` clears the rules.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Header
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+_NUMBER = re.compile(r"^\+?\d{6,15}$")
+
+
+class OutgoingSms(BaseModel):
+    """One message as the gateway receives it."""
+
+    to: str = Field(max_length=32)
+    text: str = Field(max_length=2000)
+    reference: str | None = Field(default=None, max_length=300)
+
+
+class FailureRule(BaseModel):
+    """Fail the next `count` messages, or every message to `number`."""
+
+    kind: Literal["temporary", "permanent"]
+    count: int | None = Field(default=None, ge=1, le=10_000)
+    number: str | None = None
+
+
+@dataclass
+class GatewayState:
+    """What the gateway has sent and which failures it still has to simulate."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    answered: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rules: list[FailureRule] = field(default_factory=list)
+    refused: int = 0
+
+    def failure_for(self, number: str) -> FailureRule | None:
+        """The rule that fails this message, consuming one use of a counted rule."""
+        for rule in self.rules:
+            if rule.number is not None and rule.number == number:
+                return rule
+        for rule in list(self.rules):
+            if rule.number is None and rule.count:
+                rule.count -= 1
+                if rule.count <= 0:
+                    self.rules.remove(rule)
+                return rule
+        return None
+
+
+def _error(status: int, code: str) -> JSONResponse:
+    return JSONResponse({"code": code}, status_code=status)
+
+
+def create_sms_gateway_app(api_key: str) -> FastAPI:
+    """The simulator app; `app.state.gateway` holds its state for in-process tests."""
+    app = FastAPI(title="SMS gateway (local simulator)")
+    state = GatewayState()
+    app.state.gateway = state
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/api/v1/messages", status_code=201, response_model=None)
+    async def send(
+        sms: OutgoingSms,
+        authorization: Annotated[str, Header()] = "",
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any] | JSONResponse:
+        if not hmac.compare_digest(authorization.encode(), f"Bearer {api_key}".encode()):
+            return _error(401, "unauthorized")
+        reference = idempotency_key or sms.reference
+        if reference and reference in state.answered:
+            return {**state.answered[reference], "duplicate": True}
+        rule = state.failure_for(sms.to)
+        if rule is not None:
+            state.refused += 1
+            if rule.kind == "temporary":
+                return _error(503, "temporarily_unavailable")
+            return _error(400, "invalid_number")
+        if not _NUMBER.match(sms.to):
+            return _error(400, "invalid_number")
+        answer = {"id": uuid.uuid4().hex, "status": "delivered"}
+        state.messages.append(
+            {
+                **answer,
+                "to": sms.to,
+                "text": sms.text,
+                "reference": reference,
+                "received_at": datetime.now(UTC).isoformat(),
+            }
+        )
+        if reference:
+            state.answered[reference] = answer
+        return answer
+
+    @app.get("/api/v1/messages")
+    async def list_messages(to: str | None = None) -> dict[str, Any]:
+        items = [m for m in state.messages if to is None or m["to"] == to]
+        return {"items": items, "refused": state.refused}
+
+    @app.post("/api/v1/failures", status_code=201)
+    async def add_failure(rule: FailureRule) -> dict[str, int]:
+        if rule.count is None and rule.number is None:
+            rule = FailureRule(kind=rule.kind, count=1)
+        state.rules.append(rule)
+        return {"rules": len(state.rules)}
+
+    @app.delete("/api/v1/failures")
+    async def clear_failures() -> dict[str, int]:
+        state.rules.clear()
+        return {"rules": 0}
+
+    return app
