@@ -34,3 +34,5 @@ class RuleCode(StrEnum):
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     IDEMPOTENCY_KEY_REQUIRED = "idempotency_key_required"
     INVALID_STATE = "invalid_state"
+    SEQUENCE_EXHAUSTED = "sequence_exhausted"
+    """Every permit-number sequence of the applicant's birth date and sex is taken."""
