@@ -45,8 +45,9 @@ def infrastructure() -> Iterator[dict[str, str]]:
         "PERMITS_KAFKA_BOOTSTRAP": os.environ.get("PERMITS_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
         "PERMITS_MONGO_URL": os.environ.get("PERMITS_MONGO_URL", "mongodb://127.0.0.1:27017/"),
     }
-    if started and os.environ.get("PERMITS_KEEP_INFRA") != "1":
-        infra.down("all")
+    if os.environ.get("PERMITS_KEEP_INFRA") != "1":
+        for name in started:
+            infra.down(name)
 
 
 @pytest.fixture
