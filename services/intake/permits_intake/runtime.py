@@ -27,6 +27,7 @@ from permits_common.logs import get_logger
 from permits_common.mongo import ProcessedEvents, mongo_client, ping
 from permits_common.reference import acceptance_points
 from permits_common.web.problems import RETRY_AFTER_SECONDS, ProblemError
+from permits_intake.adapters.calendar_follower import CalendarFollower
 from permits_intake.adapters.outbox import OutboxRelay
 from permits_intake.adapters.store import IntakeStore
 from permits_intake.config import IntakeSettings
@@ -38,7 +39,7 @@ from permits_intake.service.views import StatusViews
 
 log = get_logger("intake")
 
-CONSUMED_TOPICS = (topics.APPLICATIONS, topics.SLA, topics.CARDS, topics.CALENDAR)
+CONSUMED_TOPICS = (topics.APPLICATIONS, topics.SLA, topics.CARDS)
 MAX_BACKOFF_SECONDS = 5.0
 
 
@@ -79,7 +80,10 @@ class IntakeRuntime:
             jinan_districts=frozenset(normalized_district(p.district) for p in self.points),
             on_outbox_write=self.relay.signal,
         )
-        self.views = StatusViews(self.store, lambda year: self.calendar.load([year]))
+        self.views = StatusViews(self.store)
+        self.calendar_follower = CalendarFollower(
+            settings, self._reload_calendar, lambda year: self.calendar.load([year])
+        )
         self.cards = CardActions(self.store, self.clock, self.publisher)
         self.calendar_loading = CalendarLoading(
             self.store, self.calendar, self.clock, self.publisher
@@ -129,7 +133,7 @@ class IntakeRuntime:
             try:
                 await self.store.ensure_indexes()
                 await self.store.upsert_points(self.points)
-                self.calendar.load(await self.store.calendar_arrangements())
+                await self._reload_calendar()
             except PyMongoError as exc:
                 failures += 1
                 log.warning("store not ready, retrying", error=type(exc).__name__)
@@ -156,7 +160,11 @@ class IntakeRuntime:
         await self.store_prepared.wait()
         self._spawn(self.relay.run(), "outbox-relay")
         self._spawn(self.consumer.run(), "status-views")
+        self._spawn(self.calendar_follower.run(), "calendar-follower")
         log.info("Kafka ready; relay and views running")
+
+    async def _reload_calendar(self) -> None:
+        self.calendar.load(await self.store.calendar_arrangements())
 
     # Readiness.
 

@@ -106,9 +106,9 @@ async def running_intake(
             yield RunningIntake(app, client, settings, clock)
 
 
-async def wait_until_ready(client: httpx.AsyncClient, timeout: float = 40.0) -> None:
+async def wait_until_ready(client: httpx.AsyncClient, within: float = 40.0) -> None:
     """Poll `/readyz` until the store and Kafka are both reachable."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if (await client.get("/readyz")).status_code == 200:
             return
@@ -116,9 +116,9 @@ async def wait_until_ready(client: httpx.AsyncClient, timeout: float = 40.0) -> 
     raise AssertionError("intake did not become ready")
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 15.0) -> Any:
+async def eventually(check: Callable[[], Any], within: float = 15.0) -> Any:
     """Retry an async check until it returns something truthy."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         result = await check()
         if result:
@@ -166,10 +166,10 @@ class TopicTap:
                         self.events.append(decode(record.value or b""))
 
     async def wait_for(
-        self, match: Callable[[Event[Any]], bool], timeout: float = 15.0
+        self, match: Callable[[Event[Any]], bool], within: float = 15.0
     ) -> Event[Any]:
         """The first event (seen so far or arriving) that matches."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             for event in self.events:
                 if match(event):

@@ -1,5 +1,5 @@
-"""Status views kept current from `permits.applications.v1`, `permits.sla.v1`,
-`permits.cards.v1` and `permits.calendar.v1`.
+"""Status views kept current from `permits.applications.v1`, `permits.sla.v1` and
+`permits.cards.v1`.
 
 Every handler is safe to run twice (the consumer deduplicates on event id as well): status and
 deadline standing only move forward, card views only follow the latest issue.
@@ -7,17 +7,14 @@ deadline standing only move forward, card views only follow the latest issue.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from permits_common.domain.calendar import YearArrangement, official_arrangement
 from permits_common.events.envelope import Event
 from permits_common.events.models import (
     ApplicationApproved,
     ApplicationInProduction,
     ApplicationReady,
     ApplicationRejected,
-    CalendarLoaded,
     CardExpired,
     CardIssued,
     CardReportedLost,
@@ -42,11 +39,8 @@ _CARD_EVENTS = (CardIssued, CardReportedLost, CardRevoked, CardExpired, CardSupe
 class StatusViews:
     """Applies consumed events to the application and card views."""
 
-    def __init__(
-        self, store: IntakeStore, on_calendar_loaded: Callable[[YearArrangement], None]
-    ) -> None:
+    def __init__(self, store: IntakeStore) -> None:
         self._store = store
-        self._on_calendar_loaded = on_calendar_loaded
 
     async def handle(self, event: Event[Any]) -> None:
         """One event; events about applications this intake never accepted change nothing."""
@@ -80,9 +74,6 @@ class StatusViews:
             return
         if isinstance(data, _CARD_EVENTS):
             await self._card_event(data)
-            return
-        if isinstance(data, CalendarLoaded):
-            self._on_calendar_loaded(official_arrangement(data.year, data.holidays, data.workdays))
 
     async def _card_event(
         self,
