@@ -1,0 +1,385 @@
+"""Run the whole system on one machine: infrastructure, simulators and the four services.
+
+    python deploy/local/stack.py run     # start everything, print URLs and tokens; Ctrl-C stops it
+    python deploy/local/stack.py demo    # push a realistic mix of applications through it
+
+The same `Stack` class starts the services as real processes for the end-to-end and fault
+tests, which can also kill and restart any one of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+LOG_DIR = REPO_ROOT / ".local" / "logs"
+HOST = "127.0.0.1"
+
+
+def _load_infra() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("permits_infra", HERE / "infra.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+infra = _load_infra()
+
+
+@dataclass(frozen=True)
+class Component:
+    """One process of the stack: how to start it and how to know it is ready."""
+
+    name: str
+    argv: tuple[str, ...]
+    port: int
+    ready_path: str
+    description: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    is_service: bool = True
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Where each component listens; tests shift them to stay clear of a running dev stack."""
+
+    intake: int = 8001
+    issuance: int = 8002
+    rights: int = 8003
+    notify: int = 8004
+    production_centre: int = 8010
+    sms_gateway: int = 8011
+    smtp: int = 8025
+    smtp_http: int = 8026
+
+    @classmethod
+    def shifted(cls, offset: int) -> Ports:
+        base = cls()
+        return cls(**{name: getattr(base, name) + offset for name in base.__dataclass_fields__})
+
+
+def components(ports: Ports, extra_env: Mapping[str, str] | None = None) -> list[Component]:
+    """The stack in start order: external parties first, then the services."""
+    py = sys.executable
+    shared = {
+        "PERMITS_INTAKE_PORT": str(ports.intake),
+        "PERMITS_ISSUANCE_PORT": str(ports.issuance),
+        "PERMITS_RIGHTS_PORT": str(ports.rights),
+        "PERMITS_NOTIFY_PORT": str(ports.notify),
+        "PERMITS_PRODUCTION_CENTRE_URL": f"http://{HOST}:{ports.production_centre}",
+        "PERMITS_ISSUANCE_PUBLIC_URL": f"http://{HOST}:{ports.issuance}",
+        "PERMITS_SMS_URL": f"http://{HOST}:{ports.sms_gateway}/api/v1/messages",
+        "PERMITS_SMTP_HOST": HOST,
+        "PERMITS_SMTP_PORT": str(ports.smtp),
+        **(extra_env or {}),
+    }
+    return [
+        Component(
+            "production-centre",
+            (
+                py,
+                "-m",
+                "permits_issuance.simulator",
+                "--host",
+                HOST,
+                "--port",
+                str(ports.production_centre),
+            ),
+            ports.production_centre,
+            "/healthz",
+            "card production centre (simulator)",
+            shared,
+            is_service=False,
+        ),
+        Component(
+            "sms-gateway",
+            (
+                py,
+                "-m",
+                "permits_notify.simulators",
+                "sms",
+                "--host",
+                HOST,
+                "--port",
+                str(ports.sms_gateway),
+            ),
+            ports.sms_gateway,
+            "/healthz",
+            "SMS gateway (simulator)",
+            shared,
+            is_service=False,
+        ),
+        Component(
+            "smtp",
+            (
+                py,
+                "-m",
+                "permits_notify.simulators",
+                "smtp",
+                "--host",
+                HOST,
+                "--port",
+                str(ports.smtp),
+                "--http-port",
+                str(ports.smtp_http),
+            ),
+            ports.smtp_http,
+            "/healthz",
+            "mail server (aiosmtpd sink)",
+            shared,
+            is_service=False,
+        ),
+        Component(
+            "intake",
+            (py, "-m", "permits_intake"),
+            ports.intake,
+            "/readyz",
+            "applications at the acceptance points",
+            shared,
+        ),
+        Component(
+            "issuance",
+            (py, "-m", "permits_issuance"),
+            ports.issuance,
+            "/readyz",
+            "deadline clock, card numbers, card lifecycle",
+            shared,
+        ),
+        Component(
+            "rights",
+            (py, "-m", "permits_rights"),
+            ports.rights,
+            "/readyz",
+            "agency feeds, webhooks, verification",
+            shared,
+        ),
+        Component(
+            "notify",
+            (py, "-m", "permits_notify"),
+            ports.notify,
+            "/readyz",
+            "messages to applicants",
+            shared,
+        ),
+    ]
+
+
+class StartupError(RuntimeError):
+    """A component did not become ready; the message points at its log."""
+
+
+class Stack:
+    """The processes of one running system, started and stopped together."""
+
+    def __init__(
+        self,
+        ports: Ports | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        log_dir: Path = LOG_DIR,
+        verbose: bool = True,
+    ) -> None:
+        self.ports = ports or Ports()
+        self.components = {c.name: c for c in components(self.ports, extra_env)}
+        self.log_dir = log_dir
+        self.verbose = verbose
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def say(self, message: str) -> None:
+        if self.verbose:
+            print(f"==> {message}", file=sys.stderr, flush=True)
+
+    def url(self, name: str) -> str:
+        return self.components[name].url
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def start(self, names: Sequence[str] | None = None, timeout: float = 90.0) -> None:
+        """Start components (all by default) in order and wait until each is ready."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for name in names or list(self.components):
+            self._spawn(name)
+            self._wait_ready(name, timeout)
+
+    def _spawn(self, name: str) -> None:
+        component = self.components[name]
+        if name in self._processes and self._processes[name].poll() is None:
+            return
+        env = {**os.environ, **component.env, "PYTHONUNBUFFERED": "1"}
+        self.say(f"starting {name} on {component.url} ({component.description})")
+        log = self.log_path(name).open("ab")
+        self._processes[name] = subprocess.Popen(
+            component.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO_ROOT,
+            start_new_session=True,
+        )
+        log.close()
+
+    def _wait_ready(self, name: str, timeout: float) -> None:
+        component = self.components[name]
+        process = self._processes[name]
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    raise StartupError(
+                        f"{name} exited with code {process.returncode}; see {self.log_path(name)}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(component.url + component.ready_path).status_code == 200:
+                        return
+                time.sleep(0.2)
+        raise StartupError(f"{name} not ready after {timeout:.0f}s; see {self.log_path(name)}")
+
+    def stop(self, names: Sequence[str] | None = None, timeout: float = 15.0) -> None:
+        """SIGTERM in reverse start order, SIGKILL whatever outlives the timeout."""
+        for name in reversed(names or list(self._processes)):
+            process = self._processes.pop(name, None)
+            if process is None or process.poll() is not None:
+                continue
+            self.say(f"stopping {name}")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def kill(self, name: str) -> None:
+        """kill -9, as a crash would (fault tests)."""
+        process = self._processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def restart(self, name: str, timeout: float = 90.0) -> None:
+        """Start a component again after `kill` or `stop`."""
+        self._spawn(name)
+        self._wait_ready(name, timeout)
+
+    def running(self, name: str) -> bool:
+        process = self._processes.get(name)
+        return process is not None and process.poll() is None
+
+    @contextlib.contextmanager
+    def running_stack(self) -> Iterator[Stack]:
+        """Start everything, and stop everything on the way out, whatever happened."""
+        try:
+            self.start()
+            yield self
+        finally:
+            self.stop()
+
+
+def ensure_topics() -> None:
+    """Create the catalog's topics with their partition counts before any service starts."""
+    import asyncio
+
+    from permits_common.kafka import ensure_topics as create
+    from permits_common.settings import CommonSettings
+
+    asyncio.run(create(CommonSettings()))
+
+
+def _print_welcome(stack: Stack) -> None:
+    from permits_common.settings import development_tokens
+
+    lines = ["", "The residence-permit platform is running:", ""]
+    for component in stack.components.values():
+        if component.is_service:
+            lines.append(
+                f"  {component.name:<9} {component.url}/docs   (OpenAPI: "
+                f"{component.url}/openapi.json, metrics: {component.url}/metrics)"
+            )
+    lines += [
+        "",
+        f"  production centre simulator  {stack.url('production-centre')}",
+        f"  SMS gateway simulator        {stack.url('sms-gateway')}/api/v1/messages",
+        f"  mail sink (SMTP {HOST}:{stack.ports.smtp})  {stack.url('smtp')}/api/v1/messages",
+        "  Kafka 127.0.0.1:9092, document store mongodb://127.0.0.1:27017/",
+        "",
+        "Development tokens (refused when PERMITS_ENV=production):",
+    ]
+    for token, role in development_tokens().items():
+        lines.append(f"  {token:<26} {role}")
+    lines += ["", "Try: ./permits demo      Logs: .local/logs/      Stop: Ctrl-C", ""]
+    print("\n".join(lines), flush=True)
+
+
+def run() -> int:
+    """Bring up everything and keep it running until Ctrl-C."""
+    started = infra.up("all")
+    stack = Stack()
+    stopping = False
+
+    def _interrupt(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        stack.say("creating Kafka topics")
+        ensure_topics()
+        stack.start()
+        _print_welcome(stack)
+        while not stopping:
+            for name in list(stack.components):
+                if not stack.running(name):
+                    print(
+                        f"{name} stopped unexpectedly; see {stack.log_path(name)}", file=sys.stderr
+                    )
+                    stopping = True
+            time.sleep(0.5)
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+        for name in started:
+            infra.down(name)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=["run", "demo"])
+    parser.add_argument("--intake", default=f"http://{HOST}:8001", help="intake URL for demo")
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "run":
+        return run()
+    sys.path.insert(0, str(HERE))
+    from demo import run_demo
+
+    return run_demo(args.intake, rest)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
