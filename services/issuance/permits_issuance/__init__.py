@@ -1,0 +1,1 @@
+"""Issuance: card numbers, the card register, production orders and the deadline clock."""

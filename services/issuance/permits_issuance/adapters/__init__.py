@@ -1,0 +1,1 @@
+"""Edges to the outside: the document store and the card production centre."""

@@ -1,0 +1,228 @@
+"""The issuance store: register, number claims, decisions, deadlines and production orders.
+
+FerretDB 1.x (the local and test store) does not apply `findAndModify` or conditional updates
+atomically: measured with 200 concurrent `$inc` upserts on one counter, the values came back
+with duplicates, and 100 concurrent "set owner where owner is null" updates had two winners.
+Inserting a document whose `_id` exists fails atomically on both FerretDB and MongoDB, so every
+"first one wins" decision here is an insert keyed by what must be unique (the permit number,
+the application id, the person, the order attempt); counters are only a fast-path hint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from permits_common.domain.calendar import YearArrangement, official_arrangement
+from permits_common.domain.card import HolderStatus
+from permits_common.mongo import Document, ensure_index
+from permits_issuance.domain.register import HolderRecord
+
+
+def iso(day: date) -> str:
+    """Dates are stored as ISO strings: ordered, comparable and FerretDB-safe."""
+    return day.isoformat()
+
+
+def day_of(value: str) -> date:
+    """Back from a stored ISO date."""
+    return date.fromisoformat(value)
+
+
+class IssuanceStore:
+    """Collections of the issuance database, with the few operations the use cases need."""
+
+    def __init__(self, database: AsyncDatabase[Document]) -> None:
+        self.database = database
+        self.counters: AsyncCollection[Document] = database["sequence_counters"]
+        self.permit_numbers: AsyncCollection[Document] = database["permit_numbers"]
+        self.person_claims: AsyncCollection[Document] = database["person_claims"]
+        self.issuances: AsyncCollection[Document] = database["issuances"]
+        self.holders: AsyncCollection[Document] = database["holders"]
+        self.deadlines: AsyncCollection[Document] = database["deadlines"]
+        self.orders: AsyncCollection[Document] = database["production_orders"]
+        self.leases: AsyncCollection[Document] = database["leases"]
+        self.completions: AsyncCollection[Document] = database["order_completions"]
+        self.calendar_years: AsyncCollection[Document] = database["calendar_years"]
+
+    async def ensure_indexes(self) -> None:
+        """Indexes that keep every timer scan to what is due."""
+        await ensure_index(self.permit_numbers, [("application_id", ASCENDING)])
+        await ensure_index(self.holders, [("card_number", ASCENDING)])
+        await ensure_index(self.holders, [("status", ASCENDING), ("valid_until", ASCENDING)])
+        await ensure_index(self.deadlines, [("state", ASCENDING), ("at_risk_on", ASCENDING)])
+        await ensure_index(self.deadlines, [("state", ASCENDING), ("breach_on", ASCENDING)])
+        await ensure_index(self.deadlines, [("open", ASCENDING), ("due_date", ASCENDING)])
+        await ensure_index(self.deadlines, [("provisional", ASCENDING), ("open", ASCENDING)])
+        await ensure_index(self.orders, [("state", ASCENDING), ("next_attempt_at", ASCENDING)])
+
+    async def insert_first(self, collection: AsyncCollection[Document], doc: Document) -> Document:
+        """Insert unless a document with this `_id` exists; either way return the one stored."""
+        try:
+            await collection.insert_one(doc)
+        except DuplicateKeyError:
+            existing = await collection.find_one({"_id": doc["_id"]})
+            if existing is not None:
+                return existing
+            await collection.insert_one(doc)
+        return doc
+
+    async def next_counter_hint(self, key: str) -> int:
+        """The counter's next index (0-based). Atomic on MongoDB; only a hint on FerretDB."""
+        for _ in range(5):
+            try:
+                doc = await self.counters.find_one_and_update(
+                    {"_id": key},
+                    {"$inc": {"next": 1}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError:
+                continue
+            if doc is not None:
+                return int(doc["next"]) - 1
+        raise RuntimeError(f"sequence counter {key} keeps racing")
+
+    async def raise_counter(self, key: str, at_least: int) -> None:
+        """Move a lagging counter hint past indexes known to be taken."""
+        await self.counters.update_one({"_id": key}, {"$max": {"next": at_least}}, upsert=True)
+
+    async def claim_number(self, number: str, application_id: str, at: datetime) -> str | None:
+        """Claim a permit number for an application; the owner's application id if taken."""
+        try:
+            await self.permit_numbers.insert_one(
+                {"_id": number, "application_id": application_id, "claimed_at": at}
+            )
+        except DuplicateKeyError:
+            existing = await self.permit_numbers.find_one({"_id": number})
+            return str(existing["application_id"]) if existing else ""
+        return None
+
+    async def number_claimed_by(self, application_id: str) -> str | None:
+        """A number this application already claimed (a redelivery after a crash)."""
+        doc = await self.permit_numbers.find_one({"application_id": application_id})
+        return str(doc["_id"]) if doc else None
+
+    async def claim_person(self, base: str, application_id: str) -> bool:
+        """Hold the person's one open application slot; True when this application holds it."""
+        for _ in range(3):
+            try:
+                await self.person_claims.insert_one({"_id": base, "application_id": application_id})
+                return True
+            except DuplicateKeyError:
+                existing = await self.person_claims.find_one({"_id": base})
+                if existing is not None:
+                    return bool(existing["application_id"] == application_id)
+        return False
+
+    async def release_person(self, base: str, application_id: str) -> None:
+        """Free the person's slot, only if this application holds it."""
+        await self.person_claims.delete_one({"_id": base, "application_id": application_id})
+
+    async def holder(self, base: str) -> HolderRecord | None:
+        """The register entry of a person (by travel-permit base number)."""
+        return _holder(await self.holders.find_one({"_id": base}))
+
+    async def holder_by_card(self, card_number: str) -> HolderRecord | None:
+        """The register entry whose lifelong number this is."""
+        return _holder(await self.holders.find_one({"card_number": card_number}))
+
+    async def record_issue(
+        self,
+        base: str,
+        card_number: str,
+        issue_count: int,
+        valid_until: date,
+        application_id: str,
+        region: str,
+    ) -> None:
+        """The person's latest issue is active from now on (written by the claim holder)."""
+        await self.holders.update_one(
+            {"_id": base},
+            {
+                "$set": {
+                    "card_number": card_number,
+                    "issue_count": issue_count,
+                    "status": HolderStatus.ACTIVE.value,
+                    "valid_until": iso(valid_until),
+                    "application_id": application_id,
+                    "region": region,
+                }
+            },
+            upsert=True,
+        )
+
+    async def set_holder_status(
+        self, card_number: str, issue_count: int, status: HolderStatus
+    ) -> bool:
+        """Change the status of the current issue only (an old issue's news changes nothing)."""
+        result = await self.holders.update_one(
+            {"card_number": card_number, "issue_count": issue_count},
+            {"$set": {"status": status.value}},
+        )
+        return result.modified_count > 0
+
+    def expired_cards(self, today: date, limit: int) -> Any:
+        """Active issues whose last valid day is before today (index on status, valid_until)."""
+        return self.holders.find(
+            {"status": HolderStatus.ACTIVE.value, "valid_until": {"$lt": iso(today)}}
+        ).limit(limit)
+
+    async def load_calendar_years(self) -> list[YearArrangement]:
+        """Official arrangements loaded by operators, so a restart keeps them."""
+        return [
+            official_arrangement(
+                int(doc["_id"]),
+                (day_of(d) for d in doc["holidays"]),
+                (day_of(d) for d in doc["workdays"]),
+            )
+            async for doc in self.calendar_years.find({})
+        ]
+
+    async def save_calendar_year(
+        self, year: int, holidays: Iterable[date], workdays: Iterable[date]
+    ) -> None:
+        """Keep a loaded arrangement (the last load of a year wins)."""
+        await self.calendar_years.replace_one(
+            {"_id": year},
+            {
+                "_id": year,
+                "holidays": sorted(iso(d) for d in holidays),
+                "workdays": sorted(iso(d) for d in workdays),
+            },
+            upsert=True,
+        )
+
+    async def take_lease(self, key: str, now: datetime, expires_at: datetime) -> bool:
+        """An exclusive, expiring right to do one step (e.g. send one order attempt)."""
+        try:
+            await self.leases.insert_one({"_id": key, "expires_at": expires_at})
+            return True
+        except DuplicateKeyError:
+            existing = await self.leases.find_one({"_id": key})
+            if existing is None or existing["expires_at"] > now:
+                return False
+            await self.leases.delete_one({"_id": key, "expires_at": existing["expires_at"]})
+            try:
+                await self.leases.insert_one({"_id": key, "expires_at": expires_at})
+            except DuplicateKeyError:
+                return False
+            return True
+
+
+def _holder(doc: Document | None) -> HolderRecord | None:
+    if doc is None:
+        return None
+    return HolderRecord(
+        travel_permit_base=str(doc["_id"]),
+        card_number=str(doc["card_number"]),
+        issue_count=int(doc["issue_count"]),
+        status=HolderStatus(doc["status"]),
+        valid_until=day_of(doc["valid_until"]),
+    )

@@ -1,0 +1,1 @@
+"""Issuance rules without I/O: register decisions, numbering, deadlines, production retries."""

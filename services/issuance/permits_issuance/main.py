@@ -1,0 +1,32 @@
+"""Run the issuance worker: `python -m permits_issuance`.
+
+One process is one Faust worker (consumer group `PERMITS_ISSUANCE_GROUP`) that also serves the
+HTTP API on `PERMITS_ISSUANCE_PORT` from a Faust task, in the same event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from permits_common.logs import configure_logging
+from permits_issuance.config import IssuanceSettings
+from permits_issuance.entrypoints.agents import build_faust_app
+from permits_issuance.runtime import IssuanceRuntime
+
+
+def main() -> None:
+    """Build the runtime and the Faust app, then hand the process to a Faust worker."""
+    settings = IssuanceSettings()
+    configure_logging(settings.log_level, settings.json_logs)
+    runtime = IssuanceRuntime(settings)
+    app = build_faust_app(runtime)
+
+    async def close_runtime(_sender: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:
+        await runtime.stop()
+
+    app.on_before_shutdown.connect(close_runtime)
+
+    worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False, quiet=True)
+    worker.execute_from_commandline()

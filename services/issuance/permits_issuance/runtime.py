@@ -1,0 +1,125 @@
+"""Everything one issuance process holds: settings, clocks, store, publisher and use cases.
+
+Started lazily by whichever Faust agent, timer or HTTP request needs it first, so nothing
+depends on the order in which Faust starts its services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from permits_common.clock import Clock
+from permits_common.domain.calendar import official_arrangement
+from permits_common.events.envelope import Event
+from permits_common.events.models import ApplicationAccepted, CalendarLoaded
+from permits_common.kafka import EventPublisher, ensure_topics
+from permits_common.logs import get_logger
+from permits_common.mongo import Document, ProcessedEvents, mongo_client
+from permits_issuance.adapters.production_centre import ProductionCentreClient
+from permits_issuance.adapters.store import IssuanceStore
+from permits_issuance.config import IssuanceSettings
+from permits_issuance.service.approval import ApprovalService
+from permits_issuance.service.calendar import CalendarHolder
+from permits_issuance.service.deadlines import DeadlineService
+from permits_issuance.service.issue import IssueService
+from permits_issuance.service.production import ProductionService
+from permits_issuance.service.register import RegisterService
+
+SERVICE = "issuance"
+SOURCE = "permits-issuance"
+log = get_logger("runtime")
+
+
+class IssuanceRuntime:
+    """The process's resources and use cases, wired once."""
+
+    def __init__(self, settings: IssuanceSettings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or Clock()
+        self.wall_clock = Clock()
+        """Operational timing (retries, timeouts) follows real time, never the moved clock."""
+        self.client: AsyncMongoClient[Document] = mongo_client(settings)
+        self.store = IssuanceStore(self.client[settings.mongo_database])
+        self.publisher = EventPublisher(settings, SOURCE)
+        self.centre = ProductionCentreClient(
+            settings.production_centre_url,
+            settings.production_callback_secret.get_secret_value().encode(),
+            settings.production_request_timeout_seconds,
+        )
+        self.calendar = CalendarHolder()
+        self.deadlines = DeadlineService(
+            self.store, self.publisher, self.calendar, self.clock, settings.at_risk_working_days
+        )
+        self.issue = IssueService(self.store, self.publisher, self.clock, self.deadlines)
+        self.production = ProductionService(
+            self.store, self.publisher, self.wall_clock, self.centre, settings, self.issue
+        )
+        self.approval = ApprovalService(
+            self.store, self.publisher, self.clock, self.deadlines, self.production
+        )
+        self.register = RegisterService(self.store, self.publisher, self.clock)
+        self._started = False
+        self._lock = asyncio.Lock()
+        self._deadline_lock = asyncio.Lock()
+        self._expiry_lock = asyncio.Lock()
+
+    def processed(self, topic_name: str) -> ProcessedEvents:
+        """The dedup log of one of this worker group's consumers."""
+        return ProcessedEvents(self.store.database, f"{self.settings.issuance_group}:{topic_name}")
+
+    async def ensure_started(self) -> None:
+        """Connect everything once; retried by callers while Kafka or the store is down."""
+        if self._started:
+            return
+        async with self._lock:
+            if self._started:
+                return
+            await ensure_topics(self.settings)
+            await self.store.ensure_indexes()
+            for arrangement in await self.store.load_calendar_years():
+                self.calendar.load(arrangement)
+            await self.publisher.start()
+            await self.centre.start()
+            self._started = True
+            log.info("issuance runtime started", group=self.settings.issuance_group)
+
+    async def stop(self) -> None:
+        """Flush and close."""
+        if self._started:
+            await self.publisher.stop()
+            await self.centre.stop()
+            self._started = False
+        await self.client.close()
+
+    async def handle_application_event(self, event: Event[Any]) -> None:
+        """Only `application.accepted` needs issuance; the rest are its own or intake's."""
+        if isinstance(event.data, ApplicationAccepted):
+            await self.approval.handle_accepted(event.data)
+
+    async def handle_calendar_event(self, event: Event[Any]) -> None:
+        """An operator loaded a year: count with it and move provisional deadlines."""
+        data = event.data
+        if not isinstance(data, CalendarLoaded):
+            return
+        arrangement = official_arrangement(data.year, data.holidays, data.workdays)
+        await self.store.save_calendar_year(data.year, data.holidays, data.workdays)
+        self.calendar.load(arrangement)
+        moved = await self.deadlines.reschedule_provisional()
+        log.info("calendar year loaded", year=data.year, rescheduled=moved)
+
+    async def deadline_pass(self) -> int:
+        """Warnings and breaches due today; returns how many events were raised."""
+        async with self._deadline_lock:
+            return await self.deadlines.timer_pass()
+
+    async def expiry_pass(self) -> int:
+        """Cards past their last valid day; returns how many expired."""
+        async with self._expiry_lock:
+            return await self.register.expire_due()
+
+    async def timer_pass(self) -> int:
+        """Every date-driven pass at once (start-up, and after the dev clock moved)."""
+        return await self.deadline_pass() + await self.expiry_pass()

@@ -1,0 +1,1 @@
+"""Use cases: approve, allocate, produce, issue, keep the clock; frameworks stay outside."""

@@ -1,0 +1,169 @@
+"""Approval: the register's last word on an accepted application, and its card number.
+
+Every step is keyed so a redelivered `application.accepted` (or a second worker racing on the
+same one) ends in the same decision: the person's open-application slot is a claim keyed by
+travel-permit base number, a new number is a claim keyed by the number, and the decision is a
+record keyed by application id whose first insert wins; a repeat re-reads it and re-emits the
+same events with the same derived ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from permits_common.clock import Clock
+from permits_common.domain.card import ApplicationKind
+from permits_common.domain.permit_number import SequenceExhaustedError
+from permits_common.domain.rule_codes import RuleCode
+from permits_common.domain.travel_permit import base_number
+from permits_common.events.envelope import Event, derived_event_id
+from permits_common.events.models import (
+    ApplicationAccepted,
+    ApplicationApproved,
+    ApplicationRejected,
+)
+from permits_common.kafka import EventPublisher
+from permits_common.logs import get_logger
+from permits_common.mongo import Document
+from permits_issuance.adapters.store import IssuanceStore
+from permits_issuance.domain.register import Approval, Decision, Refusal, decide
+from permits_issuance.service.deadlines import DeadlineService
+from permits_issuance.service.numbers import allocate_number
+from permits_issuance.service.production import ProductionService
+
+log = get_logger("approval")
+
+APPROVED = "approved"
+REJECTED = "rejected"
+
+
+class ApprovalService:
+    """Handles `application.accepted`: deadline, decision, number, production order."""
+
+    def __init__(
+        self,
+        store: IssuanceStore,
+        publisher: EventPublisher,
+        clock: Clock,
+        deadlines: DeadlineService,
+        production: ProductionService,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._clock = clock
+        self._deadlines = deadlines
+        self._production = production
+
+    async def handle_accepted(self, accepted: ApplicationAccepted) -> Document:
+        """Decide once, publish the outcome, and start production when approved."""
+        application_id = accepted.application_id
+        await self._deadlines.start_clock(
+            application_id, accepted.acceptance_point, accepted.accepted_on
+        )
+        record = await self._store.issuances.find_one({"_id": application_id})
+        if record is None:
+            record = await self._decide_and_record(accepted)
+        await self._publisher.publish(self._outcome_event(record))
+        if record["outcome"] == APPROVED:
+            await self._production.open_order(record)
+        else:
+            await self._deadlines.stop_clock(application_id)
+            await self._store.release_person(record["travel_permit_base"], application_id)
+        log.info("application decided", application_id=application_id, outcome=record["outcome"])
+        return record
+
+    async def _decide_and_record(self, accepted: ApplicationAccepted) -> Document:
+        base = base_number(accepted.applicant.travel_permit_number)
+        decision = await self._decide(accepted, base)
+        if isinstance(decision, Approval) and decision.card_number is None:
+            try:
+                number = await allocate_number(
+                    self._store,
+                    application_id=accepted.application_id,
+                    region=accepted.applicant.region,
+                    birth_date=accepted.applicant.birth_date,
+                    sex=accepted.applicant.sex,
+                    now=self._clock.now(),
+                )
+                decision = Approval(number, decision.issue_count)
+            except SequenceExhaustedError:
+                decision = Refusal(
+                    RuleCode.SEQUENCE_EXHAUSTED,
+                    "no permit number is left for this birth date and sex; "
+                    "the issuing authority must assign one by hand",
+                )
+        return await self._store.insert_first(
+            self._store.issuances, _record(accepted, base, decision, self._clock)
+        )
+
+    async def _decide(self, accepted: ApplicationAccepted, base: str) -> Decision:
+        if not await self._store.claim_person(base, accepted.application_id):
+            return Refusal(
+                RuleCode.DUPLICATE_OPEN_APPLICATION,
+                "another application of this person is still open",
+            )
+        holder = await self._store.holder(base)
+        belongs_to_other = False
+        requested = accepted.card_number
+        unknown_to_holder = holder is None or holder.card_number != requested
+        if accepted.kind is not ApplicationKind.FIRST and requested and unknown_to_holder:
+            owner = await self._store.holder_by_card(requested)
+            belongs_to_other = owner is not None and owner.travel_permit_base != base
+        return decide(
+            accepted.kind,
+            requested,
+            holder,
+            requested_card_belongs_to_other=belongs_to_other,
+            today=self._clock.today(),
+        )
+
+    def _outcome_event(self, record: Document) -> Event[Any]:
+        application_id = str(record["_id"])
+        if record["outcome"] == APPROVED:
+            return self._publisher.event(
+                ApplicationApproved(
+                    application_id=application_id,
+                    acceptance_point=record["acceptance_point"],
+                    kind=ApplicationKind(record["kind"]),
+                    card_number=record["card_number"],
+                    issue_count=int(record["issue_count"]),
+                ),
+                event_id=derived_event_id(application_id, "application.approved"),
+            )
+        return self._publisher.event(
+            ApplicationRejected(
+                application_id=application_id,
+                acceptance_point=record["acceptance_point"],
+                code=record["code"],
+                message=record["message"],
+                field=record.get("field"),
+            ),
+            event_id=derived_event_id(application_id, "application.rejected"),
+        )
+
+
+def _record(accepted: ApplicationAccepted, base: str, decision: Decision, clock: Clock) -> Document:
+    record: Document = {
+        "_id": accepted.application_id,
+        "kind": accepted.kind.value,
+        "acceptance_point": accepted.acceptance_point,
+        "travel_permit_base": base,
+        "decided_at": clock.now(),
+        "accepted": accepted.model_dump(mode="json"),
+    }
+    if isinstance(decision, Approval):
+        assert decision.card_number is not None
+        record.update(
+            outcome=APPROVED,
+            card_number=decision.card_number,
+            issue_count=decision.issue_count,
+            supersedes_issue_count=decision.supersedes_issue_count,
+        )
+    else:
+        record.update(
+            outcome=REJECTED,
+            code=decision.code.value,
+            message=decision.message,
+            field=decision.field,
+        )
+    return record

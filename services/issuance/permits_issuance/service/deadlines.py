@@ -1,0 +1,290 @@
+"""The deadline clock: schedule on acceptance, warn, breach, meet, and reschedule on new years.
+
+Each application has one deadline document with precomputed `at_risk_on` and `breach_on`, so a
+timer pass asks only for what is due today (indexed on state and those dates). Events are
+published before the state is written and carry derived ids: a crash or a second worker makes
+a repeat with the same id, which consumers drop.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from permits_common.clock import Clock
+from permits_common.domain.card import SlaState
+from permits_common.events.envelope import Event, derived_event_id
+from permits_common.events.models import (
+    SlaAtRisk,
+    SlaBreached,
+    SlaMet,
+    SlaRescheduled,
+    SlaScheduled,
+)
+from permits_common.kafka import EventPublisher
+from permits_common.mongo import Document
+from permits_issuance.adapters.store import IssuanceStore, day_of, iso
+from permits_issuance.domain.deadline import (
+    DeadlineSchedule,
+    met_when_ready,
+    schedule,
+    state_on,
+    working_days_left,
+)
+from permits_issuance.metrics import ISSUE_WORKING_DAYS, SLA_BREACHES, SLA_OPEN
+from permits_issuance.service.calendar import CalendarHolder
+
+CLOSED = "closed"
+"""Internal state of a deadline whose application was refused: no card is due."""
+_SCAN_BATCH = 1000
+
+
+class DeadlineService:
+    """Owns the deadline documents and the `sla.*` events."""
+
+    def __init__(
+        self,
+        store: IssuanceStore,
+        publisher: EventPublisher,
+        calendar: CalendarHolder,
+        clock: Clock,
+        at_risk_working_days: int,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._calendar = calendar
+        self._clock = clock
+        self._at_risk_days = at_risk_working_days
+
+    async def start_clock(self, application_id: str, point: str, accepted_on: date) -> None:
+        """Schedule the deadline of a newly accepted application (idempotent)."""
+        planned = schedule(self._calendar.current, accepted_on, self._at_risk_days)
+        doc = await self._store.insert_first(
+            self._store.deadlines,
+            {
+                "_id": application_id,
+                "point": point,
+                "accepted_on": iso(accepted_on),
+                **_schedule_fields(planned),
+                "state": SlaState.ON_TRACK.value,
+                "open": True,
+            },
+        )
+        stored = _schedule_of(doc)
+        await self._publisher.publish(
+            self._publisher.event(
+                SlaScheduled(
+                    application_id=application_id,
+                    acceptance_point=point,
+                    due_date=stored.due_date,
+                    accepted_on=stored.accepted_on,
+                    provisional=stored.provisional,
+                ),
+                event_id=derived_event_id(application_id, "sla.scheduled"),
+            )
+        )
+
+    async def stop_clock(self, application_id: str) -> None:
+        """The application was refused: nothing is due any more."""
+        await self._store.deadlines.update_one(
+            {"_id": application_id}, {"$set": {"state": CLOSED, "open": False}}
+        )
+
+    async def card_ready(self, application_id: str, ready_on: date, *, first_time: bool) -> None:
+        """Meet the deadline, or confirm the breach when the card came late."""
+        doc = await self._store.deadlines.find_one({"_id": application_id})
+        if doc is None:
+            return
+        planned = _schedule_of(doc)
+        point = str(doc["point"])
+        if first_time:
+            ISSUE_WORKING_DAYS.observe(
+                self._calendar.current.working_days_between(planned.accepted_on, ready_on)
+            )
+        if met_when_ready(planned, ready_on):
+            taken = self._calendar.current.working_days_between(planned.accepted_on, ready_on)
+            await self._publisher.publish(
+                self._publisher.event(
+                    SlaMet(
+                        application_id=application_id,
+                        acceptance_point=point,
+                        due_date=planned.due_date,
+                        ready_on=ready_on,
+                        working_days_taken=taken,
+                    ),
+                    event_id=derived_event_id(application_id, "sla.met"),
+                )
+            )
+            await self._store.deadlines.update_one(
+                {"_id": application_id},
+                {"$set": {"state": SlaState.MET.value, "open": False, "ready_on": iso(ready_on)}},
+            )
+            return
+        if doc["state"] != SlaState.BREACHED.value:
+            await self._breach(doc, planned)
+        await self._store.deadlines.update_one(
+            {"_id": application_id}, {"$set": {"open": False, "ready_on": iso(ready_on)}}
+        )
+
+    async def timer_pass(self) -> int:
+        """Raise what is due today: warnings first, then breaches. Returns events published."""
+        today = self._clock.today()
+        published = 0
+        at_risk = self._store.deadlines.find(
+            {"state": SlaState.ON_TRACK.value, "at_risk_on": {"$lte": iso(today)}}
+        ).limit(_SCAN_BATCH)
+        async for doc in at_risk:
+            planned = _schedule_of(doc)
+            if state_on(planned, today) is SlaState.AT_RISK:
+                await self._warn(doc, planned, today)
+                published += 1
+        breached = self._store.deadlines.find(
+            {
+                "state": {"$in": [SlaState.ON_TRACK.value, SlaState.AT_RISK.value]},
+                "breach_on": {"$lte": iso(today)},
+            }
+        ).limit(_SCAN_BATCH)
+        async for doc in breached:
+            await self._breach(doc, _schedule_of(doc))
+            published += 1
+        await self.refresh_gauge()
+        return published
+
+    async def _warn(self, doc: Document, planned: DeadlineSchedule, today: date) -> None:
+        application_id = str(doc["_id"])
+        left = working_days_left(self._calendar.current, today, planned.due_date)
+        await self._publisher.publish(
+            self._publisher.event(
+                SlaAtRisk(
+                    application_id=application_id,
+                    acceptance_point=str(doc["point"]),
+                    due_date=planned.due_date,
+                    working_days_left=max(left, 0),
+                ),
+                event_id=derived_event_id(application_id, "sla.at_risk", iso(planned.due_date)),
+            )
+        )
+        await self._store.deadlines.update_one(
+            {"_id": application_id, "state": SlaState.ON_TRACK.value},
+            {"$set": {"state": SlaState.AT_RISK.value}},
+        )
+
+    async def _breach(self, doc: Document, planned: DeadlineSchedule) -> None:
+        application_id = str(doc["_id"])
+        point = str(doc["point"])
+        await self._publisher.publish(
+            self._publisher.event(
+                SlaBreached(
+                    application_id=application_id,
+                    acceptance_point=point,
+                    due_date=planned.due_date,
+                ),
+                event_id=derived_event_id(application_id, "sla.breached"),
+            )
+        )
+        result = await self._store.deadlines.update_one(
+            {"_id": application_id, "state": {"$ne": SlaState.BREACHED.value}},
+            {"$set": {"state": SlaState.BREACHED.value}},
+        )
+        if result.modified_count:
+            SLA_BREACHES.labels(point).inc()
+
+    async def reschedule_provisional(self) -> int:
+        """Recompute every open provisional deadline with the current calendar."""
+        today = self._clock.today()
+        events: list[Event[Any]] = []
+        async for doc in self._store.deadlines.find({"provisional": True, "open": True}):
+            before = _schedule_of(doc)
+            after = schedule(self._calendar.current, before.accepted_on, self._at_risk_days)
+            if after == before:
+                continue
+            application_id = str(doc["_id"])
+            events.append(
+                self._publisher.event(
+                    SlaRescheduled(
+                        application_id=application_id,
+                        acceptance_point=str(doc["point"]),
+                        due_date=after.due_date,
+                        accepted_on=after.accepted_on,
+                        previous_due_date=before.due_date,
+                        provisional=after.provisional,
+                    ),
+                    event_id=derived_event_id(
+                        application_id,
+                        "sla.rescheduled",
+                        iso(before.due_date),
+                        iso(after.due_date),
+                        after.provisional,
+                    ),
+                )
+            )
+            fields: dict[str, Any] = _schedule_fields(after)
+            if doc["state"] == SlaState.AT_RISK.value and state_on(after, today) is (
+                SlaState.ON_TRACK
+            ):
+                fields["state"] = SlaState.ON_TRACK.value
+            await self._publisher.publish(events[-1])
+            await self._store.deadlines.update_one({"_id": application_id}, {"$set": fields})
+        return len(events)
+
+    async def refresh_gauge(self) -> None:
+        """Recount open deadlines by state and point for `permits_sla_open`."""
+        counts = await self.open_counts()
+        SLA_OPEN.clear()
+        for (state, point), count in counts.items():
+            SLA_OPEN.labels(state, point).set(count)
+
+    async def open_counts(self) -> dict[tuple[str, str], int]:
+        """Open applications by (state, point), counted in the store."""
+        cursor = await self._store.deadlines.aggregate(
+            [
+                {"$match": {"open": True}},
+                {"$group": {"_id": {"state": "$state", "point": "$point"}, "n": {"$sum": 1}}},
+            ]
+        )
+        return {(row["_id"]["state"], row["_id"]["point"]): int(row["n"]) async for row in cursor}
+
+    async def summary(self, nearest: int = 20) -> dict[str, Any]:
+        """Open applications by state and point, and the nearest deadlines (no personal data)."""
+        counts = await self.open_counts()
+        by_state: dict[str, int] = {}
+        by_point: dict[str, dict[str, int]] = {}
+        for (state, point), count in sorted(counts.items()):
+            by_state[state] = by_state.get(state, 0) + count
+            by_point.setdefault(point, {})[state] = count
+        cursor = self._store.deadlines.find({"open": True}).sort("due_date", 1).limit(nearest)
+        return {
+            "today": iso(self._clock.today()),
+            "open": sum(counts.values()),
+            "by_state": by_state,
+            "by_point": by_point,
+            "nearest_deadlines": [
+                {
+                    "application_id": str(doc["_id"]),
+                    "acceptance_point": str(doc["point"]),
+                    "due_date": str(doc["due_date"]),
+                    "provisional": bool(doc["provisional"]),
+                    "state": str(doc["state"]),
+                }
+                async for doc in cursor
+            ],
+        }
+
+
+def _schedule_fields(planned: DeadlineSchedule) -> dict[str, Any]:
+    return {
+        "due_date": iso(planned.due_date),
+        "provisional": planned.provisional,
+        "at_risk_on": iso(planned.at_risk_on),
+        "breach_on": iso(planned.breach_on),
+    }
+
+
+def _schedule_of(doc: Document) -> DeadlineSchedule:
+    return DeadlineSchedule(
+        accepted_on=day_of(doc["accepted_on"]),
+        due_date=day_of(doc["due_date"]),
+        provisional=bool(doc["provisional"]),
+        at_risk_on=day_of(doc["at_risk_on"]),
+        breach_on=day_of(doc["breach_on"]),
+    )

@@ -1,0 +1,183 @@
+"""Production orders: sent to the centre, retried with backoff until a card is confirmed.
+
+Orders live in the store with a state and `next_attempt_at`, so a restart loses none; a timer
+sends what is due. One attempt is one lease (an insert keyed by order and attempt number), so
+two workers never send the same attempt twice. An order the centre refused (5xx), reported as
+failed, or never called back about within the timeout is sent again; it is never dropped.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from permits_common.clock import Clock
+from permits_common.events.envelope import derived_event_id
+from permits_common.events.models import ApplicationInProduction
+from permits_common.kafka import EventPublisher
+from permits_common.logs import get_logger
+from permits_common.mongo import Document
+from permits_issuance.adapters.production_centre import (
+    ProductionCentreClient,
+    ProductionRequest,
+)
+from permits_issuance.adapters.store import IssuanceStore
+from permits_issuance.config import IssuanceSettings
+from permits_issuance.domain.production import OrderState, order_id, retry_delay
+from permits_issuance.metrics import PRODUCTION_ATTEMPTS
+from permits_issuance.service.issue import IssueService
+
+log = get_logger("production")
+_SCAN_BATCH = 100
+
+
+class UnknownOrderError(LookupError):
+    """A callback named an order this service never placed."""
+
+
+class ProductionService:
+    """Places, retries and completes production orders."""
+
+    def __init__(
+        self,
+        store: IssuanceStore,
+        publisher: EventPublisher,
+        clock: Clock,
+        centre: ProductionCentreClient,
+        settings: IssuanceSettings,
+        issue: IssueService,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._clock = clock
+        self._centre = centre
+        self._settings = settings
+        self._issue = issue
+
+    async def open_order(self, record: Document) -> None:
+        """Create the order of an approved application (once) and send it if it is due."""
+        now = self._clock.now()
+        order = await self._store.insert_first(
+            self._store.orders,
+            {
+                "_id": order_id(str(record["_id"]), int(record["issue_count"])),
+                "application_id": str(record["_id"]),
+                "acceptance_point": record["acceptance_point"],
+                "card_number": record["card_number"],
+                "issue_count": int(record["issue_count"]),
+                "state": OrderState.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "in_production_published": False,
+                "created_at": now,
+            },
+        )
+        if order["state"] == OrderState.PENDING.value and order["next_attempt_at"] <= now:
+            await self._attempt(order)
+
+    async def retry_due(self) -> int:
+        """Send every order whose next attempt is due; returns how many were tried."""
+        now = self._clock.now()
+        cursor = self._store.orders.find(
+            {
+                "state": {"$in": [OrderState.PENDING.value, OrderState.SENT.value]},
+                "next_attempt_at": {"$lte": now},
+            }
+        ).limit(_SCAN_BATCH)
+        due = [order async for order in cursor]
+        for order in due:
+            if order["state"] == OrderState.SENT.value:
+                log.warning("no callback in time, sending again", order_id=order["_id"])
+            await self._attempt(order)
+        return len(due)
+
+    async def _attempt(self, order: Document) -> None:
+        attempt = int(order["attempts"]) + 1
+        now = self._clock.now()
+        lease_for = timedelta(seconds=self._settings.production_request_timeout_seconds * 3)
+        if not await self._store.take_lease(f"{order['_id']}|{attempt}", now, now + lease_for):
+            return
+        error = await self._centre.submit(
+            ProductionRequest(
+                order_id=str(order["_id"]),
+                attempt=attempt,
+                card_number=str(order["card_number"]),
+                issue_count=int(order["issue_count"]),
+                callback_url=self._settings.callback_url,
+            )
+        )
+        now = self._clock.now()
+        fields: dict[str, Any] = {"attempts": attempt, "last_attempt_at": now}
+        if error is None:
+            PRODUCTION_ATTEMPTS.labels("accepted").inc()
+            await self.publish_in_production(order)
+            timeout = timedelta(seconds=self._settings.production_callback_timeout_seconds)
+            fields.update(
+                state=OrderState.SENT.value,
+                next_attempt_at=now + timeout,
+                in_production_published=True,
+            )
+        else:
+            PRODUCTION_ATTEMPTS.labels("failed").inc()
+            delay = self._backoff(attempt)
+            log.warning("production order failed", order_id=order["_id"], error=error)
+            fields.update(
+                state=OrderState.PENDING.value,
+                next_attempt_at=now + delay,
+                last_error=error,
+            )
+        await self._store.orders.update_one(
+            {"_id": order["_id"], "state": {"$ne": OrderState.READY.value}}, {"$set": fields}
+        )
+
+    async def publish_in_production(self, order: Document) -> None:
+        """`application.in_production`, once per order (a repeat has the same id)."""
+        application_id = str(order["application_id"])
+        await self._publisher.publish(
+            self._publisher.event(
+                ApplicationInProduction(
+                    application_id=application_id,
+                    acceptance_point=str(order["acceptance_point"]),
+                    card_number=str(order["card_number"]),
+                    issue_count=int(order["issue_count"]),
+                    production_request_id=str(order["_id"]),
+                ),
+                event_id=derived_event_id(str(order["_id"]), "application.in_production"),
+            )
+        )
+
+    async def callback(self, order_ref: str, attempt: int, status: str, error: str | None) -> None:
+        """The centre reports an attempt's outcome: the card is ready, or it must be redone."""
+        order = await self._store.orders.find_one({"_id": order_ref})
+        if order is None:
+            raise UnknownOrderError(order_ref)
+        if status == "ready":
+            if not order.get("in_production_published"):
+                await self.publish_in_production(order)
+            await self._issue.card_ready(order)
+            await self._store.orders.update_one(
+                {"_id": order_ref},
+                {"$set": {"state": OrderState.READY.value, "next_attempt_at": None}},
+            )
+            return
+        if order["state"] == OrderState.SENT.value and int(order["attempts"]) == attempt:
+            log.warning("production centre reports failure", order_id=order_ref, error=error)
+            await self._store.orders.update_one(
+                {"_id": order_ref, "state": OrderState.SENT.value, "attempts": attempt},
+                {
+                    "$set": {
+                        "state": OrderState.PENDING.value,
+                        "next_attempt_at": self._clock.now() + self._backoff(attempt),
+                        "last_error": (error or "failed")[:500],
+                    }
+                },
+            )
+
+    def _backoff(self, attempt: int) -> timedelta:
+        return timedelta(
+            seconds=retry_delay(
+                attempt,
+                self._settings.production_retry_base_seconds,
+                self._settings.production_retry_max_seconds,
+            )
+        )
