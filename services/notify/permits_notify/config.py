@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import time
+from typing import Literal
 
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -16,6 +17,7 @@ class NotifySettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="PERMITS_", extra="ignore")
 
     notify_group: str = "permits-notify"
+    notify_offset_reset: Literal["earliest", "latest"] = "earliest"
     mongo_database: str = "permits_notify"
     http_port: int = 8004
 

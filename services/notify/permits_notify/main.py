@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -100,6 +101,7 @@ def main() -> None:
     """`python -m permits_notify`: run the worker until SIGINT/SIGTERM."""
     settings = NotifySettings()
     configure_logging(settings.log_level, settings.json_logs)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     worker = build_worker(settings, loop)

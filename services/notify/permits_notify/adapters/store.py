@@ -161,8 +161,11 @@ class NotifyStore:
         """Pending deliveries whose next attempt is due (new, deferred, retrying, or orphaned
         by a crash once their claim lease ran out)."""
         cursor = (
-            self._deliveries.find({"status": PENDING, "next_attempt_at": {"$lte": now}}, {"_id": 1})
-            .sort("next_attempt_at", ASCENDING)
+            self._deliveries.find(
+                {"status": PENDING, "next_attempt_at": {"$lte": now}},
+                {"_id": 1, "application_id": 1},
+            )
+            .sort([("next_attempt_at", ASCENDING), ("created_at", ASCENDING)])
             .limit(limit)
         )
         return [doc async for doc in cursor]

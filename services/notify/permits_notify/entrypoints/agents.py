@@ -42,7 +42,12 @@ def build_faust_app(
     on_shutdown: Callable[[], Awaitable[None]],
 ) -> faust.App:
     """The worker app; its consumer group is `PERMITS_NOTIFY_GROUP`."""
-    app = faust_app(SERVICE, settings, app_id=settings.notify_group)
+    app = faust_app(
+        SERVICE,
+        settings,
+        app_id=settings.notify_group,
+        consumer_auto_offset_reset=settings.notify_offset_reset,
+    )
     kicker = DispatchKicker(service.dispatch_due)
 
     async def handle_one(event: Event[Any]) -> None:

@@ -6,8 +6,8 @@ API (the same shape `SmsGatewaySender` speaks):
   result again and sends nothing; a malformed number → 400 `invalid_number`.
 - `GET /api/v1/messages?to=` lists what was sent.
 - `POST /api/v1/failures` `{"kind": "temporary"|"permanent", "count": N}` fails the next N
-  messages (503 or 400), or `{"kind": ..., "number": "+852..."}` every message to that number;
-  `DELETE /api/v1/failures` clears the rules.
+  messages (503 or 400); with `"number": "+852..."` only messages to that number (every one,
+  or the next N when `count` is given); `DELETE /api/v1/failures` clears the rules.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class OutgoingSms(BaseModel):
 
 
 class FailureRule(BaseModel):
-    """Fail the next `count` messages, or every message to `number`."""
+    """Fail the next `count` messages, or (the next `count` or all) messages to `number`."""
 
     kind: Literal["temporary", "permanent"]
     count: int | None = Field(default=None, ge=1, le=10_000)
@@ -52,17 +52,19 @@ class GatewayState:
     refused: int = 0
 
     def failure_for(self, number: str) -> FailureRule | None:
-        """The rule that fails this message, consuming one use of a counted rule."""
-        for rule in self.rules:
-            if rule.number is not None and rule.number == number:
-                return rule
-        for rule in list(self.rules):
-            if rule.number is None and rule.count:
-                rule.count -= 1
-                if rule.count <= 0:
-                    self.rules.remove(rule)
-                return rule
-        return None
+        """The rule that fails this message (rules for this number first), consuming one use
+        of a counted rule."""
+        matching = [r for r in self.rules if r.number == number] or [
+            r for r in self.rules if r.number is None
+        ]
+        if not matching:
+            return None
+        rule = matching[0]
+        if rule.count is not None:
+            rule.count -= 1
+            if rule.count <= 0:
+                self.rules.remove(rule)
+        return rule
 
 
 def _error(status: int, code: str) -> JSONResponse:
