@@ -1,8 +1,9 @@
 """Write the kustomize manifests that are derived from code or from another file.
 
 - base/kafka/topics.yaml: one Strimzi KafkaTopic per entry of permits_common.events.topics.TOPICS
-- base/monitoring/prometheus-rule.yaml: the PrometheusRule, from deploy/monitoring/prometheus/alerts.yml
-  (the file docker-compose's Prometheus loads), so both ways up alert on the same rules
+- base/monitoring/prometheus-rule.yaml: the PrometheusRule, from
+  deploy/monitoring/prometheus/alerts.yml (the file docker-compose's Prometheus loads), so both
+  ways up alert on the same rules
 - overlays/prod/kafka-users.yaml: one Strimzi KafkaUser per service and per agency, with ACLs that
   let each service write only the topics it owns and each agency read only its own feed
 
@@ -104,7 +105,10 @@ def kafka_topics() -> list[dict[str, Any]]:
                 "metadata": {
                     "name": k8s_name(spec.name),
                     "labels": {"strimzi.io/cluster": KAFKA_CLUSTER},
-                    "annotations": {"permits/key": spec.key, "permits/description": spec.description},
+                    "annotations": {
+                        "permits/key": spec.key,
+                        "permits/description": spec.description,
+                    },
                 },
                 "spec": {
                     "topicName": spec.name,
@@ -128,7 +132,9 @@ def prometheus_rule() -> dict[str, Any]:
     }
 
 
-def _acl(resource_type: str, name: str, operations: list[str], pattern: str = "literal") -> dict[str, Any]:
+def _acl(
+    resource_type: str, name: str, operations: list[str], pattern: str = "literal"
+) -> dict[str, Any]:
     return {
         "resource": {"type": resource_type, "name": name, "patternType": pattern},
         "operations": operations,
@@ -142,7 +148,10 @@ def _user(name: str, component: str, acls: list[dict[str, Any]]) -> dict[str, An
         "kind": "KafkaUser",
         "metadata": {
             "name": name,
-            "labels": {"strimzi.io/cluster": KAFKA_CLUSTER, "app.kubernetes.io/component": component},
+            "labels": {
+                "strimzi.io/cluster": KAFKA_CLUSTER,
+                "app.kubernetes.io/component": component,
+            },
         },
         "spec": {
             "authentication": {"type": "scram-sha-512"},

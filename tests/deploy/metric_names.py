@@ -36,6 +36,7 @@ _MATCHERS = re.compile(r"\{[^{}]*\}")
 _RANGES = re.compile(r"\[[^\[\]]*\]")
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
 _IDENTIFIER = re.compile(r"(?<![\w:.$])[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_LIST = re.compile(r"\[([^\[\]]*)\]")
 _DEFINITION = re.compile(
     r"\b(Counter|Gauge|Histogram|Summary|Info|Enum)\(\s*(?:name\s*=\s*)?"
     r"[\"']([a-zA-Z_:][a-zA-Z0-9_:]*)[\"']"
@@ -117,6 +118,57 @@ def declared_metrics(root: Path = SERVICES) -> dict[str, str]:
         for kind, name in _DEFINITION.findall(path.read_text(encoding="utf-8")):
             declared[name] = kind
     return declared
+
+
+def declared_labels(root: Path = SERVICES) -> dict[str, set[str]]:
+    """Metric name → its label names, from the definitions' label lists (`["agency", ...]`)."""
+    labels: dict[str, set[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        if "tests" in path.relative_to(root).parts:
+            continue
+        text = path.read_text(encoding="utf-8")
+        matches = list(_DEFINITION.finditer(text))
+        for index, match in enumerate(matches):
+            end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+            call = text[match.end() : end]
+            names = _LABEL_LIST.search(call.split("buckets", 1)[0])
+            found = (
+                re.findall(r"[\"']([a-zA-Z_][a-zA-Z0-9_]*)[\"']", names.group(1)) if names else []
+            )
+            labels[match.group(2)] = set(found)
+    return labels
+
+
+def base_metric(series: str, declared: dict[str, str]) -> str | None:
+    """The definition a series name belongs to (`x_bucket` → `x`, `x_total` → `x_total`)."""
+    for suffix in ("", "_bucket", "_sum", "_count", "_created", "_info"):
+        if suffix and not series.endswith(suffix):
+            continue
+        candidate = series.removesuffix(suffix) if suffix else series
+        if candidate in declared:
+            return candidate
+        if f"{candidate}_total" in declared:
+            return f"{candidate}_total"
+    return None
+
+
+def promql_label_uses(expr: str) -> dict[str, set[str]]:
+    """Label names each metric is filtered or grouped by in one expression.
+
+    Matchers belong to the metric they follow; `by (...)` and `without (...)` labels are
+    attributed to every metric of the expression (our queries aggregate one metric each).
+    """
+    text = _STRINGS.sub('""', expr)
+    uses: dict[str, set[str]] = {}
+    for match in re.finditer(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^{}]*)\}", text):
+        names = set(re.findall(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)", match.group(2)))
+        uses.setdefault(match.group(1), set()).update(names)
+    grouped: set[str] = set()
+    for match in re.finditer(r"\b(?:by|without)\s*\(([^()]*)\)", text):
+        grouped |= {label.strip() for label in match.group(1).split(",") if label.strip()}
+    for name in promql_metric_names(expr):
+        uses.setdefault(name, set()).update(grouped)
+    return uses
 
 
 def exported_series(declared: dict[str, str]) -> set[str]:

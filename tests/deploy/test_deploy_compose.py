@@ -1,0 +1,140 @@
+"""docker-compose.yml parses and holds together: healthchecks, start order, files it mounts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO / "docker-compose.yml"
+ENV_EXAMPLE = REPO / ".env.example"
+EXPECTED_SERVICES = {
+    "kafka",
+    "mongo",
+    "intake",
+    "issuance",
+    "rights",
+    "notify",
+    "production-centre",
+    "sms",
+    "smtp",
+    "prometheus",
+    "grafana",
+}
+ENTRY_POINTS = {
+    "production-centre": ["python", "-m", "permits_issuance.simulator"],
+    "sms": ["python", "-m", "permits_notify.simulators", "sms"],
+    "smtp": ["python", "-m", "permits_notify.simulators", "smtp"],
+}
+SIMULATOR_PORTS = {"production-centre": 8010, "sms": 8011, "smtp": 8025}
+PORTS = {"intake": 8001, "issuance": 8002, "rights": 8003, "notify": 8004}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    return document
+
+
+def test_compose_names_every_service(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == EXPECTED_SERVICES
+
+
+def test_infrastructure_images_are_the_chosen_ones(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["kafka"]["image"] == "apache/kafka:3.9.1"
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert services["mongo"]["image"] == "mongo:7"
+    assert "--replSet" in services["mongo"]["command"]
+    mongo_check = " ".join(services["mongo"]["healthcheck"]["test"])
+    assert "rs.initiate" in mongo_check
+    for name in PORTS:
+        url = services[name]["environment"]["PERMITS_MONGO_URL"]
+        assert "replicaSet=rs0" in url
+
+
+def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        check = service.get("healthcheck")
+        assert check, f"{name} has no healthcheck"
+        assert not check.get("disable"), name
+        assert check["test"][0] in {"CMD", "CMD-SHELL"}, name
+
+
+def test_dependencies_wait_until_healthy(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        depends = service.get("depends_on", {})
+        assert isinstance(depends, dict), f"{name}: use the long form with a condition"
+        for dependency, rule in depends.items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            assert rule == {"condition": "service_healthy"}, f"{name} → {dependency}"
+    for name in PORTS:
+        assert {"kafka", "mongo"} <= set(services[name]["depends_on"]), name
+
+
+def test_builds_point_at_existing_dockerfiles(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        if "build" not in service:
+            assert ":" in service["image"], f"{name}: pin the image tag"
+            continue
+        context = REPO / service["build"]["context"]
+        assert context.is_dir(), name
+        assert (context / service["build"]["dockerfile"]).is_file(), name
+
+
+def test_services_and_simulators_run_their_entry_points(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, command in ENTRY_POINTS.items():
+        given = services[name]["command"]
+        assert given[: len(command)] == command
+        # Simulators listen on loopback unless told otherwise: other containers must reach them.
+        assert given[given.index("--host") + 1] == "0.0.0.0", name
+        assert given[given.index("--port") + 1] == str(SIMULATOR_PORTS[name]), name
+    for name, port in PORTS.items():
+        dockerfile = REPO / services[name]["build"]["dockerfile"]
+        assert f'CMD ["python", "-m", "permits_{name}"]' in dockerfile.read_text()
+        assert f"127.0.0.1:{port}:{port}" in services[name]["ports"]
+        assert str(port) in " ".join(services[name]["healthcheck"]["test"])
+        assert services[name]["environment"]["PERMITS_HOST"] == "0.0.0.0"
+
+
+def test_mounted_files_exist(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (REPO / source).exists(), f"{name} mounts missing {source}"
+
+
+def test_prometheus_scrapes_every_service(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load((REPO / "deploy/monitoring/prometheus/prometheus.yml").read_text())
+    targets = {
+        target for job in config["scrape_configs"] for static in job["static_configs"]
+        for target in static["targets"]
+    }  # fmt: skip
+    assert {f"{name}:{port}" for name, port in PORTS.items()} <= targets
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+    assert {f"permits-{name}" for name in PORTS} <= jobs, "alerts match up{job=~'permits-.*'}"
+    assert "/etc/prometheus/alerts.yml" in config["rule_files"]
+
+
+def test_grafana_provisions_the_datasource_and_dashboard() -> None:
+    provisioning = REPO / "deploy/monitoring/grafana/provisioning"
+    datasources = yaml.safe_load((provisioning / "datasources/prometheus.yml").read_text())
+    assert datasources["datasources"][0]["url"] == "http://prometheus:9090"
+    providers = yaml.safe_load((provisioning / "dashboards/permits.yml").read_text())
+    assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_every_variable_compose_reads_is_documented_in_env_example(
+    compose: dict[str, Any],
+) -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)", text))
+    documented = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", ENV_EXAMPLE.read_text(), re.MULTILINE))
+    assert used <= documented, f"undocumented in .env.example: {sorted(used - documented)}"
