@@ -106,7 +106,8 @@ class NotifyHarness:
         return items
 
 
-async def _serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+async def serve_in_loop(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    """Serve an ASGI app in the test's event loop on a free port."""
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
     )
@@ -123,7 +124,7 @@ async def running_notify(infrastructure: dict[str, str], log_dir: Path) -> Any:
     tag = uuid.uuid4().hex[:10]
     smtp = await start_smtp_sink("127.0.0.1", 0)
     gateway_app = create_sms_gateway_app(SMS_KEY)
-    sms_server, sms_task, sms_port = await _serve(gateway_app)
+    sms_server, sms_task, sms_port = await serve_in_loop(gateway_app)
     http_port = free_port()
     database = f"permits_test_{tag}"
     group = f"permits-notify-test-{tag}"

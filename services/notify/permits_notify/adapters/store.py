@@ -163,7 +163,7 @@ class NotifyStore:
         cursor = (
             self._deliveries.find(
                 {"status": PENDING, "next_attempt_at": {"$lte": now}},
-                {"_id": 1, "application_id": 1},
+                {"_id": 1, "application_id": 1, "recipient_key": 1},
             )
             .sort([("next_attempt_at", ASCENDING), ("created_at", ASCENDING)])
             .limit(limit)

@@ -253,17 +253,19 @@ class NotificationService:
 
     async def dispatch_due(self) -> PassReport:
         """One pass of the timer: fire due reminders, attempt due deliveries, publish outcomes
-        left unpublished. Every scan reads only what is due, through an index. One applicant's
-        messages go in the order they were queued; different applicants' go concurrently."""
+        left unpublished. Every scan reads only what is due, through an index. One recipient's
+        messages go one after the other, in the order they were queued (so the rate limit sees
+        each send); different recipients' go concurrently."""
         async with self._pass_lock:
             now = self._clock.now()
             reminders = await self._store.due_reminders(now, self._policy.batch)
             for reminder in reminders:
                 await self._fire_reminder(reminder, now)
             due = await self._store.due_deliveries(self._clock.now(), self._policy.batch)
-            by_application: dict[str, list[str]] = {}
+            by_recipient: dict[str, list[str]] = {}
             for doc in due:
-                by_application.setdefault(doc["application_id"], []).append(doc["_id"])
+                group = doc.get("recipient_key") or doc["application_id"]
+                by_recipient.setdefault(group, []).append(doc["_id"])
             limit = asyncio.Semaphore(self._policy.concurrency)
 
             async def attempt_in_order(keys: list[str]) -> None:
@@ -271,7 +273,7 @@ class NotificationService:
                     for key in keys:
                         await self.attempt(key)
 
-            await asyncio.gather(*(attempt_in_order(keys) for keys in by_application.values()))
+            await asyncio.gather(*(attempt_in_order(keys) for keys in by_recipient.values()))
             leftovers = await self._store.events_to_publish(self._policy.batch)
             for doc in leftovers:
                 await self._publish_outcome(doc)
