@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
+import chinese_calendar
 import pytest
 import yaml
+
+from permits_intake.entrypoints.schemas import CalendarIn
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -138,3 +142,19 @@ def test_every_variable_compose_reads_is_documented_in_env_example(
     used = set(re.findall(r"\$\{([A-Z0-9_]+)", text))
     documented = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", ENV_EXAMPLE.read_text(), re.MULTILINE))
     assert used <= documented, f"undocumented in .env.example: {sorted(used - documented)}"
+
+
+def test_readme_calendar_example_is_a_real_arrangement() -> None:
+    """The operator's example body loads as it is: intake's schema, the official 2026 dates."""
+    readme = (REPO / "deploy" / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```json\n(.*?)```", readme, re.DOTALL)
+    assert block is not None
+    body = CalendarIn.model_validate(json.loads(block.group(1)))
+    assert len(body.holidays) == 33
+    assert len(body.workdays) == 6
+    for day in body.holidays:
+        assert chinese_calendar.is_holiday(day), day
+    for day in body.workdays:
+        assert chinese_calendar.is_workday(day), day
+        assert day.weekday() >= 5, "make-up working days fall on weekends"
+    assert '-X PUT "http://127.0.0.1:8001/api/v1/calendar/2026"' in readme
