@@ -89,6 +89,8 @@ def build_faust_app(
             await service.dispatch_due()
         except TRANSIENT_ERRORS as exc:
             log.warning("dispatch pass skipped", error=type(exc).__name__)
+        except Exception:
+            log.exception("dispatch pass failed; the next tick tries again")
 
     app.timer(interval=settings.dispatch_interval_seconds, name="notify.dispatch")(dispatch_tick)
 
