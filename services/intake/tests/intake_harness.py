@@ -116,7 +116,7 @@ async def wait_until_ready(client: httpx.AsyncClient, within: float = 40.0) -> N
     raise AssertionError("intake did not become ready")
 
 
-async def eventually(check: Callable[[], Any], within: float = 15.0) -> Any:
+async def eventually(check: Callable[[], Any], within: float = 30.0) -> Any:
     """Retry an async check until it returns something truthy."""
     deadline = time.monotonic() + within
     while True:
@@ -166,7 +166,7 @@ class TopicTap:
                         self.events.append(decode(record.value or b""))
 
     async def wait_for(
-        self, match: Callable[[Event[Any]], bool], within: float = 15.0
+        self, match: Callable[[Event[Any]], bool], within: float = 30.0
     ) -> Event[Any]:
         """The first event (seen so far or arriving) that matches."""
         deadline = time.monotonic() + within

@@ -24,9 +24,18 @@ from permits_common.events.models import (
     SlaRescheduled,
 )
 from permits_common.kafka import EventPublisher
+from permits_intake.config import IntakeSettings
 
 from .intake_forms import application_body
-from .intake_harness import CLERK, LIXIA_CLERK, OPS, RunningIntake, TopicTap, eventually
+from .intake_harness import (
+    CLERK,
+    LIXIA_CLERK,
+    OPS,
+    RunningIntake,
+    TopicTap,
+    eventually,
+    running_intake,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -353,3 +362,33 @@ async def test_dev_clock_moves_accepted_on(intake: RunningIntake) -> None:
         assert response.json()["accepted_on"] == moved.json()["today"]
     finally:
         await intake.client.put("/api/v1/dev/clock", json={"offset_days": 0}, headers=OPS)
+
+
+async def test_a_year_loaded_on_one_replica_is_used_by_another(intake: RunningIntake) -> None:
+    replica_settings = intake_settings_like(intake)
+    year = 2080 + uuid.uuid4().int % 9
+    params = {"accepted_on": f"{year}-06-01"}
+    async with running_intake(replica_settings) as replica:
+        before = await replica.client.get("/api/v1/calendar/due-date", params=params, headers=OPS)
+        assert before.json()["provisional"] is True
+        loaded = await intake.client.put(
+            f"/api/v1/calendar/{year}",
+            json={"holidays": [f"{year}-06-02"], "workdays": []},
+            headers=OPS,
+        )
+        assert loaded.status_code == 200
+
+        async def official() -> bool:
+            response = await replica.client.get(
+                "/api/v1/calendar/due-date", params=params, headers=OPS
+            )
+            return response.json()["provisional"] is False
+
+        await eventually(official)
+
+
+def intake_settings_like(intake: RunningIntake) -> IntakeSettings:
+    """Another replica: same database, its own consumer group."""
+    return intake.settings.model_copy(
+        update={"intake_group": f"permits-intake-test-{uuid.uuid4().hex[:10]}"}
+    )

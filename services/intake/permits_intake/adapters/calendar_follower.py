@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from permits_common.domain.calendar import YearArrangement, official_arrangement
 from permits_common.events import topics
@@ -41,17 +41,15 @@ class CalendarFollower:
         """Follow the topic until cancelled; reconnect after outages."""
         while True:
             consumer = AIOKafkaConsumer(
-                **connection_options(self._settings), enable_auto_commit=False
+                topics.CALENDAR,
+                **connection_options(self._settings),
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="latest",
             )
             try:
                 await consumer.start()
-                await consumer.topics()
-                partitions = [
-                    TopicPartition(topics.CALENDAR, p)
-                    for p in consumer.partitions_for_topic(topics.CALENDAR) or {0}
-                ]
-                consumer.assign(partitions)
-                await consumer.seek_to_end(*partitions)
+                await self._pin_positions(consumer)
                 await self._reload_stored()
                 while True:
                     batches = await consumer.getmany(timeout_ms=1000)
@@ -64,6 +62,14 @@ class CalendarFollower:
             finally:
                 with contextlib.suppress(Exception):
                     await consumer.stop()
+
+    @staticmethod
+    async def _pin_positions(consumer: AIOKafkaConsumer) -> None:
+        """Resolve "latest" before reading the store, so no load falls between the two."""
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=100)
+        for partition in consumer.assignment():
+            await consumer.position(partition)
 
     def _handle(self, raw: bytes) -> None:
         try:
