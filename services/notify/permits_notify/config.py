@@ -19,7 +19,7 @@ class NotifySettings(CommonSettings):
     notify_group: str = "permits-notify"
     notify_offset_reset: Literal["earliest", "latest"] = "earliest"
     mongo_database: str = "permits_notify"
-    http_port: int = 8004
+    notify_port: int = 8004
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025

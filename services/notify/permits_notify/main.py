@@ -105,5 +105,5 @@ def main() -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     worker = build_worker(settings, loop)
-    log.info("notify starting", group=settings.notify_group, port=settings.http_port)
+    log.info("notify starting", group=settings.notify_group, port=settings.notify_port)
     worker.execute_from_commandline()

@@ -135,7 +135,7 @@ async def running_notify(infrastructure: dict[str, str], log_dir: Path) -> Any:
         "PERMITS_NOTIFY_GROUP": group,
         "PERMITS_NOTIFY_OFFSET_RESET": "latest",
         "PERMITS_MONGO_DATABASE": database,
-        "PERMITS_HTTP_PORT": str(http_port),
+        "PERMITS_NOTIFY_PORT": str(http_port),
         "PERMITS_SMTP_HOST": "127.0.0.1",
         "PERMITS_SMTP_PORT": str(smtp.port),
         "PERMITS_SMS_URL": f"http://127.0.0.1:{sms_port}/api/v1/messages",

@@ -14,7 +14,7 @@ def test_defaults_point_at_the_local_simulators(monkeypatch: pytest.MonkeyPatch)
     assert settings.smtp_port == 8025
     assert settings.sms_url.startswith("http://127.0.0.1:8011/")
     assert settings.notify_group == "permits-notify"
-    assert settings.http_port == 8004
+    assert settings.notify_port == 8004
 
 
 def test_production_refuses_the_development_sms_key(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -95,7 +95,7 @@ def build_faust_app(
     app.timer(interval=settings.dispatch_interval_seconds, name="notify.dispatch")(dispatch_tick)
 
     async def serve_http() -> None:
-        await serve_embedded(http_app, settings.host, settings.http_port)
+        await serve_embedded(http_app, settings.host, settings.notify_port)
 
     app.task(serve_http)
 
