@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 
 from permits_common.settings import CommonSettings
@@ -14,6 +16,18 @@ class IssuanceSettings(CommonSettings):
     issuance_group: str = Field(
         default="permits-issuance",
         description="Faust app id and Kafka consumer group; unique per isolated test worker",
+    )
+    issuance_offset_reset: Literal["earliest", "latest"] = Field(
+        default="earliest",
+        description="Where a new consumer group starts reading; tests on a shared broker use "
+        "`latest` so an isolated worker does not act on other tests' applications",
+    )
+    issuance_only_application_prefix: str = Field(
+        default="",
+        max_length=64,
+        description="Act only on applications whose id starts with this (empty: all). An "
+        "isolated test worker on a shared broker sets it so it never decides, numbers or "
+        "publishes for other tests' applications",
     )
     mongo_database: str = "permits_issuance"
     issuance_public_url: str = Field(

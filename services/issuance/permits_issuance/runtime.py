@@ -96,8 +96,11 @@ class IssuanceRuntime:
 
     async def handle_application_event(self, event: Event[Any]) -> None:
         """Only `application.accepted` needs issuance; the rest are its own or intake's."""
-        if isinstance(event.data, ApplicationAccepted):
-            await self.approval.handle_accepted(event.data)
+        data = event.data
+        if isinstance(data, ApplicationAccepted) and data.application_id.startswith(
+            self.settings.issuance_only_application_prefix
+        ):
+            await self.approval.handle_accepted(data)
 
     async def handle_calendar_event(self, event: Event[Any]) -> None:
         """An operator loaded a year: count with it and move provisional deadlines."""

@@ -30,7 +30,12 @@ EventHandler = Callable[[Event[Any]], Awaitable[None]]
 def build_faust_app(runtime: IssuanceRuntime, *, serve_http: bool = True) -> faust.App:
     """The worker's app: agents, timers and (optionally) the embedded HTTP server."""
     settings = runtime.settings
-    app = faust_app(SERVICE, settings, app_id=settings.issuance_group)
+    app = faust_app(
+        SERVICE,
+        settings,
+        app_id=settings.issuance_group,
+        consumer_auto_offset_reset=settings.issuance_offset_reset,
+    )
 
     _consume(app, runtime, topics.APPLICATIONS, "applications", runtime.handle_application_event)
     _consume(app, runtime, topics.CARDS, "cards", runtime.register.handle_card_event)

@@ -1,0 +1,106 @@
+"""Two issuance runtimes (two store clients, as two workers have) racing on the real store:
+no permit number is given out twice, a redelivered event re-reads its decision, and an
+exhausted birth date is refused with a clear code."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date
+
+import pytest
+
+from permits_common.domain import permit_number
+from permits_common.domain.regions import Region, Sex
+from permits_issuance.config import IssuanceSettings
+from permits_issuance.domain.numbering import counter_key
+from permits_issuance.runtime import IssuanceRuntime
+from permits_issuance.service.approval import APPROVED, REJECTED
+
+from .conftest import accepted, free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+@pytest.fixture
+async def two_workers(infrastructure: dict[str, str]) -> AsyncIterator[list[IssuanceRuntime]]:
+    """Two runtimes on one database; the production centre is unreachable (orders wait)."""
+    settings = IssuanceSettings(
+        kafka_bootstrap=infrastructure["PERMITS_KAFKA_BOOTSTRAP"],
+        mongo_url=infrastructure["PERMITS_MONGO_URL"],
+        mongo_database=f"permits_test_{uuid.uuid4().hex[:10]}",
+        production_centre_url=f"http://127.0.0.1:{free_port()}",
+        production_request_timeout_seconds=0.5,
+    )
+    runtimes = [IssuanceRuntime(settings), IssuanceRuntime(settings)]
+    for runtime in runtimes:
+        await runtime.ensure_started()
+    yield runtimes
+    await runtimes[0].client.drop_database(settings.mongo_database)
+    for runtime in runtimes:
+        await runtime.stop()
+
+
+async def test_concurrent_allocation_never_repeats_a_number(
+    two_workers: list[IssuanceRuntime],
+) -> None:
+    birth = date(1985, 6, 15)
+    events = [accepted(f"isstest-alloc-{uuid.uuid4().hex}", birth_date=birth) for _ in range(24)]
+    records = await asyncio.gather(
+        *(two_workers[i % 2].approval.handle_accepted(event) for i, event in enumerate(events))
+    )
+    numbers = [record["card_number"] for record in records]
+    assert all(record["outcome"] == APPROVED for record in records)
+    assert len(set(numbers)) == len(numbers)
+    for number in numbers:
+        parsed = permit_number.parse(number)
+        assert parsed.birth_date == birth
+        assert parsed.sequence % 2 == 1
+
+
+async def test_redelivery_and_a_racing_worker_get_the_same_number(
+    two_workers: list[IssuanceRuntime],
+) -> None:
+    event = accepted(f"isstest-redeliver-{uuid.uuid4().hex}", sex="F")
+    first, second = await asyncio.gather(
+        two_workers[0].approval.handle_accepted(event),
+        two_workers[1].approval.handle_accepted(event),
+    )
+    again = await two_workers[0].approval.handle_accepted(event)
+    assert first["card_number"] == second["card_number"] == again["card_number"]
+    assert int(first["card_number"][14:17]) % 2 == 0
+    orders = await two_workers[0].store.orders.count_documents(
+        {"application_id": event.application_id}
+    )
+    assert orders == 1
+
+
+async def test_exhausted_sequences_are_refused(two_workers: list[IssuanceRuntime]) -> None:
+    birth = date(1977, 7, 7)
+    store = two_workers[0].store
+    await store.counters.insert_one({"_id": counter_key(Region.HK, birth, Sex.FEMALE), "next": 498})
+    last = await two_workers[0].approval.handle_accepted(
+        accepted(f"isstest-last-{uuid.uuid4().hex}", birth_date=birth, sex="F")
+    )
+    assert last["card_number"][14:17] == "998"
+    refused = await two_workers[1].approval.handle_accepted(
+        accepted(f"isstest-none-{uuid.uuid4().hex}", birth_date=birth, sex="F")
+    )
+    assert refused["outcome"] == REJECTED
+    assert refused["code"] == "sequence_exhausted"
+
+
+async def test_one_open_application_per_person(two_workers: list[IssuanceRuntime]) -> None:
+    permit = f"H{uuid.uuid4().int % 10**8:08d}"
+    events = [
+        accepted(f"isstest-dup-{uuid.uuid4().hex}", travel_permit_number=permit) for _ in range(2)
+    ]
+    records = await asyncio.gather(
+        two_workers[0].approval.handle_accepted(events[0]),
+        two_workers[1].approval.handle_accepted(events[1]),
+    )
+    outcomes = sorted(record["outcome"] for record in records)
+    assert outcomes == [APPROVED, REJECTED]
+    refused = next(record for record in records if record["outcome"] == REJECTED)
+    assert refused["code"] == "duplicate_open_application"
