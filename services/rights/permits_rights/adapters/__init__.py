@@ -1,0 +1,1 @@
+"""I/O at the edges: the store, Kafka (register changelog), agency webhooks, the policy file."""

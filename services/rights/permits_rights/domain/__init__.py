@@ -1,0 +1,1 @@
+"""Pure rules of the rights service: holder status, verification, agency policies."""

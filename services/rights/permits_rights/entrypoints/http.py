@@ -1,0 +1,189 @@
+"""HTTP API on port 8003: verification for agencies; deliveries and reconciliation for ops."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query
+from pydantic import BaseModel, Field
+
+from permits_common.domain.agencies import Agency
+from permits_common.mongo import Document
+from permits_common.web.auth import Principal, require
+from permits_common.web.problems import JsonResponse, ProblemError
+from permits_rights.service.reconciliation import reconcile
+from permits_rights.service.runtime import Runtime
+
+
+class VerificationAnswer(BaseModel):
+    """Exactly contract.md's answer; `valid_until` only when valid."""
+
+    valid: bool
+    status: str
+    valid_until: str | None = None
+
+
+class ClockOffset(BaseModel):
+    """How far to move the service clock ahead of real time (development only)."""
+
+    offset_seconds: float = Field(ge=0, le=20 * 366 * 86400)
+
+
+def _agency(key: str) -> Agency:
+    try:
+        return Agency(key)
+    except ValueError:
+        raise ProblemError(404, "not_found", "Unknown agency", f"No agency {key!r}") from None
+
+
+def _delivery_row(doc: Document) -> dict[str, Any]:
+    return {
+        "event_id": doc["_id"],
+        "channel": "webhook",
+        "card_number": doc["card_number"],
+        "issue_count": doc["issue_count"],
+        "status": doc["status"],
+        "outcome": doc["state"],
+        "attempts": doc["attempts"],
+        "last_error": doc.get("last_error"),
+        "created_at": doc["created_at"],
+        "delivered_at": doc.get("delivered_at"),
+        "updated_at": doc.get("updated_at"),
+    }
+
+
+def build_router(runtime: Runtime) -> APIRouter:
+    """Routes bound to the running service."""
+    router = APIRouter(prefix="/api/v1")
+
+    @router.get(
+        "/verify",
+        summary="Verify a presented card (agency)",
+        response_model=VerificationAnswer,
+        response_model_exclude_none=True,
+        responses={429: {"description": "Rate limited (Retry-After)"}},
+    )
+    async def verify(
+        principal: Annotated[Principal, Depends(require("agency"))],
+        number: Annotated[str, Query(min_length=1, max_length=32)],
+        name: Annotated[str, Query(min_length=1, max_length=200)],
+        issue_count: Annotated[int | None, Query(ge=1, le=999)] = None,
+    ) -> JsonResponse:
+        agency = principal.agency
+        assert agency is not None
+        if not runtime.policies[agency].verify:
+            raise ProblemError(
+                403, "forbidden", "Forbidden", "This agency receives aggregate figures only"
+            )
+        wait = runtime.verifier.retry_after(agency)
+        if wait > 0:
+            raise ProblemError(
+                429,
+                "rate_limited",
+                "Too many requests",
+                "The agency's verification rate limit is exceeded",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        if not runtime.replica.ready.is_set():
+            raise ProblemError(
+                503,
+                "service_unavailable",
+                "Register loading",
+                "The holder register is being rebuilt; retry shortly.",
+                headers={"Retry-After": "2"},
+            )
+        verdict = runtime.verifier.verify(agency, number, name, issue_count)
+        return JsonResponse(verdict.as_json())
+
+    @router.get("/aggregates", summary="Holder counts by status (hmt_office, ops)")
+    async def aggregates(
+        principal: Annotated[Principal, Depends(require("agency", "ops"))],
+    ) -> dict[str, Any]:
+        agency = principal.agency
+        if agency is not None and not runtime.policies[agency].aggregates:
+            raise ProblemError(403, "forbidden", "Forbidden", "Aggregates are not in this policy")
+        return {
+            "holders_by_status": runtime.index.status_counts(),
+            "cards": len(runtime.index),
+            "as_of": runtime.clock.now().isoformat(),
+        }
+
+    @router.get("/agencies", summary="Agency policies and channels (ops)")
+    async def agencies(
+        _principal: Annotated[Principal, Depends(require("ops"))],
+    ) -> list[dict[str, Any]]:
+        return [
+            {
+                "agency": policy.agency.value,
+                "purpose": policy.purpose,
+                "fields": sorted(policy.fields),
+                "feed": policy.feed,
+                "verify": policy.verify,
+                "aggregates": policy.aggregates,
+                "webhook": policy.agency in runtime.webhook_targets,
+            }
+            for policy in runtime.policies.values()
+        ]
+
+    @router.get("/agencies/{key}/deliveries", summary="Delivery log of one agency (ops)")
+    async def deliveries(
+        key: str,
+        _principal: Annotated[Principal, Depends(require("ops"))],
+        card_number: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> JsonResponse:
+        agency = _agency(key)
+        policy = runtime.policies[agency]
+        rows: list[dict[str, Any]] = []
+        if card_number is None:
+            docs = await runtime.deliveries.recent(agency.value, limit)
+            rows = [_delivery_row(doc) for doc in docs]
+        elif policy.feed:
+            for doc in await runtime.feed_log.for_card(card_number):
+                rows.append(
+                    {
+                        "event_id": runtime.feed_event_id(
+                            doc["card_number"], doc["issue_count"], doc["status"], agency
+                        ),
+                        "channel": "topic",
+                        "card_number": doc["card_number"],
+                        "issue_count": doc["issue_count"],
+                        "status": doc["status"],
+                        "outcome": "delivered",
+                        "attempts": 1,
+                        "last_error": None,
+                        "created_at": doc["changed_at"],
+                        "delivered_at": doc["published_at"],
+                        "updated_at": doc["published_at"],
+                    }
+                )
+            docs = await runtime.deliveries.for_card(agency.value, card_number, limit)
+            rows += [_delivery_row(doc) for doc in docs]
+        return JsonResponse({"agency": agency.value, "deliveries": rows[:limit]})
+
+    @router.get("/agencies/{key}/reconciliation", summary="Sent and confirmed vs register (ops)")
+    async def reconciliation(
+        key: str, _principal: Annotated[Principal, Depends(require("ops"))]
+    ) -> dict[str, Any]:
+        agency = _agency(key)
+        return await reconcile(
+            runtime.policies[agency], runtime.holders, agency in runtime.webhook_targets
+        )
+
+    if runtime.settings.env != "production":
+
+        @router.put("/dev/clock", summary="Move the service clock (development only, ops)")
+        async def move_clock(
+            body: ClockOffset, _principal: Annotated[Principal, Depends(require("ops"))]
+        ) -> dict[str, Any]:
+            runtime.clock.set_offset(timedelta(seconds=body.offset_seconds))
+            return {"now": runtime.clock.now().isoformat(), "today": runtime.clock.today()}
+
+    return router
+
+
+def install_routes(app: FastAPI, runtime: Runtime) -> None:
+    """Mount the API on an app made by permits_common.web.app.create_app."""
+    app.include_router(build_router(runtime))

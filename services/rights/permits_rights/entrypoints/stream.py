@@ -1,0 +1,63 @@
+"""The Faust agent on permits.cards.v1: batches of card events into the holder register."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from permits_common.events import topics
+from permits_common.events.envelope import Event
+from permits_common.kafka import dead_letter_data
+from permits_common.logs import get_logger
+from permits_common.streams import event_batches, raw_topic, retry_forever
+from permits_rights.service.runtime import Runtime
+
+log = get_logger("cards-agent")
+
+
+class _ReplayedRecord:
+    """A decoded event seen as a raw record, for the dead-letter description."""
+
+    def __init__(self, event: Event[Any]) -> None:
+        self.topic = event.topic
+        self.partition: int | None = None
+        self.offset: int | None = None
+        self.key = event.key
+        self.value = event.to_json()
+
+
+def install_agent(app: faust.App, runtime: Runtime) -> None:
+    """Register the cards agent on the Faust app."""
+    cards = raw_topic(app, topics.CARDS)
+
+    async def process(stream: Any) -> None:
+        await runtime.started.wait()
+        async for batch in event_batches(
+            stream,
+            service="rights",
+            consumer=runtime.settings.rights_group,
+            publisher=runtime.publisher,
+            processed=runtime.processed,
+        ):
+            try:
+                await retry_forever(lambda b=batch: runtime.updates.handle(b))
+            except Exception:
+                await _one_by_one(runtime, batch)
+
+    app.agent(cards, name="cards")(process)
+
+
+async def _one_by_one(runtime: Runtime, batch: list[Event[Any]]) -> None:
+    """A batch failed for a non-transient reason: find the event at fault and dead-letter it."""
+    for event in batch:
+        try:
+            await retry_forever(lambda e=event: runtime.updates.handle([e]))
+        except Exception as exc:
+            log.error("card event refused, dead-lettered", type=event.type, error=repr(exc))
+            data = dead_letter_data(
+                _ReplayedRecord(event), runtime.settings.rights_group, f"{type(exc).__name__}"
+            )
+            await retry_forever(
+                lambda d=data: runtime.publisher.publish(runtime.publisher.event(d))
+            )

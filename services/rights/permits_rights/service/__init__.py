@@ -1,0 +1,1 @@
+"""Use cases: apply card events, feed agencies, deliver webhooks, verify, reconcile."""

@@ -1,0 +1,26 @@
+"""The rights service's own Prometheus metrics (labels: agency keys and outcomes only)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DELIVERIES = Counter(
+    "permits_rights_deliveries_total",
+    "Holder status deliveries by agency and outcome (published, delivered, retry, deadletter)",
+    ["agency", "outcome"],
+)
+DELIVERY_LAG = Histogram(
+    "permits_rights_delivery_lag_seconds",
+    "From the status change (event time) to the agency having it (topic ack or webhook 2xx)",
+    ["agency"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+VERIFY_REQUESTS = Counter(
+    "permits_verify_requests_total",
+    "Verification requests by agency and result (a verification status, or rate_limited)",
+    ["agency", "result"],
+)
+REGISTER_CARDS = Gauge("permits_rights_register_cards", "Card numbers in the in-memory register")
+PENDING_WEBHOOKS = Gauge(
+    "permits_rights_webhook_pending", "Webhook deliveries waiting, by agency", ["agency"]
+)

@@ -1,0 +1,148 @@
+"""Webhook delivery: one worker per agency, so a slow or dead endpoint only delays itself.
+
+The queue is the store's delivery log (durable: a restart resumes pending deliveries). Within
+one agency, events of one card go out in order (a card's next event waits for the previous one),
+while different cards are delivered concurrently up to a bound. After the retry budget an event
+goes to the dead-letter topic with the reason, and the card's later events proceed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+from permits_common.domain.agencies import Agency
+from permits_common.events.envelope import derived_event_id
+from permits_common.events.models import DeadLetter
+from permits_common.events.topics import rights_topic
+from permits_common.kafka import EventPublisher
+from permits_common.logs import get_logger
+from permits_common.streams import retry_forever
+from permits_rights.adapters.store import DeliveryLog, HolderStore, PendingDelivery
+from permits_rights.adapters.webhook_client import WebhookClient, WebhookFailedError
+from permits_rights.config import WebhookTarget
+from permits_rights.domain.throttle import backoff_delay
+from permits_rights.service.metrics import DELIVERIES, DELIVERY_LAG, PENDING_WEBHOOKS
+
+log = get_logger("webhooks")
+
+IDLE_POLL_SECONDS = 30.0
+PENDING_PAGE = 500
+
+
+class WebhookDispatcher:
+    """Runs the per-agency delivery loops; `wake` is called when new deliveries are queued."""
+
+    def __init__(
+        self,
+        *,
+        targets: Mapping[Agency, WebhookTarget],
+        deliveries: DeliveryLog,
+        holders: HolderStore,
+        client: WebhookClient,
+        publisher: EventPublisher,
+        consumer_name: str,
+        max_attempts: int,
+        backoff_seconds: float,
+        backoff_max_seconds: float,
+        concurrency: int,
+    ) -> None:
+        self._targets = dict(targets)
+        self._deliveries = deliveries
+        self._holders = holders
+        self._client = client
+        self._publisher = publisher
+        self._consumer_name = consumer_name
+        self._max_attempts = max_attempts
+        self._backoff = backoff_seconds
+        self._backoff_cap = backoff_max_seconds
+        self._concurrency = concurrency
+        self._wakeups = {agency: asyncio.Event() for agency in self._targets}
+
+    def wake(self, agency: Agency) -> None:
+        """New deliveries for an agency are queued."""
+        event = self._wakeups.get(agency)
+        if event is not None:
+            event.set()
+
+    async def run(self) -> None:
+        """Deliver for every registered agency until cancelled."""
+        await asyncio.gather(*(self._run_agency(target) for target in self._targets.values()))
+
+    async def _run_agency(self, target: WebhookTarget) -> None:
+        wakeup = self._wakeups[target.agency]
+        slots = asyncio.Semaphore(self._concurrency)
+        while True:
+            wakeup.clear()
+            pending = await retry_forever(
+                lambda: self._deliveries.pending(target.agency.value, PENDING_PAGE)
+            )
+            PENDING_WEBHOOKS.labels(target.agency.value).set(len(pending))
+            heads: dict[str, PendingDelivery] = {}
+            for delivery in pending:
+                heads.setdefault(delivery.card_number, delivery)
+            now = datetime.now(UTC)
+            due = [d for d in heads.values() if d.next_attempt_at <= now]
+            if due:
+                await asyncio.gather(*(self._attempt(target, d, slots) for d in due))
+                continue
+            wait = min(
+                [(d.next_attempt_at - now).total_seconds() for d in heads.values()]
+                + [IDLE_POLL_SECONDS]
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), timeout=max(wait, 0.01))
+
+    async def _attempt(
+        self, target: WebhookTarget, delivery: PendingDelivery, slots: asyncio.Semaphore
+    ) -> None:
+        agency = target.agency.value
+        async with slots:
+            try:
+                await self._client.post(target.url, target.secret, delivery.event_id, delivery.body)
+            except WebhookFailedError as exc:
+                await self._failed(target, delivery, str(exc))
+                return
+        now = datetime.now(UTC)
+        await retry_forever(lambda: self._deliveries.delivered(delivery, now))
+        await retry_forever(
+            lambda: self._holders.mark_confirmed(
+                delivery.card_number, delivery.issue_count, delivery.status, agency
+            )
+        )
+        DELIVERIES.labels(agency, "delivered").inc()
+        DELIVERY_LAG.labels(agency).observe(max(0.0, (now - delivery.event_time).total_seconds()))
+
+    async def _failed(self, target: WebhookTarget, delivery: PendingDelivery, error: str) -> None:
+        agency = target.agency.value
+        attempts = delivery.attempts + 1
+        now = datetime.now(UTC)
+        if attempts < self._max_attempts:
+            delay = backoff_delay(attempts, self._backoff, self._backoff_cap)
+            await retry_forever(
+                lambda: self._deliveries.retry_later(
+                    delivery, error, now, now + timedelta(seconds=delay)
+                )
+            )
+            DELIVERIES.labels(agency, "retry").inc()
+            return
+        reason = f"webhook delivery to {agency} failed after {attempts} attempts: {error}"
+        dead = DeadLetter(
+            original_topic=rights_topic(agency),
+            original_key=delivery.card_number,
+            original_value=delivery.body.decode(),
+            consumer=f"{self._consumer_name}-webhook-{agency}",
+            error=reason,
+        )
+        await retry_forever(
+            lambda: self._publisher.publish(
+                self._publisher.event(
+                    dead, event_id=derived_event_id("deadletter", delivery.event_id)
+                )
+            )
+        )
+        await retry_forever(lambda: self._deliveries.failed(delivery, error, now))
+        DELIVERIES.labels(agency, "deadletter").inc()
+        log.warning("webhook delivery dead-lettered", agency=agency, attempts=attempts, error=error)
