@@ -1,0 +1,98 @@
+"""Unit tests of the agency policies: no field an agency may not see ever leaves the service."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from permits_common.domain.agencies import Agency
+from permits_common.domain.card import HolderStatus
+from permits_common.events.envelope import decode
+from permits_rights.adapters.policy_file import load_policies
+from permits_rights.domain.holder import DETAIL_FIELDS, StatusChange
+from permits_rights.domain.policy import ENVELOPE_FIELDS, PolicyError, parse_policies
+from permits_rights.service.holder_updates import feed_event
+
+POLICIES = load_policies()
+FULL_DETAILS: dict[str, Any] = {
+    "name": "陈大文",
+    "name_latin": "CHAN TAI MAN",
+    "sex": "M",
+    "birth_date": "1990-01-01",
+    "region": "HK",
+    "valid_from": "2026-11-01",
+    "valid_until": "2031-11-01",
+    "issuing_authority": "济南市公安局历下分局",
+    "district": "历下区",
+    "address": "历下区科院路6号",
+}
+CHANGE = StatusChange("810000199001010012", 1, HolderStatus.ACTIVE, datetime.now(UTC))
+
+
+def test_every_agency_has_a_policy() -> None:
+    assert set(POLICIES) == set(Agency)
+    assert set(FULL_DETAILS) == set(DETAIL_FIELDS)
+
+
+@pytest.mark.parametrize("agency", [a for a in Agency if POLICIES[a].feed])
+def test_feed_event_carries_only_allowed_fields(agency: Agency) -> None:
+    policy = POLICIES[agency]
+    event = feed_event(policy, CHANGE, FULL_DETAILS)
+    body = orjson.loads(event.to_json(exclude_none=True))
+    assert set(body["data"]) <= policy.fields | ENVELOPE_FIELDS
+    for field in set(DETAIL_FIELDS) - policy.fields:
+        assert field not in body["data"], f"{agency} received {field}"
+    for field in policy.fields - {"card_number", "issue_count", "status"}:
+        assert body["data"][field] is not None
+    assert body["subject"] == CHANGE.card_number
+    assert decode(event.to_json(exclude_none=True)).id == event.id
+
+
+def test_hotel_gets_exactly_name_and_validity() -> None:
+    body = orjson.loads(
+        feed_event(POLICIES[Agency.HOTEL], CHANGE, FULL_DETAILS).to_json(exclude_none=True)
+    )
+    assert set(body["data"]) == {
+        "agency",
+        "card_number",
+        "issue_count",
+        "status",
+        "changed_at",
+        "name",
+        "name_latin",
+        "valid_until",
+    }
+
+
+def test_hmt_office_gets_no_per_card_data() -> None:
+    policy = POLICIES[Agency.HMT_OFFICE]
+    assert not policy.feed
+    assert not policy.verify
+    assert policy.aggregates
+    assert policy.fields == frozenset()
+
+
+def test_event_ids_are_derived_from_the_fact() -> None:
+    first = feed_event(POLICIES[Agency.FINANCE], CHANGE, FULL_DETAILS)
+    again = feed_event(POLICIES[Agency.FINANCE], CHANGE, FULL_DETAILS)
+    other = feed_event(POLICIES[Agency.HOTEL], CHANGE, FULL_DETAILS)
+    assert first.id == again.id
+    assert first.to_json(exclude_none=True) == again.to_json(exclude_none=True)
+    assert first.id != other.id
+
+
+def test_policy_validation() -> None:
+    raw = {"agencies": {a.value: {"fields": [], "feed": False} for a in Agency}}
+    assert parse_policies(raw)[Agency.HOTEL].feed is False
+    raw["agencies"]["hotel"] = {"fields": ["card_number", "passport"], "feed": True}
+    with pytest.raises(PolicyError):
+        parse_policies(raw)
+    raw["agencies"]["hotel"] = {"fields": ["name"], "feed": True}
+    with pytest.raises(PolicyError):
+        parse_policies(raw)
+    del raw["agencies"]["hotel"]
+    with pytest.raises(PolicyError):
+        parse_policies(raw)
