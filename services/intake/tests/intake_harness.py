@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from permits_common.clock import Clock
 from permits_common.events.envelope import Event, decode
 from permits_common.kafka import connection_options, ensure_topics
+from permits_common.mongo import mongo_client
 from permits_common.settings import development_tokens
 from permits_intake.config import IntakeSettings
 from permits_intake.main import build_app
@@ -91,9 +92,14 @@ class RunningIntake:
 
 @contextlib.asynccontextmanager
 async def running_intake(
-    settings: IntakeSettings, *, wait_ready: bool = True, skip: bool = True
+    settings: IntakeSettings,
+    *,
+    wait_ready: bool = True,
+    skip: bool = True,
+    drop_database: bool = True,
 ) -> AsyncIterator[RunningIntake]:
-    """Start the app's lifespan (Kafka, store, relay, consumer) and serve it over ASGI."""
+    """Start the app's lifespan (Kafka, store, relay, consumer) and serve it over ASGI;
+    the test database is dropped afterwards unless another instance still uses it."""
     if skip:
         await skip_history(settings, settings.intake_group, CONSUMED_TOPICS)
     clock = Clock()
@@ -104,6 +110,13 @@ async def running_intake(
             if wait_ready:
                 await wait_until_ready(client)
             yield RunningIntake(app, client, settings, clock)
+        store_was_used = app.state.runtime.store_prepared.is_set()
+    if drop_database and store_was_used:
+        cleaner = mongo_client(settings)
+        try:
+            await cleaner.drop_database(settings.mongo_database)
+        finally:
+            await cleaner.close()
 
 
 async def wait_until_ready(client: httpx.AsyncClient, within: float = 40.0) -> None:

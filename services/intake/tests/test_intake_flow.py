@@ -368,7 +368,7 @@ async def test_a_year_loaded_on_one_replica_is_used_by_another(intake: RunningIn
     replica_settings = intake_settings_like(intake)
     year = 2080 + uuid.uuid4().int % 9
     params = {"accepted_on": f"{year}-06-01"}
-    async with running_intake(replica_settings) as replica:
+    async with running_intake(replica_settings, drop_database=False) as replica:
         before = await replica.client.get("/api/v1/calendar/due-date", params=params, headers=OPS)
         assert before.json()["provisional"] is True
         loaded = await intake.client.put(
