@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import MongoClient
 
 from permits_common.clock import Clock
@@ -150,18 +150,23 @@ class EventWatcher:
             bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
         )
         self._topics = topic_names
+        self._bootstrap = bootstrap
         self.events: list[Event[Any]] = []
         self.raw: list[tuple[str, bytes | None, bytes | None]] = []
 
     async def start(self) -> None:
         """Assign every partition and pin the start position to the current end."""
         await self._consumer.start()
-        await self._consumer.topics()
-        partitions = [
-            TopicPartition(name, partition)
-            for name in self._topics
-            for partition in sorted(self._consumer.partitions_for_topic(name) or ())
-        ]
+        metadata = AIOKafkaProducer(bootstrap_servers=self._bootstrap)
+        await metadata.start()
+        try:
+            partitions = [
+                TopicPartition(name, partition)
+                for name in self._topics
+                for partition in sorted(await metadata.partitions_for(name))
+            ]
+        finally:
+            await metadata.stop()
         self._consumer.assign(partitions)
         await self._consumer.seek_to_end(*partitions)
         for partition in partitions:
