@@ -273,7 +273,8 @@ async def test_rejection_closes_the_application(
 async def test_report_lost_and_revoke_publish_card_events(
     intake: RunningIntake, issuance: EventPublisher
 ) -> None:
-    _, number = await issue_card(intake, issuance, application_body())
+    body = application_body()
+    _, number = await issue_card(intake, issuance, body)
     async with TopicTap(intake.settings, topics.CARDS) as tap:
         lost = await intake.client.post(f"/api/v1/cards/{number}/report-lost", headers=LIXIA_CLERK)
         assert lost.status_code == 200, lost.text
@@ -299,6 +300,16 @@ async def test_report_lost_and_revoke_publish_card_events(
             f"/api/v1/cards/{number}/revoke", json={"reason": "again"}, headers=OPS
         )
         assert again.status_code == 409
+    renewal = application_body(
+        kind="reissue",
+        card_number=number,
+        applicant__travel_permit_number=body["applicant"]["travel_permit_number"],
+    )
+    refused = await intake.client.post(
+        "/api/v1/applications", json=renewal, headers={**CLERK, "Idempotency-Key": uuid.uuid4().hex}
+    )
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "card_not_replaceable"
     unknown = await intake.client.post(
         f"/api/v1/cards/{fresh_card_number()}/report-lost", headers=CLERK
     )
