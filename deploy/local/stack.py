@@ -30,8 +30,9 @@ LOG_DIR = REPO_ROOT / ".local" / "logs"
 HOST = "127.0.0.1"
 
 
-def _load_infra() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("permits_infra", HERE / "infra.py")
+def _load_sibling(name: str) -> ModuleType:
+    """Load a module of this folder by path (deploy/local is scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"permits_local_{name}", HERE / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -39,7 +40,7 @@ def _load_infra() -> ModuleType:
     return module
 
 
-infra = _load_infra()
+infra = _load_sibling("infra")
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def components(ports: Ports, extra_env: Mapping[str, str] | None = None) -> list
                 str(ports.smtp_http),
             ),
             ports.smtp_http,
-            "/healthz",
+            "/messages",
             "mail server (aiosmtpd sink)",
             shared,
             is_service=False,
@@ -320,7 +321,7 @@ def _print_welcome(stack: Stack) -> None:
         "",
         f"  production centre simulator  {stack.url('production-centre')}",
         f"  SMS gateway simulator        {stack.url('sms-gateway')}/api/v1/messages",
-        f"  mail sink (SMTP {HOST}:{stack.ports.smtp})  {stack.url('smtp')}/api/v1/messages",
+        f"  mail sink (SMTP {HOST}:{stack.ports.smtp})  {stack.url('smtp')}/messages",
         "  Kafka 127.0.0.1:9092, document store mongodb://127.0.0.1:27017/",
         "",
         "Development tokens (refused when PERMITS_ENV=production):",
@@ -375,10 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     if args.command == "run":
         return run()
-    sys.path.insert(0, str(HERE))
-    from demo import run_demo
-
-    return run_demo(args.intake, rest)
+    exit_code: int = _load_sibling("demo").run_demo(args.intake, rest)
+    return exit_code
 
 
 if __name__ == "__main__":

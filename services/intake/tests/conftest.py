@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from .intake_harness import RunningIntake, intake_settings, running_intake
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from intake_harness import RunningIntake, intake_settings, running_intake
 
 
 @pytest.fixture(scope="session")

@@ -7,14 +7,13 @@ from datetime import date
 from typing import Any
 
 import pytest
+from intake_forms import application_body
+from intake_harness import AGENCY, CLERK, LIXIA_CLERK, OPS, RunningIntake, TopicTap
 
 from permits_common.domain import permit_number
 from permits_common.domain.regions import Region
 from permits_common.events import topics
 from permits_common.events.models import ApplicationAccepted
-
-from .intake_forms import application_body
-from .intake_harness import AGENCY, CLERK, LIXIA_CLERK, OPS, RunningIntake, TopicTap
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

@@ -8,6 +8,16 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from intake_forms import application_body
+from intake_harness import (
+    CLERK,
+    LIXIA_CLERK,
+    OPS,
+    RunningIntake,
+    TopicTap,
+    eventually,
+    running_intake,
+)
 
 from permits_common.domain import permit_number
 from permits_common.domain.regions import Region
@@ -25,17 +35,6 @@ from permits_common.events.models import (
 )
 from permits_common.kafka import EventPublisher
 from permits_intake.config import IntakeSettings
-
-from .intake_forms import application_body
-from .intake_harness import (
-    CLERK,
-    LIXIA_CLERK,
-    OPS,
-    RunningIntake,
-    TopicTap,
-    eventually,
-    running_intake,
-)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

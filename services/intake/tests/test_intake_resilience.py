@@ -7,14 +7,8 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
-
-from permits_common.events import topics
-from permits_common.web.auth import Principal
-from permits_intake.domain.forms import ApplicationForm
-from permits_intake.runtime import IntakeRuntime
-
-from .intake_forms import application_body
-from .intake_harness import (
+from intake_forms import application_body
+from intake_harness import (
     CLERK,
     OPS,
     TopicTap,
@@ -22,7 +16,12 @@ from .intake_harness import (
     intake_settings,
     running_intake,
 )
-from .intake_proxy import CuttableProxy
+from intake_proxy import CuttableProxy
+
+from permits_common.events import topics
+from permits_common.web.auth import Principal
+from permits_intake.domain.forms import ApplicationForm
+from permits_intake.runtime import IntakeRuntime
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

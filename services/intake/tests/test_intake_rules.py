@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 import pytest
+from intake_forms import application_body, unique_card_number
 
 from permits_common.domain.rule_codes import RuleCode
 from permits_common.reference import acceptance_points
@@ -18,8 +19,6 @@ from permits_intake.domain.eligibility import (
     normalized_district,
 )
 from permits_intake.domain.forms import ApplicationForm
-
-from .intake_forms import application_body, unique_card_number
 
 POINTS = frozenset(p.code for p in acceptance_points())
 DISTRICTS = frozenset(normalized_district(p.district) for p in acceptance_points())

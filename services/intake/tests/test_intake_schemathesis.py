@@ -17,10 +17,9 @@ import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
+from intake_harness import RunningIntake
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
-
-from .intake_harness import RunningIntake
 
 pytestmark = [
     pytest.mark.integration,

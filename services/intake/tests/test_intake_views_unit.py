@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from intake_forms import application_body
+
 from permits_common.domain.card import ApplicationStatus, HolderStatus, SlaState
 from permits_common.domain.rule_codes import RuleCode
 from permits_common.events.models import (
@@ -22,8 +24,6 @@ from permits_intake.domain.progress import (
     sla_states_before,
     statuses_before,
 )
-
-from .intake_forms import application_body
 
 NUMBER = "810000199001010011"
 NOW = datetime(2026, 3, 2, 8, tzinfo=UTC)

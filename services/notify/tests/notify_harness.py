@@ -20,14 +20,13 @@ from typing import Any, TypeVar
 
 import httpx
 import uvicorn
+from notify_samples import accepted
 
 from permits_common.events.models import EventData
 from permits_common.kafka import EventPublisher, ensure_topics
 from permits_common.settings import CommonSettings
 from permits_notify.simulators.sms_gateway import GatewayState, create_sms_gateway_app
 from permits_notify.simulators.smtp_sink import RunningSmtpSink, start_smtp_sink
-
-from .notify_samples import accepted
 
 T = TypeVar("T")
 OPS = {"Authorization": "Bearer dev-ops"}

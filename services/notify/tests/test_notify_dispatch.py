@@ -10,6 +10,8 @@ from datetime import date, datetime, timedelta
 
 import pytest
 import pytest_asyncio
+from notify_harness import SMS_KEY, serve_in_loop, unique_phone
+from notify_samples import accepted
 from pymongo import AsyncMongoClient
 
 from permits_common.clock import SHANGHAI, FixedClock
@@ -25,9 +27,6 @@ from permits_notify.domain.scheduling import QuietHours, RateLimit
 from permits_notify.service.notifier import DeliveryPolicy, NotificationService
 from permits_notify.simulators.sms_gateway import GatewayState, create_sms_gateway_app
 from permits_notify.simulators.smtp_sink import start_smtp_sink
-
-from .notify_harness import SMS_KEY, serve_in_loop, unique_phone
-from .notify_samples import accepted
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

@@ -12,6 +12,15 @@ import orjson
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer
+from notify_harness import (
+    OPS,
+    NotifyHarness,
+    running_notify,
+    unique_phone,
+    wait_for,
+    wait_until,
+)
+from notify_samples import accepted, card_issued
 from pymongo import AsyncMongoClient
 
 from permits_common.clock import SHANGHAI
@@ -22,16 +31,6 @@ from permits_common.events.models import (
 )
 from permits_common.events.topics import NOTIFICATIONS
 from permits_notify.simulators.sms_gateway import FailureRule
-
-from .notify_harness import (
-    OPS,
-    NotifyHarness,
-    running_notify,
-    unique_phone,
-    wait_for,
-    wait_until,
-)
-from .notify_samples import accepted, card_issued
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -8,13 +8,12 @@ from importlib import resources
 
 import jinja2
 import pytest
+from notify_samples import accepted, message_events
 
 from permits_notify.adapters.templates import TemplateRenderer, template_name
 from permits_notify.domain.composing import compose, compose_expiry_reminder
 from permits_notify.domain.messages import CHANNELS, LANGUAGES, Language, Message, MessageType
 from permits_notify.service.notifier import point_details, recipient_from
-
-from .notify_samples import accepted, message_events
 
 RENDERER = TemplateRenderer()
 

@@ -1,0 +1,1 @@
+"""Benchmarks of the running system (see README.md in this folder)."""
