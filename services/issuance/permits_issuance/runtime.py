@@ -7,6 +7,8 @@ depends on the order in which Faust starts its services.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -62,6 +64,10 @@ class IssuanceRuntime:
         )
         self.register = RegisterService(self.store, self.publisher, self.clock)
         self._started = False
+        self.stopping = False
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._lock = asyncio.Lock()
         self._deadline_lock = asyncio.Lock()
         self._expiry_lock = asyncio.Lock()
@@ -86,8 +92,23 @@ class IssuanceRuntime:
             self._started = True
             log.info("issuance runtime started", group=self.settings.issuance_group)
 
-    async def stop(self) -> None:
-        """Flush and close."""
+    @contextlib.asynccontextmanager
+    async def handling(self) -> AsyncIterator[None]:
+        """Marks an event in progress, so shutdown lets it finish before closing connections."""
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Let events in progress finish, then flush and close."""
+        self.stopping = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), grace_seconds)
         if self._started:
             await self.publisher.stop()
             await self.centre.stop()

@@ -288,3 +288,43 @@ async def test_a_poison_message_is_dead_lettered_and_the_stream_goes_on(
         event,
         lambda e: bool(of_subject(e, application_id, "application.approved")),
     )
+
+
+async def test_a_card_expires_after_its_last_valid_day(
+    issuance_stack: IssuanceStack,
+    publisher: EventPublisher,
+    watcher: EventWatcher,
+    simulator: httpx.AsyncClient,
+) -> None:
+    application_id = issuance_stack.application_id()
+    event = publisher.event(accepted(application_id))
+    await publish_until(
+        publisher,
+        watcher,
+        event,
+        lambda e: bool(of_subject(e, application_id, "application.ready")),
+    )
+    ready = of_subject(watcher.events, application_id, "application.ready")[0].data
+    last_day = valid_until(ready.ready_on)
+    async with httpx.AsyncClient(base_url=issuance_stack.url) as client:
+        try:
+            await client.put(
+                "/api/v1/dev/clock",
+                headers=OPS,
+                json={"offset_days": (last_day - Clock().today()).days},
+            )
+            await watcher.poll()
+            assert not of_subject(watcher.events, ready.card_number, "card.expired")
+            await client.put(
+                "/api/v1/dev/clock",
+                headers=OPS,
+                json={"offset_days": (last_day - Clock().today()).days + 1},
+            )
+            events = await watcher.wait_until(
+                lambda e: bool(of_subject(e, ready.card_number, "card.expired"))
+            )
+            expired = of_subject(events, ready.card_number, "card.expired")[0].data
+            assert expired.valid_until == last_day
+            assert expired.issue_count == ready.issue_count
+        finally:
+            await client.put("/api/v1/dev/clock", headers=OPS, json={"offset_days": 0})

@@ -97,8 +97,11 @@ async def _handle(
     runtime: IssuanceRuntime, consumer: str, event: Event[Any], handler: EventHandler
 ) -> None:
     try:
-        await retry_forever(lambda: handler(event))
+        async with runtime.handling():
+            await retry_forever(lambda: handler(event))
     except Exception as exc:
+        if runtime.stopping:
+            raise
         error = f"{type(exc).__name__}: {exc}"[:2000]
         log.error("event refused, dead-lettered", type=event.type, error=error[:300])
         EVENTS_CONSUMED.labels(SERVICE, event.topic, "deadletter").inc()
@@ -125,8 +128,11 @@ def _every(
     job: Callable[[], Awaitable[int]],
 ) -> None:
     async def tick() -> None:
+        if runtime.stopping:
+            return
         await retry_forever(runtime.ensure_started)
-        await _guarded(name, job)
+        async with runtime.handling():
+            await _guarded(name, job)
 
     app.timer(seconds, name=f"issuance.{name}")(tick)
 

@@ -88,11 +88,20 @@ def build_http_app(runtime: IssuanceRuntime) -> FastAPI:
                     for err in exc.errors()
                 ],
             ) from None
+        if runtime.stopping:
+            raise ProblemError(
+                503,
+                "service_unavailable",
+                "Shutting down",
+                "Call back again later",
+                headers={"Retry-After": "5"},
+            )
         await runtime.ensure_started()
         try:
-            await runtime.production.callback(
-                callback.order_id, callback.attempt, callback.status, callback.error
-            )
+            async with runtime.handling():
+                await runtime.production.callback(
+                    callback.order_id, callback.attempt, callback.status, callback.error
+                )
         except UnknownOrderError:
             raise ProblemError(404, "not_found", "Unknown order", "No such order") from None
         return Response(status_code=204)
