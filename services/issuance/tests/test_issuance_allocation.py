@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import date
 
 import pytest
+from issuance_harness import accepted, free_port
 
 from permits_common.domain import permit_number
 from permits_common.domain.regions import Region, Sex
@@ -17,8 +18,6 @@ from permits_issuance.config import IssuanceSettings
 from permits_issuance.domain.numbering import counter_key
 from permits_issuance.runtime import IssuanceRuntime
 from permits_issuance.service.approval import APPROVED, REJECTED
-
-from .conftest import accepted, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

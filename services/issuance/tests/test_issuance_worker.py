@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from issuance_harness import EventWatcher, IssuanceStack, accepted, kafka_settings, of_subject
 
 from permits_common.clock import Clock
 from permits_common.domain.calendar import WorkingDayCalendar
@@ -22,8 +23,6 @@ from permits_common.events.models import CalendarLoaded
 from permits_common.kafka import EventPublisher
 from permits_common.reference import acceptance_points_by_code
 from permits_issuance.domain.deadline import schedule
-
-from .conftest import EventWatcher, IssuanceStack, accepted, kafka_settings, of_subject
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 OPS = {"Authorization": "Bearer dev-ops"}
