@@ -36,6 +36,7 @@ def _load_sibling(name: str) -> ModuleType:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -198,9 +199,11 @@ class Stack:
         extra_env: Mapping[str, str] | None = None,
         log_dir: Path = LOG_DIR,
         verbose: bool = True,
+        component_env: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.ports = ports or Ports()
         self.components = {c.name: c for c in components(self.ports, extra_env)}
+        self._component_env = component_env or {}
         self.log_dir = log_dir
         self.verbose = verbose
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -226,7 +229,12 @@ class Stack:
         component = self.components[name]
         if name in self._processes and self._processes[name].poll() is None:
             return
-        env = {**os.environ, **component.env, "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            **component.env,
+            **self._component_env.get(name, {}),
+            "PYTHONUNBUFFERED": "1",
+        }
         self.say(f"starting {name} on {component.url} ({component.description})")
         log = self.log_path(name).open("ab")
         self._processes[name] = subprocess.Popen(
@@ -295,6 +303,47 @@ class Stack:
             yield self
         finally:
             self.stop()
+
+
+def reset_topics() -> None:
+    """Delete and recreate every topic of the catalog: an empty broker for a fresh system.
+
+    Only the end-to-end and fault suites use it, so leftovers of earlier tests (a loaded 2027
+    calendar, half-finished applications) cannot leak into the journeys they check.
+    """
+    import asyncio
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from permits_common.events.topics import TOPICS
+    from permits_common.kafka import connection_options
+    from permits_common.settings import CommonSettings
+
+    async def _reset() -> None:
+        settings = CommonSettings()
+        admin = AIOKafkaAdminClient(**connection_options(settings))
+        await admin.start()
+        try:
+            names = {spec.name for spec in TOPICS}
+            existing = names.intersection(await admin.list_topics())
+            if existing:
+                await admin.delete_topics(sorted(existing))
+            for _ in range(100):
+                if not names.intersection(await admin.list_topics()):
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await admin.close()
+
+    asyncio.run(_reset())
+    for attempt in range(50):
+        try:
+            ensure_topics()
+            return
+        except Exception:
+            if attempt == 49:
+                raise
+            time.sleep(0.2)
 
 
 def ensure_topics() -> None:
