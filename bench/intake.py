@@ -1,0 +1,80 @@
+"""Intake: accepted applications/s and p50/p99 at 64 clients, against the same server's /healthz.
+
+Only intake runs (it needs the broker and the store, not the other services: its outbox still
+publishes every `application.accepted`). Rounds alternate /healthz and POST /applications so a
+burst of noise on the shared machine hits both; the medians of the rounds are quoted.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from bench.common import cleanup, make_stack, median, new_run_id, ratio, run_loadgen, say, stamp
+
+CLERK = {"Authorization": "Bearer dev-clerk"}
+
+
+def run(rounds: int = 3, requests: int = 3000, health_requests: int = 6000) -> dict[str, Any]:
+    run_id = new_run_id("intake")
+    stack = make_stack(run_id)
+    say(f"intake: starting the service ({run_id})")
+    health: list[dict[str, Any]] = []
+    submit: list[dict[str, Any]] = []
+    try:
+        stack.start(["intake"])
+        base = stack.url("intake")
+        for number in range(rounds):
+            health.append(
+                run_loadgen(
+                    {
+                        "base_url": base,
+                        "kind": "get",
+                        "paths": ["/healthz"],
+                        "requests": health_requests,
+                        "concurrency": 64,
+                    }
+                )
+            )
+            submit.append(
+                run_loadgen(
+                    {
+                        "base_url": base,
+                        "kind": "applications",
+                        "headers": CLERK,
+                        "requests": requests,
+                        "concurrency": 64,
+                        "permit_seed": random.randrange(10**8),
+                    }
+                )
+            )
+            say(
+                f"intake round {number + 1}: healthz {health[-1]['rate']}/s, "
+                f"applications {submit[-1]['rate']}/s p99 {submit[-1]['p99_ms']} ms "
+                f"statuses {submit[-1]['statuses']}"
+            )
+    finally:
+        stack.stop()
+        cleanup(run_id)
+    rate = median([r["rate"] for r in submit])
+    health_rate = median([r["rate"] for r in health])
+    return {
+        "benchmark": "intake",
+        **stamp(),
+        "setup": {
+            "concurrency": 64,
+            "requests_per_round": requests,
+            "health_requests_per_round": health_requests,
+            "rounds": rounds,
+        },
+        "figure": {
+            "accepted_per_second": rate,
+            "p50_ms": median([r["p50_ms"] for r in submit]),
+            "p99_ms": median([r["p99_ms"] for r in submit]),
+            "healthz_per_second": health_rate,
+            "ratio_to_healthz": ratio(rate, health_rate),
+            "healthz_p99_ms": median([r["p99_ms"] for r in health]),
+        },
+        "target": {"accepted_per_second": 500, "p99_ms": 100},
+        "rounds": {"applications": submit, "healthz": health},
+    }
