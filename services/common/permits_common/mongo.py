@@ -6,10 +6,10 @@ no transactions, change streams, TTL indexes or dotted keys.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, DeleteOne, InsertOne, ReplaceOne, UpdateMany, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
@@ -34,6 +34,7 @@ def mongo_client(settings: CommonSettings) -> AsyncMongoClient[Document]:
         tls=settings.mongo_tls,
         tlsCAFile=settings.mongo_ca_file,
         retryWrites=False,
+        maxPoolSize=settings.mongo_max_pool_size,
         appname="permits",
     )
 
@@ -79,6 +80,26 @@ class ProcessedEvents:
         except BulkWriteError as exc:
             if any(err.get("code") != 11000 for err in exc.details.get("writeErrors", [])):
                 raise
+
+
+WriteRequest = InsertOne[Document] | UpdateOne | UpdateMany | ReplaceOne[Document] | DeleteOne
+BULK_CHUNK = 16
+"""Statements per `bulk_write` command. FerretDB 1.x (SQLite) keeps every update statement's
+query open until the whole command ends, one pooled SQLite connection each, and a database has
+100: an update command of about 100 statements waits for itself forever and locks that database
+for every client. Small chunks cost MongoDB a few round trips and keep FerretDB far from it."""
+
+
+async def bulk_write_in_chunks(
+    collection: AsyncCollection[Document],
+    requests: Sequence[WriteRequest],
+    *,
+    ordered: bool = True,
+    chunk: int = BULK_CHUNK,
+) -> None:
+    """`bulk_write` in commands of at most `chunk` statements, in order."""
+    for start in range(0, len(requests), chunk):
+        await collection.bulk_write(list(requests[start : start + chunk]), ordered=ordered)
 
 
 async def ensure_index(

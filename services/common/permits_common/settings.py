@@ -53,6 +53,12 @@ class CommonSettings(BaseSettings):
     mongo_tls: bool = False
     mongo_ca_file: str | None = None
     mongo_timeout_ms: int = 2000
+    mongo_max_pool_size: int = Field(
+        default=24,
+        ge=1,
+        description="Connections per process; FerretDB's SQLite backend stalls when one database "
+        "gets more concurrent operations than its pool of 100 can serve",
+    )
     log_level: str = "INFO"
     log_json: bool | None = None
     tokens: dict[str, str] = Field(

@@ -111,7 +111,7 @@ async def serve_in_loop(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], i
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
     )
     task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+    while not server.started:
         await asyncio.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     return server, task, int(port)

@@ -19,7 +19,7 @@ from pymongo.errors import DuplicateKeyError
 
 from permits_common.domain.calendar import YearArrangement, official_arrangement
 from permits_common.domain.card import ApplicationStatus, HolderStatus, SlaState
-from permits_common.mongo import Document, ensure_index
+from permits_common.mongo import Document, bulk_write_in_chunks, ensure_index
 from permits_common.reference import AcceptancePoint
 from permits_intake.domain.cards import CardView
 
@@ -98,7 +98,7 @@ class IntakeStore:
             for order, point in enumerate(points)
         ]
         if requests:
-            await self.points.bulk_write(requests, ordered=False)
+            await bulk_write_in_chunks(self.points, requests, ordered=False)
 
     # Calendar years loaded by operators.
 
@@ -280,7 +280,8 @@ class IntakeStore:
         """Empty each outbox unless an event was added meanwhile (it goes out next round)."""
         if not documents:
             return
-        await self.applications.bulk_write(
+        await bulk_write_in_chunks(
+            self.applications,
             [
                 UpdateOne(
                     {"_id": doc.application_id, "outbox_seq": doc.seq},

@@ -16,7 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from permits_common.domain.card import HolderStatus
-from permits_common.mongo import Document, ensure_index
+from permits_common.mongo import Document, bulk_write_in_chunks, ensure_index
 from permits_rights.domain.holder import CardHistory, IssueRecord, StatusChange
 
 
@@ -95,7 +95,7 @@ class HolderStore:
                     )
                 )
         if operations:
-            await self._holders.bulk_write(operations, ordered=True)
+            await bulk_write_in_chunks(self._holders, operations, ordered=True)
 
     async def unpublished(self, limit: int = 1000) -> list[StatusChange]:
         """Current statuses not yet acknowledged by the broker (after a crash mid-batch)."""
@@ -120,7 +120,7 @@ class HolderStore:
             for c in changes
         ]
         if operations:
-            await self._holders.bulk_write(operations, ordered=False)
+            await bulk_write_in_chunks(self._holders, operations, ordered=False)
 
     async def mark_confirmed(
         self, card_number: str, issue_count: int, status: str, agency: str

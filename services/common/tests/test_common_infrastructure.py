@@ -1,0 +1,174 @@
+"""The shared Kafka and store helpers against the real local broker and FerretDB."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+from pymongo import UpdateOne
+from pymongo.errors import DuplicateKeyError
+
+from permits_common.events import topics
+from permits_common.events.envelope import Event, decode
+from permits_common.events.models import SlaScheduled
+from permits_common.kafka import EventConsumer, EventPublisher, ensure_topics
+from permits_common.mongo import (
+    ProcessedEvents,
+    bulk_write_in_chunks,
+    ensure_index,
+    mongo_client,
+)
+from permits_common.settings import CommonSettings
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def settings(infrastructure: dict[str, str]) -> CommonSettings:
+    return CommonSettings(
+        kafka_bootstrap=infrastructure["PERMITS_KAFKA_BOOTSTRAP"],
+        mongo_url=infrastructure["PERMITS_MONGO_URL"],
+    )
+
+
+@pytest.fixture
+async def database(settings: CommonSettings) -> AsyncIterator[Any]:
+    client = mongo_client(settings)
+    name = f"permits_test_{uuid.uuid4().hex[:10]}"
+    try:
+        yield client[name]
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+@pytest.fixture
+async def publisher(settings: CommonSettings) -> AsyncIterator[EventPublisher]:
+    await ensure_topics(settings)
+    made = EventPublisher(settings, "/permits/tests")
+    await made.start()
+    try:
+        yield made
+    finally:
+        await made.stop()
+
+
+def _sla(application_id: str) -> SlaScheduled:
+    return SlaScheduled(
+        application_id=application_id,
+        acceptance_point="LIXIA",
+        due_date=date(2026, 3, 19),
+        accepted_on=date(2026, 2, 13),
+        provisional=False,
+    )
+
+
+async def test_a_published_cloudevent_is_consumed_with_its_key(
+    settings: CommonSettings, publisher: EventPublisher
+) -> None:
+    application_id = uuid.uuid4().hex
+    event = publisher.event(_sla(application_id))
+    consumer = AIOKafkaConsumer(
+        topics.SLA, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="latest"
+    )
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=200)
+        await publisher.publish(event)
+        received = None
+        async with asyncio.timeout(30):
+            while received is None:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for record in records:
+                        if record.key == application_id.encode():
+                            received = record
+    finally:
+        await consumer.stop()
+    back = decode(received.value)
+    assert back.id == event.id
+    assert back.data == event.data
+    assert orjson.loads(received.value)["specversion"] == "1.0"
+
+
+async def test_documents_are_written_indexed_uniquely_and_read(database: Any) -> None:
+    people = database["people"]
+    await ensure_index(people, [("permit", 1)], unique=True, name="permit")
+    await ensure_index(people, [("permit", 1)], unique=True, name="permit")
+    await people.insert_one({"_id": "a", "permit": "H12345678"})
+    with pytest.raises(DuplicateKeyError):
+        await people.insert_one({"_id": "b", "permit": "H12345678"})
+    assert await people.find_one({"permit": "H12345678"}) == {"_id": "a", "permit": "H12345678"}
+
+
+async def test_processed_events_are_remembered_per_consumer(database: Any) -> None:
+    processed = ProcessedEvents(database, "intake")
+    await processed.mark(["e1", "e2"])
+    await processed.mark(["e2", "e3"])
+    assert await processed.seen(["e1", "e3", "e4"]) == {"e1", "e3"}
+    assert await ProcessedEvents(database, "notify").seen(["e1"]) == set()
+
+
+async def test_large_bulk_updates_do_not_lock_the_store(database: Any) -> None:
+    """A 300-statement update in one command locks a FerretDB database for good; chunks don't."""
+    items = database["items"]
+    await items.insert_many([{"_id": i, "v": 0} for i in range(300)])
+    updates = [UpdateOne({"_id": i}, {"$set": {"v": 1}}) for i in range(300)]
+    async with asyncio.timeout(30):
+        await bulk_write_in_chunks(items, updates, ordered=False)
+        assert await items.count_documents({"v": 1}) == 300
+
+
+async def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_consumer_goes_on(
+    settings: CommonSettings, publisher: EventPublisher, database: Any
+) -> None:
+    marker = uuid.uuid4().hex
+    handled: list[Event[Any]] = []
+
+    async def handler(event: Event[Any]) -> None:
+        if event.subject == marker:
+            handled.append(event)
+
+    consumer = EventConsumer(
+        settings,
+        service="tests",
+        group_id=f"tests-{marker}",
+        subscribe=[topics.SLA],
+        handler=handler,
+        publisher=publisher,
+        processed=ProcessedEvents(database, f"tests-{marker}"),
+    )
+    dead = AIOKafkaConsumer(
+        topics.DEADLETTER, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="latest"
+    )
+    await dead.start()
+    task = asyncio.create_task(consumer.run())
+    try:
+        while not dead.assignment():
+            await dead.getmany(timeout_ms=200)
+        await publisher.producer.send_and_wait(topics.SLA, b"{not json", key=marker.encode())
+        good = publisher.event(_sla(marker))
+        await publisher.publish(good)
+        await publisher.publish(good)
+        letter: dict[str, Any] | None = None
+        async with asyncio.timeout(60):
+            while letter is None or not handled:
+                for records in (await dead.getmany(timeout_ms=500)).values():
+                    for record in records:
+                        body = orjson.loads(record.value)
+                        if body["subject"] == marker:
+                            letter = body
+        await asyncio.sleep(1)
+    finally:
+        await consumer.stop()
+        await asyncio.wait_for(task, 30)
+        await dead.stop()
+    assert letter["data"]["original_topic"] == topics.SLA
+    assert "not JSON" in letter["data"]["error"]
+    assert [e.id for e in handled] == [good.id], "the duplicate was handled twice"
