@@ -1,4 +1,5 @@
 """python -m bench [intake|pipeline|verify|deadlines|register|all|report] [--quick]
+                 [--rounds N] [--size N]
 
 Each benchmark writes bench/results/<name>.json; afterwards the table in docs/benchmarks.md is
 regenerated from every results file present.
@@ -17,29 +18,37 @@ from bench.report import write_report
 ORDER = ("intake", "verify", "pipeline", "deadlines", "register")
 
 
-def _runner(name: str, quick: bool) -> Callable[[], dict[str, Any]]:
+SIZES = {  # rounds, size per round (requests, applications, deadlines or cards)
+    "intake": (3, 3000),
+    "verify": (3, 10_000),
+    "pipeline": (3, 500),
+    "deadlines": (3, 1_000_000),
+    "register": (3, 1_000_000),
+}
+QUICK = {"intake": 500, "verify": 2000, "pipeline": 50, "deadlines": 100_000, "register": 100_000}
+
+
+def _runner(name: str, rounds: int, size: int) -> Callable[[], dict[str, Any]]:
     if name == "intake":
         from bench import intake
 
-        return lambda: intake.run(rounds=1 if quick else 3, requests=500 if quick else 3000)
+        return lambda: intake.run(rounds=rounds, requests=size)
     if name == "verify":
         from bench import verify
 
-        return lambda: verify.run(rounds=1 if quick else 3)
+        return lambda: verify.run(rounds=rounds, requests=size)
     if name == "pipeline":
         from bench import pipeline
 
-        return lambda: pipeline.run(rounds=1 if quick else 3, applications=100 if quick else 500)
+        return lambda: pipeline.run(rounds=rounds, applications=size)
     if name == "deadlines":
         from bench import deadlines
 
-        return lambda: deadlines.run(
-            rounds=1 if quick else 3, count=100_000 if quick else 1_000_000
-        )
+        return lambda: deadlines.run(rounds=rounds, count=size)
     if name == "register":
         from bench import register
 
-        return lambda: register.run(rounds=1 if quick else 3, cards=100_000 if quick else 1_000_000)
+        return lambda: register.run(rounds=rounds, cards=size)
     raise ValueError(name)
 
 
@@ -49,12 +58,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="small sizes, one round: checks the harness only"
     )
+    parser.add_argument("--rounds", type=int, help="repetitions (default 3)")
+    parser.add_argument("--size", type=int, help="requests, applications, deadlines or cards")
     args = parser.parse_args(argv)
     names = ORDER if args.name == "all" else () if args.name == "report" else (args.name,)
     failed = []
     for name in names:
         try:
-            result = _runner(name, args.quick)()
+            rounds, size = SIZES[name]
+            if args.quick:
+                rounds, size = 1, QUICK[name]
+            result = _runner(name, args.rounds or rounds, args.size or size)()
         except Exception as exc:
             say(f"{name} failed: {exc!r}")
             failed.append(name)

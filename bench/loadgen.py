@@ -103,7 +103,7 @@ async def fire(
 ) -> dict[str, Any]:
     """Send the requests over `concurrency` connections; stop early at `max_seconds`."""
     latencies: list[float] = []
-    statuses: dict[int, int] = {}
+    statuses: dict[int | str, int] = {}
     ids: list[tuple[str, float]] = []
     cursor = 0
     started = time.perf_counter()
@@ -117,11 +117,17 @@ async def fire(
             sent = time.perf_counter()
             if sent > stop_at:
                 return
-            async with session.request(
-                request.method, base_url + request.path, headers=request.headers, data=request.body
-            ) as response:
-                payload = await response.read()
-                status = response.status
+            try:
+                async with session.request(
+                    request.method,
+                    base_url + request.path,
+                    headers=request.headers,
+                    data=request.body,
+                ) as response:
+                    payload = await response.read()
+                    status: int | str = response.status
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                status, payload = type(exc).__name__, b""
             done = time.perf_counter()
             statuses[status] = statuses.get(status, 0) + 1
             if status in (200, 201):
@@ -142,7 +148,7 @@ async def fire(
     result: dict[str, Any] = {
         "sent": sum(statuses.values()),
         "ok": len(latencies),
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "statuses": {str(k): v for k, v in sorted(statuses.items(), key=str)},
         "seconds": round(elapsed, 3),
         "rate": round(len(latencies) / elapsed, 1) if elapsed else 0.0,
         "p50_ms": pct(0.50),

@@ -51,8 +51,10 @@ async def produce_register(topic: str, numbers: list[str], valid_until: date) ->
     from permits_common.settings import CommonSettings
     from permits_rights.adapters.register_changelog import encode_entry, register_topic_spec
     from permits_rights.domain.holder import RegisterEntry
+    from permits_rights.domain.names import normalize_name
 
     await ensure_topics(CommonSettings(kafka_bootstrap=KAFKA), [register_topic_spec(topic)])
+    chinese, latin = normalize_name("陈大文"), normalize_name("CHAN TAI MAN")
     started = time.perf_counter()
     producer = AIOKafkaProducer(
         bootstrap_servers=KAFKA, linger_ms=20, max_batch_size=512 * 1024, acks=1
@@ -61,9 +63,7 @@ async def produce_register(topic: str, numbers: list[str], valid_until: date) ->
     try:
         pending = []
         for i, number in enumerate(numbers):
-            entry = RegisterEntry(
-                1 + i % 3, HolderStatus.ACTIVE, "陈大文", "CHAN TAI MAN", valid_until
-            )
+            entry = RegisterEntry(1 + i % 3, HolderStatus.ACTIVE, chinese, latin, valid_until)
             pending.append(await producer.send(topic, encode_entry(entry), key=number.encode()))
             if len(pending) >= 20_000:
                 await asyncio.gather(*pending)
