@@ -204,6 +204,7 @@ class Stack:
         self.ports = ports or Ports()
         self.components = {c.name: c for c in components(self.ports, extra_env)}
         self._component_env = component_env or {}
+        self.infra = infra
         self.log_dir = log_dir
         self.verbose = verbose
         self._processes: dict[str, subprocess.Popen[bytes]] = {}

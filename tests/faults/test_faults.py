@@ -1,0 +1,281 @@
+"""Faults against the running system: crashes, broker and store outages, poison messages.
+
+After each: every application intake acknowledged reaches `ready`, no card number is given
+twice, every agency feed converges to the register, every applicant is told each thing once,
+and intake answers 503 (never 500) while a dependency is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from aiokafka import AIOKafkaProducer
+
+from tests.journeys import (
+    CLERK,
+    KAFKA,
+    OPS,
+    Clients,
+    application,
+    eventually,
+    of_subject,
+    read_topic,
+)
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
+
+LOAD = int(os.environ.get("PERMITS_FAULT_LOAD", "1000"))
+REPO = Path(__file__).resolve().parents[2]
+FEED_AGENCIES = [
+    key
+    for key, policy in yaml.safe_load(
+        (REPO / "services/rights/permits_rights/policies.yaml").read_text("utf-8")
+    )["agencies"].items()
+    if policy.get("feed")
+]
+
+
+class Load:
+    """Clerks submitting applications concurrently, retrying with the same key as real tools do."""
+
+    def __init__(self, clients: Clients, total: int, concurrency: int = 16) -> None:
+        self.clients = clients
+        self.total = total
+        self.concurrency = concurrency
+        self.acknowledged: dict[str, dict[str, Any]] = {}
+        self.statuses: Counter[int] = Counter()
+        self.submitted = 0
+
+    async def _submit_one(self, body: dict[str, Any]) -> None:
+        key = str(uuid.uuid4())
+        for _attempt in range(600):
+            try:
+                response = await self.clients.submit(body, key=key)
+            except httpx.TransportError:
+                await asyncio.sleep(0.5)
+                continue
+            self.statuses[response.status_code] += 1
+            if response.status_code == 201:
+                self.acknowledged[response.json()["id"]] = body
+                return
+            assert response.status_code == 503, response.text
+            await asyncio.sleep(float(response.headers.get("Retry-After", "1")) / 5)
+        raise AssertionError("an application was never acknowledged")
+
+    async def run(self) -> None:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        for _ in range(self.total):
+            queue.put_nowait(application(point=random.choice(["LIXIA", "GAOXIN", "LAIWU"])))
+
+        async def clerk() -> None:
+            while not queue.empty():
+                body = queue.get_nowait()
+                self.submitted += 1
+                await self._submit_one(body)
+
+        await asyncio.gather(*(clerk() for _ in range(self.concurrency)))
+
+
+async def _all_ready(clients: Clients, app_ids: list[str], timeout: float) -> None:
+    pending = set(app_ids)
+
+    async def probe() -> bool:
+        for app_id in list(pending):
+            view = await clients.view(app_id)
+            if view["status"] in ("ready", "collected"):
+                pending.discard(app_id)
+        return not pending
+
+    try:
+        await eventually(probe, timeout=timeout, interval=2.0)
+    except AssertionError:
+        raise AssertionError(f"{len(pending)} acknowledged applications never got ready") from None
+
+
+def _progress(message: str) -> None:
+    """Long fault runs say where they are (visible with `pytest -s`, and in CI logs on failure)."""
+    print(f"[faults {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+async def _check_invariants(clients: Clients, load: Load) -> None:
+    app_ids = list(load.acknowledged)
+    _progress(f"{len(app_ids)} acknowledged; waiting until every one is ready")
+    await _all_ready(clients, app_ids, timeout=600)
+    _progress("all ready; checking card numbers")
+    issued = await read_topic(
+        "permits.cards.v1",
+        lambda e: (
+            e["type"] == "permits.card.issued" and e["data"]["application_id"] in load.acknowledged
+        ),
+    )
+    numbers_by_application: dict[str, set[tuple[str, int]]] = {}
+    for event in issued:
+        data = event["data"]
+        numbers_by_application.setdefault(data["application_id"], set()).add(
+            (data["card_number"], data["issue_count"])
+        )
+    assert set(numbers_by_application) == set(app_ids)
+    assert all(len(cards) == 1 for cards in numbers_by_application.values()), "two cards for one"
+    numbers = [next(iter(cards))[0] for cards in numbers_by_application.values()]
+    assert len(numbers) == len(set(numbers)), "a card number was given twice"
+
+    _progress("card numbers unique; waiting for every agency feed to converge")
+    for key in FEED_AGENCIES:
+
+        async def converged(key: str = key) -> dict[str, Any] | None:
+            response = await clients.rights.get(
+                f"/api/v1/agencies/{key}/reconciliation", headers=OPS
+            )
+            assert response.status_code == 200, response.text
+            body = response.json()
+            return body if body.get("missing") == 0 else None
+
+        await eventually(converged, timeout=180, interval=2.0)
+
+    _progress("feeds converged; waiting until every applicant got both messages")
+
+    async def everyone_told() -> bool:
+        for body in load.acknowledged.values():
+            if len(await clients.sms_to(body["applicant"]["phone"])) < 2:
+                return False
+        return True
+
+    await eventually(everyone_told, timeout=300, interval=3.0)
+    await asyncio.sleep(3)
+    for body in load.acknowledged.values():
+        sent = await clients.sms_to(body["applicant"]["phone"])
+        assert len(sent) == 2, f"expected receipt and ready message once each, got {len(sent)}"
+    _progress("every applicant told each thing once")
+
+
+async def test_kill_9_of_each_service_during_a_load(system: Any, clients: Clients) -> None:
+    load = Load(clients, LOAD)
+    victims = ["intake", "issuance", "rights", "notify"]
+
+    async def crash_each_in_turn() -> None:
+        for index, victim in enumerate(victims, start=1):
+            while load.submitted < LOAD * index // (len(victims) + 1):
+                await asyncio.sleep(0.1)
+            _progress(f"kill -9 {victim} after {load.submitted} submissions")
+            system.kill(victim)
+            await asyncio.sleep(1)
+            await asyncio.to_thread(system.restart, victim)
+
+    _progress(f"submitting {LOAD} applications, killing each service once on the way")
+    started = time.monotonic()
+    await asyncio.gather(load.run(), crash_each_in_turn())
+    _progress(f"load done in {time.monotonic() - started:.0f}s: {dict(load.statuses)}")
+    assert len(load.acknowledged) == LOAD
+    assert 500 not in load.statuses
+    await _check_invariants(clients, load)
+
+
+def _infra_is_ours(variable: str) -> bool:
+    return not os.environ.get(variable) or os.environ.get("PERMITS_FAULTS_OWN_INFRA") == "1"
+
+
+@pytest.mark.skipif(
+    not _infra_is_ours("PERMITS_KAFKA_BOOTSTRAP"),
+    reason="Kafka given by PERMITS_KAFKA_BOOTSTRAP is not ours to stop",
+)
+async def test_kafka_stop_and_restart(system: Any, clients: Clients) -> None:
+    infra = system.infra
+    before = Load(clients, 20)
+    await before.run()
+    await asyncio.to_thread(infra.down, "kafka")
+    try:
+        refused = await clients.submit(application())
+        assert refused.status_code == 503, refused.text
+        assert refused.headers.get("Retry-After")
+        ready = await clients.intake.get("/readyz")
+        assert ready.status_code == 503
+    finally:
+        await asyncio.to_thread(infra.up, "kafka")
+    after = Load(clients, 20)
+    await after.run()
+    assert 500 not in before.statuses + after.statuses
+    both = Load(clients, 0)
+    both.acknowledged = {**before.acknowledged, **after.acknowledged}
+    await _check_invariants(clients, both)
+
+
+@pytest.mark.skipif(
+    not _infra_is_ours("PERMITS_MONGO_URL"),
+    reason="the store given by PERMITS_MONGO_URL is not ours to stop",
+)
+async def test_store_stop_and_restart(system: Any, clients: Clients) -> None:
+    infra = system.infra
+    before = Load(clients, 20)
+    await before.run()
+    await asyncio.to_thread(infra.down, "store")
+    try:
+        answers: Counter[int] = Counter()
+        for _ in range(10):
+            with contextlib.suppress(httpx.TransportError):
+                answers[(await clients.submit(application())).status_code] += 1
+            answers[
+                (
+                    await clients.intake.get(f"/api/v1/applications/{uuid.uuid4()}", headers=CLERK)
+                ).status_code
+            ] += 1
+        assert set(answers) == {503}, f"while the store was down intake answered {answers}"
+    finally:
+        await asyncio.to_thread(infra.up, "store")
+    after = Load(clients, 20)
+    await after.run()
+    assert 500 not in before.statuses + after.statuses
+    both = Load(clients, 0)
+    both.acknowledged = {**before.acknowledged, **after.acknowledged}
+    await _check_invariants(clients, both)
+
+
+async def test_a_poison_message_on_every_consumed_topic(clients: Clients) -> None:
+    marker = uuid.uuid4().hex
+    consumed = [
+        "permits.applications.v1",
+        "permits.cards.v1",
+        "permits.sla.v1",
+        "permits.calendar.v1",
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA)
+    await producer.start()
+    try:
+        for topic in consumed:
+            await producer.send_and_wait(
+                topic, f"not an event {marker}".encode(), key=marker.encode()
+            )
+            await producer.send_and_wait(
+                topic,
+                b'{"specversion":"1.0","id":"' + marker.encode() + b'","source":"x",'
+                b'"type":"permits.application.accepted","time":"2026-01-01T00:00:00Z",'
+                b'"subject":"' + marker.encode() + b'","data":{"application_id":1}}',
+                key=marker.encode(),
+            )
+    finally:
+        await producer.stop()
+
+    async def dead_lettered() -> set[tuple[str, str]] | None:
+        letters = await read_topic("permits.deadletter.v1", of_subject([marker]))
+        found = {(e["data"]["original_topic"], e["data"]["consumer"]) for e in letters}
+        topics = {topic for topic, _ in found}
+        return found if topics == set(consumed) else None
+
+    found = await eventually(dead_lettered, timeout=120)
+    consumers_of = {topic: {c for t, c in found if t == topic} for topic in consumed}
+    assert len(consumers_of["permits.applications.v1"]) >= 3  # intake, issuance, notify
+    assert len(consumers_of["permits.cards.v1"]) >= 4  # intake, issuance, rights, notify
+
+    app_id = await clients.accept(application())
+    await clients.wait_status(app_id, "ready")
