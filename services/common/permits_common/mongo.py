@@ -6,6 +6,7 @@ no transactions, change streams, TTL indexes or dotted keys.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -51,28 +52,35 @@ async def ping(database: AsyncDatabase[Document]) -> bool:
 class ProcessedEvents:
     """Which event ids one consumer has already handled, so redelivery does nothing twice.
 
-    Checked and recorded per batch (one `$in` query, one unordered insert) to keep store round
-    trips off the per-event path.
+    Lookups are by `_id` only, one per id, run concurrently: FerretDB answers `{_id: value}` from
+    the table's primary key but scans the whole collection for anything else (`$in`
+    included), and this collection grows with every event the consumer ever handled.
     """
 
-    def __init__(self, database: AsyncDatabase[Document], consumer: str) -> None:
+    def __init__(
+        self, database: AsyncDatabase[Document], consumer: str, *, concurrency: int = 8
+    ) -> None:
         self._collection: AsyncCollection[Document] = database["processed_events"]
         self._consumer = consumer
+        self._concurrency = asyncio.Semaphore(concurrency)
 
     def _key(self, event_id: str) -> str:
         return f"{self._consumer}|{event_id}"
 
+    async def _handled(self, event_id: str) -> bool:
+        async with self._concurrency:
+            found = await self._collection.find_one({"_id": self._key(event_id)}, {"_id": 1})
+        return found is not None
+
     async def seen(self, event_ids: Iterable[str]) -> set[str]:
         """The subset of ids already handled."""
-        keys = {self._key(event_id): event_id for event_id in event_ids}
-        if not keys:
-            return set()
-        cursor = self._collection.find({"_id": {"$in": list(keys)}}, {"_id": 1})
-        return {keys[doc["_id"]] async for doc in cursor}
+        unique = list(dict.fromkeys(event_ids))
+        answers = await asyncio.gather(*(self._handled(event_id) for event_id in unique))
+        return {event_id for event_id, handled in zip(unique, answers, strict=True) if handled}
 
     async def mark(self, event_ids: Iterable[str]) -> None:
         """Record ids as handled; ids recorded before are fine."""
-        docs = [{"_id": self._key(event_id)} for event_id in event_ids]
+        docs = [{"_id": self._key(event_id)} for event_id in dict.fromkeys(event_ids)]
         if not docs:
             return
         try:

@@ -59,6 +59,10 @@ def faust_app(
         "broker_commit_every": 100,
         "broker_commit_interval": 1.0,
         "stream_wait_empty": False,
+        # A crashed worker's partitions move to a live one after this long (Faust's default is
+        # 60 s, a minute of silence after every kill -9); heartbeats keep live ones well inside.
+        "broker_session_timeout": 10.0,
+        "broker_heartbeat_interval": 1.0,
     }
     defaults.update(options)
     return faust.App(app_id or f"permits-{service}", **defaults)
