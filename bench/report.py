@@ -45,9 +45,9 @@ def rows() -> list[str]:
         f = result["figure"]
         ok = f["accepted_per_second"] >= 500 and f["p99_ms"] < 100
         lines.append(
-            f"| intake, 64 clients | {_fmt(f['accepted_per_second'])} accepted/s, "
+            f"| intake, 64 clients | {_fmt(f['accepted_per_second'], 1)} accepted/s, "
             f"p50 {_fmt(f['p50_ms'], 1)} ms, p99 {_fmt(f['p99_ms'], 1)} ms | "
-            f"/healthz {_fmt(f['healthz_per_second'])}/s | {f['ratio_to_healthz']:.2f} | "
+            f"/healthz {_fmt(f['healthz_per_second'])}/s | {f['ratio_to_healthz']:.3f} | "
             f"≥ 500/s, p99 < 100 ms: {_verdict(ok)} | {result['commit']} |"
         )
     result = _load("pipeline")
@@ -78,7 +78,8 @@ def rows() -> list[str]:
         ok = f["classify_seconds"] < 2
         lines.append(
             f"| deadline scan, {_fmt(result['setup']['deadlines'])} open deadlines | "
-            f"{_fmt(f['classify_seconds'], 2)} s, peak +{_fmt(f['classify_peak_mib'], 1)} MiB "
+            f"{_fmt(f['classify_seconds'], 2)} s, "
+            f"scan allocates +{_fmt(f['classify_peak_mib'], 2)} MiB "
             f"(deadlines held: {_fmt(f['deadlines_mib'], 0)} MiB) | date comparison only "
             f"{_fmt(f['baseline_seconds'], 2)} s | {f['ratio_to_baseline']:.1f} | "
             f"< 2 s: {_verdict(ok)} | {result['commit']} |"
