@@ -18,9 +18,10 @@ class IntakeSettings(CommonSettings):
     )
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_sweep_seconds: float = Field(
-        default=5.0,
+        default=30.0,
         gt=0,
-        description="Safety-net sweep for leftovers; new entries are published when signalled",
+        description="Safety-net sweep for leftovers (it reads the whole collection); new "
+        "entries are published as soon as they are signalled",
     )
     kafka_check_cache_seconds: float = Field(default=1.0, ge=0)
 

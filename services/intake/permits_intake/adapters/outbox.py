@@ -1,9 +1,10 @@
 """The outbox relay: puts events stored inside application documents onto Kafka.
 
 FerretDB has no transactions, so an accepted application and its event are written as one
-document; this relay publishes what is unpublished (in batches), then marks it published. Event
-ids were fixed when stored, so publishing twice after a crash sends the same ids and consumers
-drop the repeat. Woken by `signal()` right after each write; a slow sweep catches leftovers from
+document; this relay publishes what is waiting there (in batches), then removes exactly what
+went out. Event ids were fixed when stored, so publishing twice after a crash sends the same ids
+and consumers drop the repeat. `signal(application_id)` right after each write hands it the
+documents to look at (by primary key); a slow sweep of the collection catches leftovers from
 other replicas or from a previous process.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 from permits_common.events.envelope import Event, PoisonMessageError, decode
@@ -39,19 +41,26 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._sweep_seconds = sweep_seconds
         self._wake = asyncio.Event()
+        self._pending: set[str] = set()
 
-    def signal(self) -> None:
-        """Something was written to an outbox: publish it now."""
+    def signal(self, application_id: str) -> None:
+        """An event was written to this application's outbox: publish it now."""
+        self._pending.add(application_id)
         self._wake.set()
 
     async def run(self) -> None:
-        """Drain at start (leftovers of a previous process), then whenever woken; retries
-        with backoff while the store or Kafka is unreachable."""
+        """Sweep at start (leftovers of a previous process), then publish what is signalled,
+        sweeping again whenever nothing was signalled for a while; retries with backoff while
+        the store or Kafka is unreachable."""
         failures = 0
+        last_sweep: float | None = None
         while True:
             self._wake.clear()
             try:
-                await self.drain()
+                if last_sweep is None or time.monotonic() - last_sweep >= self._sweep_seconds:
+                    await self.drain()
+                    last_sweep = time.monotonic()
+                await self.drain_signalled()
                 failures = 0
             except TRANSIENT_ERRORS as exc:
                 failures += 1
@@ -61,19 +70,34 @@ class OutboxRelay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._sweep_seconds)
 
+    async def drain_signalled(self) -> int:
+        """Publish the outboxes of the applications signalled so far."""
+        sent = 0
+        while self._pending:
+            batch = [self._pending.pop() for _ in range(min(len(self._pending), self._batch_size))]
+            try:
+                sent += await self._publish(await self._store.outboxes(batch))
+            except BaseException:
+                self._pending.update(batch)
+                raise
+        return sent
+
     async def drain(self) -> int:
-        """Publish every unpublished entry; returns how many events went out."""
+        """Sweep: publish every outbox entry in the collection; how many events went out."""
         sent = 0
         while True:
             documents = await self._store.unpublished(self._batch_size)
             if not documents:
                 return sent
-            events = [event for doc in documents for event in self._decoded(doc)]
-            await self._publisher.publish_all(events)
-            await self._store.mark_published(documents)
-            sent += len(events)
+            sent += await self._publish(documents)
             if len(documents) < self._batch_size:
                 return sent
+
+    async def _publish(self, documents: list[OutboxDocument]) -> int:
+        events = [event for doc in documents for event in self._decoded(doc)]
+        await self._publisher.publish_all(events)
+        await self._store.mark_published(documents)
+        return len(events)
 
     @staticmethod
     def _decoded(document: OutboxDocument) -> list[Event[Any]]:

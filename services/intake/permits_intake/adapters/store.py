@@ -7,6 +7,7 @@ application lock, collecting a card) is a single-document write with a condition
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -35,11 +36,15 @@ class StoredAnswer:
 
 @dataclass(frozen=True, slots=True)
 class OutboxDocument:
-    """An application with events not yet on Kafka, and the version to mark them published."""
+    """An application's events not yet on Kafka, exactly as stored (to remove them once sent)."""
 
     application_id: str
-    seq: int
-    events: list[str]
+    entries: list[Document]
+
+    @property
+    def events(self) -> list[str]:
+        """The serialized CloudEvents, oldest first."""
+        return [entry["value"] for entry in self.entries]
 
 
 def outbox_entry(event_id: str, value: bytes) -> Document:
@@ -75,7 +80,6 @@ class IntakeStore:
         await ensure_index(
             self.applications, [("open_person", 1)], unique=True, sparse=True, name="open_person"
         )
-        await ensure_index(self.applications, [("published", 1)], name="published")
         await ensure_index(self.cards, [("holder", 1)], name="holder")
 
     async def upsert_points(self, points: Iterable[AcceptancePoint]) -> None:
@@ -129,12 +133,13 @@ class IntakeStore:
 
     # Idempotency.
 
-    async def stored_answer(self, idempotency_key: str) -> StoredAnswer | None:
-        """The answer already given for this key: an accepted application or a refusal."""
+    async def stored_answer(self, idempotency_key: str, application_id: str) -> StoredAnswer | None:
+        """The answer already given for this key: the application it created (whose id
+        derives from the key) or a refusal."""
         doc = await self.applications.find_one(
-            {"idempotency_key": idempotency_key}, {"body_hash": 1, "response": 1}
+            {"_id": application_id}, {"idempotency_key": 1, "body_hash": 1, "response": 1}
         )
-        if doc is not None:
+        if doc is not None and doc.get("idempotency_key") == idempotency_key:
             return StoredAnswer(doc["body_hash"], 201, doc["response"])
         doc = await self.idempotency.find_one({"_id": idempotency_key})
         if doc is not None:
@@ -195,8 +200,6 @@ class IntakeStore:
             update["$unset"] = {"open_person": ""}
         if outbox is not None:
             update["$push"]["outbox"] = outbox
-            update["$set"]["published"] = False
-            update["$inc"] = {"outbox_seq": 1}
         result = await self.applications.update_one(
             {"_id": application_id, "status": {"$in": [status.value for status in allowed_from]}},
             update,
@@ -264,32 +267,35 @@ class IntakeStore:
 
     # Outbox.
 
-    async def unpublished(self, limit: int) -> list[OutboxDocument]:
-        """Applications whose outbox still holds events for Kafka."""
-        cursor = self.applications.find({"published": False}, {"outbox": 1, "outbox_seq": 1}).limit(
-            limit
+    async def outboxes(self, application_ids: Iterable[str]) -> list[OutboxDocument]:
+        """The waiting events of the given applications, looked up by primary key."""
+        docs = await asyncio.gather(
+            *(
+                self.applications.find_one({"_id": application_id}, {"outbox": 1})
+                for application_id in dict.fromkeys(application_ids)
+            )
         )
         return [
-            OutboxDocument(
-                doc["_id"], int(doc.get("outbox_seq", 0)), [e["value"] for e in doc["outbox"]]
-            )
-            async for doc in cursor
+            OutboxDocument(doc["_id"], list(doc["outbox"]))
+            for doc in docs
+            if doc is not None and doc.get("outbox")
         ]
 
+    async def unpublished(self, limit: int) -> list[OutboxDocument]:
+        """Applications whose outbox still holds events (a sweep: it reads the collection)."""
+        cursor = self.applications.find({"outbox.0": {"$exists": True}}, {"outbox": 1}).limit(limit)
+        return [OutboxDocument(doc["_id"], list(doc["outbox"])) async for doc in cursor]
+
     async def mark_published(self, documents: Sequence[OutboxDocument]) -> None:
-        """Empty each outbox unless an event was added meanwhile (it goes out next round)."""
-        if not documents:
-            return
-        await bulk_write_in_chunks(
-            self.applications,
-            [
-                UpdateOne(
-                    {"_id": doc.application_id, "outbox_seq": doc.seq},
-                    {"$set": {"published": True, "outbox": []}},
+        """Remove exactly the entries that went out: an event added meanwhile stays for the
+        next round, and every write is by primary key."""
+        await asyncio.gather(
+            *(
+                self.applications.update_one(
+                    {"_id": doc.application_id}, {"$pullAll": {"outbox": doc.entries}}
                 )
                 for doc in documents
-            ],
-            ordered=False,
+            )
         )
 
     # Cards.

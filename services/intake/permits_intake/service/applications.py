@@ -32,6 +32,16 @@ from permits_intake.service.metrics import APPLICATIONS
 SOURCE = "intake"
 
 
+_APPLICATION_ID_NAMESPACE = uuid.UUID("0b6f3c52-6d2e-4a8e-9d55-7c1b2f3e4a90")
+
+
+def application_id_for(scoped_key: str) -> str:
+    """The id an application gets from its (role-scoped) idempotency key: a retry finds the
+    first answer by primary key, the one lookup every store (FerretDB too) answers from an
+    index, instead of searching by key."""
+    return str(uuid.uuid5(_APPLICATION_ID_NAMESPACE, scoped_key))
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """The status and body a submission is answered with (and answered again on retry)."""
@@ -64,7 +74,7 @@ class ApplicationIntake:
         *,
         known_points: Collection[str],
         jinan_districts: Collection[str],
-        on_outbox_write: Callable[[], None],
+        on_outbox_write: Callable[[str], None],
     ) -> None:
         self._store = store
         self._clock = clock
@@ -79,7 +89,7 @@ class ApplicationIntake:
             raise forbidden_point()
         scoped_key = f"{principal.role}|{key}"
         digest = body_hash(form)
-        stored = await self._store.stored_answer(scoped_key)
+        stored = await self._store.stored_answer(scoped_key, application_id_for(scoped_key))
         if stored is not None:
             return replay(stored, digest)
         today = self._clock.today()
@@ -89,7 +99,7 @@ class ApplicationIntake:
         if refusals:
             return await self._refuse(scoped_key, digest, form, refusals)
 
-        application_id = str(uuid.uuid4())
+        application_id = application_id_for(scoped_key)
         now = self._clock.now()
         due = self._calendar.due_date(today)
         person = travel_permit.base_number(form.applicant.travel_permit_number)
@@ -135,12 +145,10 @@ class ApplicationIntake:
             "rejection": None,
             "history": [{"status": ApplicationStatus.ACCEPTED.value, "at": now}],
             "outbox": [outbox_entry(event.id, event.to_json())],
-            "outbox_seq": 1,
-            "published": False,
             "created_at": now,
         }
         if not await self._store.insert_application(document):
-            stored = await self._store.stored_answer(scoped_key)
+            stored = await self._store.stored_answer(scoped_key, application_id)
             if stored is not None:
                 return replay(stored, digest)
             duplicate = Refusal(
@@ -149,7 +157,7 @@ class ApplicationIntake:
                 "this person already has an open application",
             )
             return await self._refuse(scoped_key, digest, form, [duplicate])
-        self._on_outbox_write()
+        self._on_outbox_write(application_id)
         APPLICATIONS.labels(form.kind.value, "accepted", "none", form.acceptance_point).inc()
         return Answer(201, response)
 
@@ -225,7 +233,7 @@ class ApplicationIntake:
         if not moved:
             current = await self._store.application(application_id)
             raise invalid_state(current["status"] if current else "unknown")
-        self._on_outbox_write()
+        self._on_outbox_write(application_id)
         updated = await self._store.application(application_id)
         if updated is None:
             raise application_not_found()
