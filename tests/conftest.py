@@ -69,6 +69,7 @@ def system(infrastructure: dict[str, str]) -> Iterator[Any]:
             **infrastructure,
             "PERMITS_ENV": "development",
             "PERMITS_PRODUCTION_SIMULATOR_DELAY_SECONDS": "0.2",
+            "PERMITS_PRODUCTION_CALLBACK_TIMEOUT_SECONDS": "20",
             "PERMITS_VERIFY_RATE_PER_SECOND": "100000",
             "PERMITS_VERIFY_BURST": "100000",
             "PERMITS_QUIET_HOURS_START": "00:00",
