@@ -25,41 +25,23 @@ from typing import Any
 import aiohttp
 import orjson
 
+from permits_intake.domain.examples import application_body as example_body
+
 POINTS = ("LIXIA", "SHIZHONG", "HUAIYIN", "TIANQIAO", "LICHENG", "GAOXIN")
 
 
 def application_body(index: int, seed: int) -> dict[str, Any]:
     """A first application that passes every rule; a new person (permit number) per index."""
     number = (seed + index) % 10**8
-    return {
-        "kind": "first",
-        "card_number": None,
-        "renewal_reason": None,
-        "acceptance_point": POINTS[index % len(POINTS)],
-        "applicant": {
-            "name": "陈大文",
-            "name_latin": "CHAN TAI MAN",
-            "sex": "M" if index % 2 else "F",
-            "birth_date": (date(1970, 1, 1) + timedelta(days=index % 12000)).isoformat(),
-            "region": "HK",
-            "travel_permit_number": f"H{number:08d}",
-            "phone": f"+8529{number % 10**7:07d}",
-            "email": f"bench{number}@example.com",
-            "language": "zh-Hant",
-        },
-        "guardian": None,
-        "residence": {
-            "address": "历下区科院路6号",
-            "district": "历下区",
-            "since": (date.today() - timedelta(days=400)).isoformat(),
-        },
-        "bases": [{"type": "employment", "evidence": "labour contract 2025-0117"}],
-        "biometrics": {
-            "photo_ref": "ph-001",
-            "fingerprints_ref": "fp-001",
-            "fingerprint_waiver": None,
-        },
-    }
+    return example_body(
+        acceptance_point=POINTS[index % len(POINTS)],
+        applicant__sex="M" if index % 2 else "F",
+        applicant__birth_date=(date(1970, 1, 1) + timedelta(days=index % 12000)).isoformat(),
+        applicant__travel_permit_number=f"H{number:08d}",
+        applicant__phone=f"+8529{number % 10**7:07d}",
+        applicant__email=f"bench{number}@example.com",
+        residence__since=(date.today() - timedelta(days=400)).isoformat(),
+    )
 
 
 class Request:

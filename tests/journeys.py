@@ -20,6 +20,8 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from permits_intake.domain.examples import application_body
+
 CLERK = {"Authorization": "Bearer dev-clerk"}
 OPS = {"Authorization": "Bearer dev-ops"}
 KAFKA = os.environ.get("PERMITS_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
@@ -54,36 +56,20 @@ def application(
     mobile: str | None = None,
     permit: str | None = None,
 ) -> dict[str, Any]:
-    """A first application that passes every rule."""
-    return {
-        "kind": "first",
-        "card_number": None,
-        "renewal_reason": None,
-        "acceptance_point": point,
-        "applicant": {
-            "name": name,
-            "name_latin": latin,
-            "sex": sex,
-            "birth_date": birth.isoformat(),
-            "region": region,
-            "travel_permit_number": permit or travel_permit(region),
-            "phone": mobile or phone(),
-            "email": f"{uuid.uuid4().hex[:8]}@example.com",
-            "language": language,
-        },
-        "guardian": None,
-        "residence": {
-            "address": "历下区科院路6号",
-            "district": "历下区",
-            "since": (date.today() - timedelta(days=400)).isoformat(),
-        },
-        "bases": [{"type": "employment", "evidence": "labour contract 2025-0117"}],
-        "biometrics": {
-            "photo_ref": "ph-001",
-            "fingerprints_ref": "fp-001",
-            "fingerprint_waiver": None,
-        },
-    }
+    """A first application that passes every rule: the contract's example, for a new person."""
+    return application_body(
+        acceptance_point=point,
+        applicant__name=name,
+        applicant__name_latin=latin,
+        applicant__sex=sex,
+        applicant__birth_date=birth.isoformat(),
+        applicant__region=region,
+        applicant__travel_permit_number=permit or travel_permit(region),
+        applicant__phone=mobile or phone(),
+        applicant__email=f"{uuid.uuid4().hex[:8]}@example.com",
+        applicant__language=language,
+        residence__since=(date.today() - timedelta(days=400)).isoformat(),
+    )
 
 
 def follow_up(

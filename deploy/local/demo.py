@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from permits_intake.domain.examples import application_body
+
 CLERK = {"Authorization": "Bearer dev-clerk"}
 OPS = {"Authorization": "Bearer dev-ops"}
 HOTEL = {"Authorization": "Bearer dev-agency-hotel"}
@@ -44,38 +46,27 @@ def application(
     renewal_reason: str | None = None,
     travel_permit: str | None = None,
 ) -> dict[str, Any]:
-    """A request body as a clerk's tool would send it."""
-    return {
+    """A request body as a clerk's tool would send it: the contract's example, varied."""
+    changes: dict[str, Any] = {
         "kind": kind,
         "card_number": card_number,
         "renewal_reason": renewal_reason,
         "acceptance_point": point,
-        "applicant": {
-            "name": name,
-            "name_latin": latin,
-            "sex": sex,
-            "birth_date": birth.isoformat(),
-            "region": region,
-            "travel_permit_number": travel_permit or _permit(region),
-            "phone": f"+852{random.randrange(10**8):08d}",
-            "email": f"{latin.split()[0].lower()}@example.com",
-            "language": language,
-        },
+        "applicant__name": name,
+        "applicant__name_latin": latin,
+        "applicant__sex": sex,
+        "applicant__birth_date": birth.isoformat(),
+        "applicant__region": region,
+        "applicant__travel_permit_number": travel_permit or _permit(region),
+        "applicant__phone": f"+852{random.randrange(10**8):08d}",
+        "applicant__email": f"{latin.split()[0].lower()}@example.com",
+        "applicant__language": language,
         "guardian": guardian,
-        "residence": {
-            "address": "历下区科院路6号",
-            "district": "历下区",
-            "since": (since or date.today() - timedelta(days=400)).isoformat(),
-        },
-        "bases": bases
-        if bases is not None
-        else [{"type": "employment", "evidence": "labour contract 2025-0117"}],
-        "biometrics": {
-            "photo_ref": "ph-demo",
-            "fingerprints_ref": "fp-demo",
-            "fingerprint_waiver": None,
-        },
+        "residence__since": (since or date.today() - timedelta(days=400)).isoformat(),
     }
+    if bases is not None:
+        changes["bases"] = bases
+    return application_body(**changes)
 
 
 class Demo:

@@ -36,7 +36,7 @@ from tests.journeys import (
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
-LOAD = int(os.environ.get("PERMITS_FAULT_LOAD", "1000"))
+LOAD = int(os.environ.get("PERMITS_FAULT_LOAD", "300"))
 REPO = Path(__file__).resolve().parents[2]
 FEED_AGENCIES = [
     key

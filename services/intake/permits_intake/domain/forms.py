@@ -19,6 +19,7 @@ from permits_common.events.models import (
     Guardian,
     Residence,
 )
+from permits_intake.domain.examples import CONTRACT_EXAMPLE
 
 ShortText = Annotated[str, Field(max_length=200)]
 
@@ -45,39 +46,7 @@ class ApplicationForm(BaseModel):
     model_config = ConfigDict(
         frozen=True,
         extra="ignore",
-        json_schema_extra={
-            "examples": [
-                {
-                    "kind": "first",
-                    "card_number": None,
-                    "renewal_reason": None,
-                    "acceptance_point": "LIXIA",
-                    "applicant": {
-                        "name": "陈大文",
-                        "name_latin": "CHAN TAI MAN",
-                        "sex": "M",
-                        "birth_date": "1990-01-01",
-                        "region": "HK",
-                        "travel_permit_number": "H12345678",
-                        "phone": "+85291234567",
-                        "email": "chan@example.com",
-                        "language": "zh-Hant",
-                    },
-                    "guardian": None,
-                    "residence": {
-                        "address": "历下区科院路6号",
-                        "district": "历下区",
-                        "since": "2025-01-10",
-                    },
-                    "bases": [{"type": "employment", "evidence": "labour contract 2025-0117"}],
-                    "biometrics": {
-                        "photo_ref": "ph-001",
-                        "fingerprints_ref": "fp-001",
-                        "fingerprint_waiver": None,
-                    },
-                }
-            ]
-        },
+        json_schema_extra={"examples": [CONTRACT_EXAMPLE]},
     )
 
     kind: ApplicationKind

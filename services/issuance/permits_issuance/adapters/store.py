@@ -10,6 +10,7 @@ the application id, the person, the order attempt); counters are only a fast-pat
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
@@ -42,6 +43,7 @@ class IssuanceStore:
         self.database = database
         self.counters: AsyncCollection[Document] = database["sequence_counters"]
         self.permit_numbers: AsyncCollection[Document] = database["permit_numbers"]
+        self.numbers_by_application: AsyncCollection[Document] = database["numbers_by_application"]
         self.person_claims: AsyncCollection[Document] = database["person_claims"]
         self.issuances: AsyncCollection[Document] = database["issuances"]
         self.holders: AsyncCollection[Document] = database["holders"]
@@ -102,12 +104,16 @@ class IssuanceStore:
         except DuplicateKeyError:
             existing = await self.permit_numbers.find_one({"_id": number})
             return str(existing["application_id"]) if existing else ""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.numbers_by_application.insert_one({"_id": application_id, "number": number})
         return None
 
     async def number_claimed_by(self, application_id: str) -> str | None:
-        """A number this application already claimed (a redelivery after a crash)."""
-        doc = await self.permit_numbers.find_one({"application_id": application_id})
-        return str(doc["_id"]) if doc else None
+        """A number this application already claimed (a redelivery after a crash), looked up
+        by primary key: FerretDB reads the whole collection for any other filter. A crash
+        between the claim and this record leaves a gap in the sequence, never a shared number."""
+        doc = await self.numbers_by_application.find_one({"_id": application_id})
+        return str(doc["number"]) if doc else None
 
     async def claim_person(self, base: str, application_id: str) -> bool:
         """Hold the person's one open application slot; True when this application holds it."""
