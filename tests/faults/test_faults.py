@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -186,29 +187,41 @@ def _infra_is_ours(variable: str) -> bool:
     return not os.environ.get(variable) or os.environ.get("PERMITS_FAULTS_OWN_INFRA") == "1"
 
 
-@pytest.mark.skipif(
-    not _infra_is_ours("PERMITS_KAFKA_BOOTSTRAP"),
-    reason="Kafka given by PERMITS_KAFKA_BOOTSTRAP is not ours to stop",
-)
-async def test_kafka_stop_and_restart(system: Any, clients: Clients) -> None:
-    infra = system.infra
+async def _outage(
+    system: Any, clients: Clients, server: str, while_down: Callable[[], Awaitable[None]]
+) -> None:
+    """Load, stop a server, check how intake answers, start it again, load again; then the
+    invariants hold for both loads."""
     before = Load(clients, 20)
     await before.run()
-    await asyncio.to_thread(infra.down, "kafka")
+    await asyncio.to_thread(system.infra.down, server)
     try:
-        refused = await clients.submit(application())
-        assert refused.status_code == 503, refused.text
-        assert refused.headers.get("Retry-After")
-        ready = await clients.intake.get("/readyz")
-        assert ready.status_code == 503
+        await while_down()
     finally:
-        await asyncio.to_thread(infra.up, "kafka")
+        await asyncio.to_thread(system.infra.up, server)
     after = Load(clients, 20)
     await after.run()
     assert 500 not in before.statuses + after.statuses
     both = Load(clients, 0)
     both.acknowledged = {**before.acknowledged, **after.acknowledged}
     await _check_invariants(clients, both)
+
+
+@pytest.mark.skipif(
+    not _infra_is_ours("PERMITS_KAFKA_BOOTSTRAP"),
+    reason="Kafka given by PERMITS_KAFKA_BOOTSTRAP is not ours to stop",
+)
+async def test_kafka_stop_and_restart(system: Any, clients: Clients) -> None:
+    async def refused_with_retry_after() -> None:
+        async def intake_noticed() -> bool:
+            return (await clients.intake.get("/readyz")).status_code == 503
+
+        await eventually(intake_noticed, timeout=30)
+        refused = await clients.submit(application())
+        assert refused.status_code == 503, refused.text
+        assert refused.headers.get("Retry-After")
+
+    await _outage(system, clients, "kafka", refused_with_retry_after)
 
 
 @pytest.mark.skipif(
@@ -216,29 +229,16 @@ async def test_kafka_stop_and_restart(system: Any, clients: Clients) -> None:
     reason="the store given by PERMITS_MONGO_URL is not ours to stop",
 )
 async def test_store_stop_and_restart(system: Any, clients: Clients) -> None:
-    infra = system.infra
-    before = Load(clients, 20)
-    await before.run()
-    await asyncio.to_thread(infra.down, "store")
-    try:
+    async def only_503() -> None:
         answers: Counter[int] = Counter()
         for _ in range(10):
             with contextlib.suppress(httpx.TransportError):
                 answers[(await clients.submit(application())).status_code] += 1
-            answers[
-                (
-                    await clients.intake.get(f"/api/v1/applications/{uuid.uuid4()}", headers=CLERK)
-                ).status_code
-            ] += 1
+            missing = f"/api/v1/applications/{uuid.uuid4()}"
+            answers[(await clients.intake.get(missing, headers=CLERK)).status_code] += 1
         assert set(answers) == {503}, f"while the store was down intake answered {answers}"
-    finally:
-        await asyncio.to_thread(infra.up, "store")
-    after = Load(clients, 20)
-    await after.run()
-    assert 500 not in before.statuses + after.statuses
-    both = Load(clients, 0)
-    both.acknowledged = {**before.acknowledged, **after.acknowledged}
-    await _check_invariants(clients, both)
+
+    await _outage(system, clients, "store", only_503)
 
 
 async def test_a_poison_message_on_every_consumed_topic(clients: Clients) -> None:

@@ -458,7 +458,7 @@ async def test_webhooks_retry_deliver_once_and_dead_letter(
         report = await ops_get(service, "/api/v1/agencies/hotel/reconciliation")
         return bool(report["missing"] == 0)
 
-    await eventually(hotel_converged)
+    await eventually(hotel_converged, within=60.0)
     finance = await ops_get(service, "/api/v1/agencies/finance/reconciliation")
     assert finance["missing"] >= 1
     assert (await ops_get(service, "/api/v1/agencies/vehicle/reconciliation"))["missing"] == 0
