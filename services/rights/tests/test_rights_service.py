@@ -454,11 +454,16 @@ async def test_webhooks_retry_deliver_once_and_dead_letter(
     assert {r["event_id"] for r in topic_rows} == {e["id"] for e in events}
     assert all(r["delivered_at"] for r in webhook_rows)
 
-    async def hotel_converged() -> bool:
-        report = await ops_get(service, "/api/v1/agencies/hotel/reconciliation")
-        return bool(report["missing"] == 0)
+    last_report: dict[str, Any] = {}
 
-    await eventually(hotel_converged, within=60.0)
+    async def hotel_converged() -> bool:
+        last_report.update(await ops_get(service, "/api/v1/agencies/hotel/reconciliation"))
+        return bool(last_report["missing"] == 0)
+
+    try:
+        await eventually(hotel_converged, within=120.0)
+    except AssertionError:
+        raise AssertionError(f"hotel never converged: {last_report}") from None
     finance = await ops_get(service, "/api/v1/agencies/finance/reconciliation")
     assert finance["missing"] >= 1
     assert (await ops_get(service, "/api/v1/agencies/vehicle/reconciliation"))["missing"] == 0
