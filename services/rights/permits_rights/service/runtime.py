@@ -111,7 +111,17 @@ class Runtime:
         if resent:
             log.info("re-sent unacknowledged status changes", count=resent)
         self.spawn(self.dispatcher.run(), "webhooks")
+        self.spawn(self._republish_periodically(), "republish")
         self.started.set()
+
+    async def _republish_periodically(self, every_seconds: float = 15.0) -> None:
+        """Re-send what a store or broker outage left unacknowledged while running, not only
+        at start-up: otherwise an agency's feed stays behind until the next restart."""
+        while True:
+            await asyncio.sleep(every_seconds)
+            resent = await retry_forever(self.updates.republish_pending)
+            if resent:
+                log.info("re-sent unacknowledged status changes", count=resent)
 
     async def stop(self) -> None:
         """Cancel background work and close connections."""
