@@ -244,10 +244,10 @@ def run_demo(intake: str, argv: Sequence[str]) -> int:
                     headers=HOTEL,
                 ).json(),
             )
-    second = ready.get("Lin Chih-Hao, TW, first")
+    second = ready.get("Lin Chih-Hao, TW, first, en")
     if second:
         renewal = {
-            **people["Lin Chih-Hao, TW, first"],
+            **people["Lin Chih-Hao, TW, first, en"],
             "kind": "renewal",
             "card_number": second["card"]["number"],
             "renewal_reason": "details_changed",
