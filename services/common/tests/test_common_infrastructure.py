@@ -75,7 +75,7 @@ async def test_a_published_cloudevent_is_consumed_with_its_key(
     application_id = uuid.uuid4().hex
     event = publisher.event(_sla(application_id))
     consumer = AIOKafkaConsumer(
-        topics.SLA, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="latest"
+        topics.SLA, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
@@ -145,7 +145,7 @@ async def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_consumer_g
         processed=ProcessedEvents(database, f"tests-{marker}"),
     )
     dead = AIOKafkaConsumer(
-        topics.DEADLETTER, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="latest"
+        topics.DEADLETTER, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest"
     )
     await dead.start()
     task = asyncio.create_task(consumer.run())
