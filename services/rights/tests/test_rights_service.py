@@ -293,7 +293,9 @@ async def verify(
 
 
 async def ops_get(service: Service, path: str, **params: Any) -> Any:
-    async with httpx.AsyncClient(base_url=service.url) as client:
+    """An operator's request; reconciliation counts read the whole register on FerretDB, which
+    can take longer than httpx's default 5 s on a busy machine."""
+    async with httpx.AsyncClient(base_url=service.url, timeout=60) as client:
         response = await client.get(
             path, params=params, headers={"Authorization": "Bearer dev-ops"}
         )
