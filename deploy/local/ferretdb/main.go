@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -26,16 +27,18 @@ func main() {
 	listenAddr := flag.String("listen-addr", "127.0.0.1:27017", "TCP address to listen on")
 	dataDir := flag.String("data-dir", "data", "directory for the SQLite database files")
 	logLevel := flag.String("log-level", "info", "log level: debug, info, warn or error")
+	indexInterval := flag.Duration("pk-index-interval", 500*time.Millisecond,
+		"how often to add the _id lookup index to new collection tables (see pkindex.go); 0 turns it off")
 	flag.Parse()
 
-	if err := run(*listenAddr, *dataDir, *logLevel); err != nil {
+	if err := run(*listenAddr, *dataDir, *logLevel, *indexInterval); err != nil {
 		fmt.Fprintln(os.Stderr, "ferretdb-local:", err)
 		os.Exit(1)
 	}
 }
 
 // run starts FerretDB and blocks until SIGTERM or SIGINT, then shuts down cleanly.
-func run(listenAddr, dataDir, logLevel string) error {
+func run(listenAddr, dataDir, logLevel string, indexInterval time.Duration) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("invalid -log-level %q: %w", logLevel, err)
@@ -43,7 +46,7 @@ func run(listenAddr, dataDir, logLevel string) error {
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	sqliteURL, err := sqliteDirURL(dataDir)
+	absDataDir, sqliteURL, err := sqliteDirURL(dataDir)
 	if err != nil {
 		return err
 	}
@@ -63,6 +66,10 @@ func run(listenAddr, dataDir, logLevel string) error {
 		return err
 	}
 
+	if indexInterval > 0 {
+		go keepPrimaryKeyIndexes(ctx, absDataDir, indexInterval, logger)
+	}
+
 	if err := f.Run(ctx); err != nil {
 		return err
 	}
@@ -72,19 +79,20 @@ func run(listenAddr, dataDir, logLevel string) error {
 	return nil
 }
 
-// sqliteDirURL creates dataDir if needed and returns the absolute "file:<dir>/"
-// URI that the SQLite backend requires (it rejects relative or non-directory paths).
-func sqliteDirURL(dataDir string) (string, error) {
+// sqliteDirURL creates dataDir if needed and returns its absolute path and the
+// "file:<dir>/" URI that the SQLite backend requires (it rejects relative or
+// non-directory paths).
+func sqliteDirURL(dataDir string) (string, string, error) {
 	abs, err := filepath.Abs(dataDir)
 	if err != nil {
-		return "", fmt.Errorf("resolving -data-dir: %w", err)
+		return "", "", fmt.Errorf("resolving -data-dir: %w", err)
 	}
 
 	if err := os.MkdirAll(abs, 0o755); err != nil {
-		return "", fmt.Errorf("creating -data-dir: %w", err)
+		return "", "", fmt.Errorf("creating -data-dir: %w", err)
 	}
 
 	u := url.URL{Scheme: "file", Path: abs + "/", OmitHost: true}
 
-	return u.String(), nil
+	return abs, u.String(), nil
 }
