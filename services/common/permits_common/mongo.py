@@ -16,6 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
 from permits_common.settings import CommonSettings
+from permits_common.store_profile import profile_listeners
 
 Document = dict[str, Any]
 
@@ -37,6 +38,7 @@ def mongo_client(settings: CommonSettings) -> AsyncMongoClient[Document]:
         retryWrites=False,
         maxPoolSize=settings.mongo_max_pool_size,
         appname="permits",
+        event_listeners=profile_listeners(),
     )
 
 
