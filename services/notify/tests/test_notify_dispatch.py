@@ -150,10 +150,23 @@ async def test_a_crash_after_sending_resends_without_a_second_sms(dispatch: Disp
     await dispatch.service.handle(event)
     await dispatch.service.dispatch_due()
     key = f"{event.id}|sms"
-    await dispatch.store.database["deliveries"].update_one(
+    database = dispatch.store.database
+    record = await dispatch.store.delivery(key)
+    assert record is not None
+    await database["deliveries"].update_one(
         {"_id": key},
         {"$set": {"status": "pending", "next_attempt_at": dispatch.clock.now(), "sent_at": None}},
     )
+    await database["pending_deliveries"].insert_one(
+        {
+            "_id": key,
+            "next_attempt_at": dispatch.clock.now(),
+            "created_at": record["created_at"],
+            "application_id": application_id,
+            "recipient_key": record["recipient_key"],
+        }
+    )
+    await database["outcomes_to_publish"].delete_one({"_id": key})
 
     await dispatch.service.handle(event)
     await dispatch.service.dispatch_due()

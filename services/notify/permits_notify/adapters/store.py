@@ -1,16 +1,18 @@
 """The notify service's own documents: recipients, card map, reminders and the delivery log.
 
 Every write that must happen once uses a unique `_id` (duplicate inserts are ignored), and a
-send is claimed with one atomic find-and-modify, so two workers never send the same delivery.
+send is claimed with one find-and-modify of its work item, so two workers never send the same
+delivery. Everything a busy moment touches is read and written by `_id`.
 Only features FerretDB 1.x has are used (no transactions, no TTL indexes, no dotted keys).
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -34,20 +36,18 @@ class NotifyStore:
         self._cards: AsyncCollection[Document] = database["cards"]
         self._reminders: AsyncCollection[Document] = database["reminders"]
         self._deliveries: AsyncCollection[Document] = database["deliveries"]
+        self._pending: AsyncCollection[Document] = database["pending_deliveries"]
+        self._outcomes: AsyncCollection[Document] = database["outcomes_to_publish"]
+        self._sms_sends: AsyncCollection[Document] = database["sms_sends"]
 
     async def ensure_indexes(self) -> None:
         """The indexes the timer's scans and the ops listing rely on."""
         await ensure_index(
-            self._deliveries, [("status", ASCENDING), ("next_attempt_at", ASCENDING)]
+            self._pending, [("next_attempt_at", ASCENDING), ("created_at", ASCENDING)]
         )
         await ensure_index(
             self._deliveries, [("application_id", ASCENDING), ("created_at", ASCENDING)]
         )
-        await ensure_index(
-            self._deliveries,
-            [("recipient_key", ASCENDING), ("channel", ASCENDING), ("sent_at", DESCENDING)],
-        )
-        await ensure_index(self._deliveries, [("event_pending", ASCENDING)])
         await ensure_index(self._reminders, [("status", ASCENDING), ("due_at", ASCENDING)])
         await ensure_index(
             self._reminders, [("card_number", ASCENDING), ("issue_count", ASCENDING)]
@@ -85,15 +85,18 @@ class NotifyStore:
         )
 
     async def map_card(self, card_number: str, issue_count: int, application_id: str) -> None:
-        """Point a card number at the application of its latest issue (older issues lose)."""
-        try:
-            await self._cards.update_one(
-                {"_id": card_number, "issue_count": {"$lte": issue_count}},
-                {"$set": {"issue_count": issue_count, "application_id": application_id}},
-                upsert=True,
-            )
-        except DuplicateKeyError:
+        """Point a card number at the application of its latest issue (older issues lose).
+
+        A card's events arrive on one partition and are handled in order by one worker, so
+        this read-then-write by `_id` has no concurrent writer for the same card."""
+        current = await self._cards.find_one({"_id": card_number}, {"issue_count": 1})
+        if current is not None and int(current["issue_count"]) > issue_count:
             return
+        await self._cards.replace_one(
+            {"_id": card_number},
+            {"issue_count": issue_count, "application_id": application_id},
+            upsert=True,
+        )
 
     async def application_for_card(self, card_number: str) -> str | None:
         """The application whose applicant holds this card."""
@@ -144,14 +147,29 @@ class NotifyStore:
         return [doc async for doc in self._reminders.find({"card_number": card_number})]
 
     # Deliveries ----------------------------------------------------------------------------
+    #
+    # `deliveries` is the log: one document per message and channel, only ever written by
+    # `_id`. The work still to do lives in two small collections, `pending_deliveries` (what
+    # the timer scans and claims) and `outcomes_to_publish` (sent or failed, event not on
+    # Kafka yet), so the queries that are not by `_id` read the in-flight messages only, not
+    # every message ever sent (FerretDB reads a whole collection for those).
 
     async def create_delivery(self, delivery: Document) -> bool:
-        """Write a delivery as pending before anything is sent; False if it already exists."""
-        try:
-            await self._deliveries.insert_one(delivery)
-        except DuplicateKeyError:
-            return False
-        return True
+        """Write a delivery as pending before anything is sent; False if it already exists.
+
+        The work item goes first: a crash between the two writes leaves a work item without a
+        log entry, which the claim drops and the redelivered cause event writes again."""
+        await _insert_once(
+            self._pending,
+            {
+                "_id": delivery["_id"],
+                "next_attempt_at": delivery["next_attempt_at"],
+                "created_at": delivery["created_at"],
+                "application_id": delivery["application_id"],
+                "recipient_key": delivery["recipient_key"],
+            },
+        )
+        return await _insert_once(self._deliveries, delivery)
 
     async def delivery(self, delivery_id: str) -> Document | None:
         """One delivery record."""
@@ -161,8 +179,8 @@ class NotifyStore:
         """Pending deliveries whose next attempt is due (new, deferred, retrying, or orphaned
         by a crash once their claim lease ran out)."""
         cursor = (
-            self._deliveries.find(
-                {"status": PENDING, "next_attempt_at": {"$lte": now}},
+            self._pending.find(
+                {"next_attempt_at": {"$lte": now}},
                 {"_id": 1, "application_id": 1, "recipient_key": 1},
             )
             .sort([("next_attempt_at", ASCENDING), ("created_at", ASCENDING)])
@@ -175,19 +193,30 @@ class NotifyStore:
     ) -> Document | None:
         """Take a due delivery for one attempt: counts the attempt and hides it until the lease
         ends. Whoever loses the race gets None."""
-        return await self._deliveries.find_one_and_update(
-            {"_id": delivery_id, "status": PENDING, "next_attempt_at": {"$lte": now}},
+        taken = await self._pending.find_one_and_update(
+            {"_id": delivery_id, "next_attempt_at": {"$lte": now}},
+            {"$set": {"next_attempt_at": lease_until}},
+        )
+        if taken is None:
+            return None
+        doc = await self._deliveries.find_one_and_update(
+            {"_id": delivery_id},
             {
                 "$set": {"next_attempt_at": lease_until, "last_attempt_at": now, "updated_at": now},
                 "$inc": {"attempts": 1},
             },
             return_document=ReturnDocument.AFTER,
         )
+        if doc is None or doc.get("status") != PENDING:
+            await self._pending.delete_one({"_id": delivery_id})
+            return None
+        return doc
 
     async def defer(self, delivery_id: str, until: datetime, reason: str, now: datetime) -> None:
         """Put a claimed delivery back without counting the attempt (quiet hours, rate limit)."""
+        await self._pending.update_one({"_id": delivery_id}, {"$set": {"next_attempt_at": until}})
         await self._deliveries.update_one(
-            {"_id": delivery_id, "status": PENDING},
+            {"_id": delivery_id},
             {
                 "$set": {"next_attempt_at": until, "deferred_reason": reason, "updated_at": now},
                 "$inc": {"attempts": -1},
@@ -196,8 +225,9 @@ class NotifyStore:
 
     async def retry_later(self, delivery_id: str, at: datetime, error: str, now: datetime) -> None:
         """A temporary failure: try the same channel again at `at`."""
+        await self._pending.update_one({"_id": delivery_id}, {"$set": {"next_attempt_at": at}})
         await self._deliveries.update_one(
-            {"_id": delivery_id, "status": PENDING},
+            {"_id": delivery_id},
             {"$set": {"next_attempt_at": at, "error": error, "updated_at": now}},
         )
 
@@ -205,17 +235,15 @@ class NotifyStore:
         self, delivery_id: str, *, delivered: bool, provider_id: str, now: datetime
     ) -> None:
         """The provider took the message; its notification.sent event is still to publish."""
-        await self._deliveries.update_one(
-            {"_id": delivery_id},
+        await self._finish(
+            delivery_id,
             {
-                "$set": {
-                    "status": DELIVERED if delivered else SENT,
-                    "sent_at": now,
-                    "updated_at": now,
-                    "provider_id": provider_id,
-                    "error": None,
-                    "event_pending": True,
-                }
+                "status": DELIVERED if delivered else SENT,
+                "sent_at": now,
+                "updated_at": now,
+                "provider_id": provider_id,
+                "error": None,
+                "event_pending": True,
             },
         )
 
@@ -223,35 +251,56 @@ class NotifyStore:
         self, delivery_id: str, *, error: str, final: bool, now: datetime
     ) -> None:
         """This channel failed for good; `final` when no other channel is left (publish it)."""
-        await self._deliveries.update_one(
-            {"_id": delivery_id},
+        await self._finish(
+            delivery_id,
             {
-                "$set": {
-                    "status": FAILED,
-                    "failed_at": now,
-                    "updated_at": now,
-                    "error": error,
-                    "event_pending": final,
-                }
+                "status": FAILED,
+                "failed_at": now,
+                "updated_at": now,
+                "error": error,
+                "event_pending": final,
             },
         )
 
+    async def _finish(self, delivery_id: str, fields: Document) -> None:
+        """Record the outcome, queue its event if it has one, then drop the work item (a crash
+        in between leaves a work item whose claim finds the delivery finished)."""
+        await self._deliveries.update_one({"_id": delivery_id}, {"$set": fields})
+        if fields["event_pending"]:
+            await _insert_once(self._outcomes, {"_id": delivery_id})
+        await self._pending.delete_one({"_id": delivery_id})
+
     async def events_to_publish(self, limit: int) -> list[Document]:
         """Outcomes whose event is not on Kafka yet (a crash between record and publish)."""
-        cursor = self._deliveries.find({"event_pending": True}).limit(limit)
-        return [doc async for doc in cursor]
+        waiting = [doc["_id"] async for doc in self._outcomes.find({}, {"_id": 1}).limit(limit)]
+        docs = await asyncio.gather(*(self.delivery(delivery_id) for delivery_id in waiting))
+        outstanding = []
+        for delivery_id, doc in zip(waiting, docs, strict=True):
+            if doc is not None and doc.get("event_pending"):
+                outstanding.append(doc)
+            else:
+                await self._outcomes.delete_one({"_id": delivery_id})
+        return outstanding
 
     async def event_published(self, delivery_id: str) -> None:
         """The outcome event is on Kafka."""
         await self._deliveries.update_one({"_id": delivery_id}, {"$set": {"event_pending": False}})
+        await self._outcomes.delete_one({"_id": delivery_id})
 
     async def recent_sms_sends(self, recipient_key: str, since: datetime) -> list[datetime]:
         """When this recipient was last sent SMS, for the per-recipient rate limit."""
-        cursor = self._deliveries.find(
-            {"recipient_key": recipient_key, "channel": "sms", "sent_at": {"$gt": since}},
-            {"sent_at": 1},
+        doc = await self._sms_sends.find_one({"_id": recipient_key})
+        return [sent for sent in (doc or {}).get("sent", []) if sent > since]
+
+    async def record_sms_send(self, recipient_key: str, at: datetime, keep_since: datetime) -> None:
+        """Remember an SMS to this recipient, forgetting those older than the rate-limit window.
+
+        One recipient's messages are sent one after the other (see `Notifier.dispatch_due`), so
+        this read-then-write has no concurrent writer for the same recipient."""
+        recent = await self.recent_sms_sends(recipient_key, keep_since)
+        await self._sms_sends.replace_one(
+            {"_id": recipient_key}, {"sent": [*recent, at]}, upsert=True
         )
-        return [doc["sent_at"] async for doc in cursor]
 
     async def deliveries_for(self, application_id: str, limit: int = 500) -> list[Document]:
         """The delivery log of one application, oldest first."""
@@ -261,6 +310,15 @@ class NotifyStore:
             .limit(limit)
         )
         return [doc async for doc in cursor]
+
+
+async def _insert_once(collection: AsyncCollection[Document], doc: Document) -> bool:
+    """Insert unless a document with this `_id` exists; True when this call inserted it."""
+    try:
+        await collection.insert_one(doc)
+    except DuplicateKeyError:
+        return False
+    return True
 
 
 def public_delivery(doc: Document) -> dict[str, Any]:
