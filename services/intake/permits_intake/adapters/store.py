@@ -3,6 +3,9 @@
 Works on FerretDB 1.x as on MongoDB: no transactions, so every state change that must be
 atomic (accepting an application together with its outbox event, releasing a person's open
 application lock, collecting a card) is a single-document write with a conditional filter.
+Everything on the busy path (the status view consumer, the outbox, duplicate checks) reads
+and writes by `_id` alone: the local store answers any other filter by reading the whole
+collection.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class IntakeStore:
         self.applications: AsyncCollection[Document] = database["applications"]
         self.idempotency: AsyncCollection[Document] = database["idempotency"]
         self.cards: AsyncCollection[Document] = database["cards"]
+        self.holder_cards: AsyncCollection[Document] = database["holder_cards"]
         self.calendar_years: AsyncCollection[Document] = database["calendar_years"]
         self.points: AsyncCollection[Document] = database["acceptance_points"]
 
@@ -80,7 +84,6 @@ class IntakeStore:
         await ensure_index(
             self.applications, [("open_person", 1)], unique=True, sparse=True, name="open_person"
         )
-        await ensure_index(self.cards, [("holder", 1)], name="holder")
 
     async def upsert_points(self, points: Iterable[AcceptancePoint]) -> None:
         """Seed the reference data, by code, so reports and tools can read it from the store."""
@@ -175,10 +178,23 @@ class IntakeStore:
         return True
 
     async def application(self, application_id: str) -> Document | None:
-        """The application's view document, without its outbox."""
-        return await self.applications.find_one(
+        """The application's view document, without its outbox. Until `card.issued` gives the
+        whole card, `card` is the number issuance assigned."""
+        doc = await self.applications.find_one(
             {"_id": application_id}, {"outbox": 0, "response": 0}
         )
+        if doc is not None:
+            assigned = doc.pop("assigned_card", None)
+            if doc.get("card") is None:
+                doc["card"] = assigned
+        return doc
+
+    async def progress_of(self, application_id: str) -> tuple[ApplicationStatus, SlaState] | None:
+        """Status and deadline standing of an application (None if this intake never took it)."""
+        doc = await self.applications.find_one({"_id": application_id}, {"status": 1, "sla": 1})
+        if doc is None:
+            return None
+        return ApplicationStatus(doc["status"]), SlaState(doc.get("sla") or SlaState.ON_TRACK)
 
     async def advance_status(
         self,
@@ -191,36 +207,38 @@ class IntakeStore:
         release_person: bool = False,
         outbox: Document | None = None,
     ) -> bool:
-        """Move the status forward (and only forward) in one conditional write."""
-        update: dict[str, Any] = {
-            "$set": {"status": new.value, **(fields or {})},
-            "$push": {"history": {"status": new.value, "at": at}},
-        }
-        if release_person:
-            update["$unset"] = {"open_person": ""}
-        if outbox is not None:
-            update["$push"]["outbox"] = outbox
+        """Move the status forward (and only forward) in one conditional write: for requests,
+        which may race each other (two clerks collecting the same card)."""
         result = await self.applications.update_one(
             {"_id": application_id, "status": {"$in": [status.value for status in allowed_from]}},
-            update,
+            _status_update(new, at, fields, release_person, outbox),
         )
         return result.modified_count == 1
 
-    async def set_card_if_unknown(self, application_id: str, number: str, issue_count: int) -> None:
-        """Remember the card number issuance assigned, unless the full card is known already."""
+    async def record_status(
+        self,
+        application_id: str,
+        new: ApplicationStatus,
+        at: datetime,
+        *,
+        fields: Mapping[str, Any] | None = None,
+        release_person: bool = False,
+    ) -> None:
+        """Write a status the caller has checked is a step forward, by `_id` alone.
+
+        For the status view consumer: an application's events reach it in order on one
+        partition, and the only other status writer (collecting, from `ready`) never races a
+        step it takes, so a check-then-write is safe, and it costs no collection scan on the
+        local store (a conditional filter there reads every application)."""
         await self.applications.update_one(
-            {"_id": application_id, "card": None},
-            {
-                "$set": {
-                    "card": {
-                        "number": number,
-                        "issue_count": issue_count,
-                        "valid_from": None,
-                        "valid_until": None,
-                        "issuing_authority": None,
-                    }
-                }
-            },
+            {"_id": application_id}, _status_update(new, at, fields, release_person, None)
+        )
+
+    async def set_assigned_card(self, application_id: str, number: str, issue_count: int) -> None:
+        """Remember the card number issuance assigned; shown until the issued card is known."""
+        await self.applications.update_one(
+            {"_id": application_id},
+            {"$set": {"assigned_card": _card_document(number, issue_count)}},
         )
 
     async def set_card(
@@ -238,13 +256,9 @@ class IntakeStore:
             {"_id": application_id},
             {
                 "$set": {
-                    "card": {
-                        "number": number,
-                        "issue_count": issue_count,
-                        "valid_from": valid_from.isoformat(),
-                        "valid_until": valid_until.isoformat(),
-                        "issuing_authority": issuing_authority,
-                    }
+                    "card": _card_document(
+                        number, issue_count, valid_from, valid_until, issuing_authority
+                    )
                 }
             },
         )
@@ -256,13 +270,11 @@ class IntakeStore:
             {"$set": {"due_date": due_date.isoformat(), "due_date_provisional": provisional}},
         )
 
-    async def set_sla(
-        self, application_id: str, new: SlaState, allowed_from: Sequence[SlaState]
-    ) -> None:
-        """Move the deadline standing towards a more definite answer."""
+    async def set_sla(self, application_id: str, standing: SlaState) -> None:
+        """Record the deadline standing the caller has checked is more definite (the view
+        consumer, in partition order, is its only writer)."""
         await self.applications.update_one(
-            {"_id": application_id, "sla": {"$in": [state.value for state in allowed_from]}},
-            {"$set": {"sla": new.value}},
+            {"_id": application_id}, {"$set": {"sla": standing.value}}
         )
 
     # Outbox.
@@ -306,12 +318,21 @@ class IntakeStore:
         return _card_view(doc) if doc is not None else None
 
     async def active_card_of(self, holder: str) -> CardView | None:
-        """A card in force held by this person (travel-permit base number), if any."""
-        doc = await self.cards.find_one({"holder": holder, "status": HolderStatus.ACTIVE.value})
-        return _card_view(doc) if doc is not None else None
+        """A card in force held by this person (travel-permit base number), if any: the
+        holder's few card numbers, then each card by `_id`."""
+        held = await self.holder_cards.find_one({"_id": holder})
+        for number in (held or {}).get("cards", []):
+            card = await self.card(number)
+            if card is not None and card.holder == holder and card.status is HolderStatus.ACTIVE:
+                return card
+        return None
 
     async def save_card(self, card: CardView) -> None:
-        """Replace the view of a card number."""
+        """Replace the view of a card number, and list it under its holder."""
+        if card.holder:
+            await self.holder_cards.update_one(
+                {"_id": card.holder}, {"$addToSet": {"cards": card.number}}, upsert=True
+            )
         await self.cards.replace_one(
             {"_id": card.number},
             {
@@ -349,3 +370,37 @@ def _card_view(doc: Document) -> CardView:
         issuing_authority=doc.get("issuing_authority"),
         application_id=doc.get("application_id"),
     )
+
+
+def _status_update(
+    new: ApplicationStatus,
+    at: datetime,
+    fields: Mapping[str, Any] | None,
+    release_person: bool,
+    outbox: Document | None,
+) -> Document:
+    update: dict[str, Any] = {
+        "$set": {"status": new.value, **(fields or {})},
+        "$push": {"history": {"status": new.value, "at": at}},
+    }
+    if release_person:
+        update["$unset"] = {"open_person": ""}
+    if outbox is not None:
+        update["$push"]["outbox"] = outbox
+    return update
+
+
+def _card_document(
+    number: str,
+    issue_count: int,
+    valid_from: date | None = None,
+    valid_until: date | None = None,
+    issuing_authority: str | None = None,
+) -> Document:
+    return {
+        "number": number,
+        "issue_count": issue_count,
+        "valid_from": _iso(valid_from),
+        "valid_until": _iso(valid_until),
+        "issuing_authority": issuing_authority,
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from permits_common.domain.card import ApplicationStatus, status_advances
 from permits_common.events.envelope import Event
 from permits_common.events.models import (
     ApplicationApproved,
@@ -30,7 +31,6 @@ from permits_intake.domain.progress import (
     sla_of,
     sla_states_before,
     status_of,
-    statuses_before,
 )
 
 _CARD_EVENTS = (CardIssued, CardReportedLost, CardRevoked, CardExpired, CardSuperseded)
@@ -47,33 +47,45 @@ class StatusViews:
         data = event.data
         status = status_of(data)
         if status is not None:
-            fields: dict[str, Any] = {}
-            if isinstance(data, ApplicationReady):
-                fields["ready_on"] = data.ready_on.isoformat()
-            if isinstance(data, ApplicationRejected):
-                fields["rejection"] = {"code": data.code, "message": data.message}
-            await self._store.advance_status(
-                data.application_id,
-                status,
-                statuses_before(status),
-                event.time,
-                fields=fields,
-                release_person=closes_application(status),
-            )
-            if isinstance(data, (ApplicationApproved, ApplicationInProduction, ApplicationReady)):
-                await self._store.set_card_if_unknown(
-                    data.application_id, data.card_number, data.issue_count
-                )
+            await self._follow_status(event, status)
             return
         if isinstance(data, (SlaScheduled, SlaRescheduled)):
             await self._store.set_due_date(data.application_id, data.due_date, data.provisional)
             return
         standing = sla_of(data)
         if standing is not None:
-            await self._store.set_sla(str(data.subject()), standing, sla_states_before(standing))
+            application_id = str(data.subject())
+            progress = await self._store.progress_of(application_id)
+            if progress is not None and progress[1] in sla_states_before(standing):
+                await self._store.set_sla(application_id, standing)
             return
         if isinstance(data, _CARD_EVENTS):
             await self._card_event(data)
+
+    async def _follow_status(self, event: Event[Any], status: ApplicationStatus) -> None:
+        """Move the application to the status an event announces, if that is a step forward
+        (a redelivered or late event changes nothing)."""
+        data = event.data
+        progress = await self._store.progress_of(data.application_id)
+        if progress is None:
+            return
+        if status_advances(progress[0], status):
+            fields: dict[str, Any] = {}
+            if isinstance(data, ApplicationReady):
+                fields["ready_on"] = data.ready_on.isoformat()
+            if isinstance(data, ApplicationRejected):
+                fields["rejection"] = {"code": data.code, "message": data.message}
+            await self._store.record_status(
+                data.application_id,
+                status,
+                event.time,
+                fields=fields,
+                release_person=closes_application(status),
+            )
+        if isinstance(data, (ApplicationApproved, ApplicationInProduction, ApplicationReady)):
+            await self._store.set_assigned_card(
+                data.application_id, data.card_number, data.issue_count
+            )
 
     async def _card_event(
         self,
