@@ -49,6 +49,7 @@ class IssuanceStore:
         self.holders: AsyncCollection[Document] = database["holders"]
         self.deadlines: AsyncCollection[Document] = database["deadlines"]
         self.orders: AsyncCollection[Document] = database["production_orders"]
+        self.order_schedule: AsyncCollection[Document] = database["order_schedule"]
         self.leases: AsyncCollection[Document] = database["leases"]
         self.completions: AsyncCollection[Document] = database["order_completions"]
         self.calendar_years: AsyncCollection[Document] = database["calendar_years"]
@@ -62,7 +63,7 @@ class IssuanceStore:
         await ensure_index(self.deadlines, [("state", ASCENDING), ("breach_on", ASCENDING)])
         await ensure_index(self.deadlines, [("open", ASCENDING), ("due_date", ASCENDING)])
         await ensure_index(self.deadlines, [("provisional", ASCENDING), ("open", ASCENDING)])
-        await ensure_index(self.orders, [("state", ASCENDING), ("next_attempt_at", ASCENDING)])
+        await ensure_index(self.order_schedule, [("next_attempt_at", ASCENDING)])
 
     async def insert_first(self, collection: AsyncCollection[Document], doc: Document) -> Document:
         """Insert unless a document with this `_id` exists; either way return the one stored."""

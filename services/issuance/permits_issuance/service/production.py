@@ -4,6 +4,11 @@ Orders live in the store with a state and `next_attempt_at`, so a restart loses 
 sends what is due. One attempt is one lease (an insert keyed by order and attempt number), so
 two workers never send the same attempt twice. An order the centre refused (5xx), reported as
 failed, or never called back about within the timeout is sent again; it is never dropped.
+
+Every write is by `_id`. The timer reads `order_schedule`, which holds only the orders still
+open (the local store reads a whole collection for any query not by `_id`, and the order log
+grows with every card). The centre's "ready" is final: it sets `ready_at`, which no later
+write touches, so an attempt recorded after the callback cannot reopen the order.
 """
 
 from __future__ import annotations
@@ -29,6 +34,13 @@ from permits_issuance.service.issue import IssueService
 
 log = get_logger("production")
 _SCAN_BATCH = 100
+
+
+def order_state(order: Document) -> OrderState:
+    """Where an order stands: ready once the centre confirmed it, whatever was written after."""
+    if order.get("ready_at") is not None:
+        return OrderState.READY
+    return OrderState(order["state"])
 
 
 class UnknownOrderError(LookupError):
@@ -57,10 +69,14 @@ class ProductionService:
     async def open_order(self, record: Document) -> None:
         """Create the order of an approved application (once) and send it if it is due."""
         now = self._clock.now()
+        placed = order_id(str(record["_id"]), int(record["issue_count"]))
+        await self._store.insert_first(
+            self._store.order_schedule, {"_id": placed, "next_attempt_at": now}
+        )
         order = await self._store.insert_first(
             self._store.orders,
             {
-                "_id": order_id(str(record["_id"]), int(record["issue_count"])),
+                "_id": placed,
                 "application_id": str(record["_id"]),
                 "acceptance_point": record["acceptance_point"],
                 "card_number": record["card_number"],
@@ -72,22 +88,23 @@ class ProductionService:
                 "created_at": now,
             },
         )
-        if order["state"] == OrderState.PENDING.value and order["next_attempt_at"] <= now:
+        if order_state(order) is OrderState.PENDING and order["next_attempt_at"] <= now:
             await self._attempt(order)
 
     async def retry_due(self) -> int:
         """Send every order whose next attempt is due; returns how many were tried."""
         now = self._clock.now()
-        cursor = self._store.orders.find(
-            {
-                "state": {"$in": [OrderState.PENDING.value, OrderState.SENT.value]},
-                "next_attempt_at": {"$lte": now},
-            }
-        ).limit(_SCAN_BATCH)
-        due = [order async for order in cursor]
-        for order in due:
-            if order["state"] == OrderState.SENT.value:
-                log.warning("no callback in time, sending again", order_id=order["_id"])
+        cursor = self._store.order_schedule.find({"next_attempt_at": {"$lte": now}}).limit(
+            _SCAN_BATCH
+        )
+        due = [entry["_id"] async for entry in cursor]
+        for placed in due:
+            order = await self._store.orders.find_one({"_id": placed})
+            if order is None or order_state(order) is OrderState.READY:
+                await self._store.order_schedule.delete_one({"_id": placed})
+                continue
+            if order_state(order) is OrderState.SENT:
+                log.warning("no callback in time, sending again", order_id=placed)
             await self._attempt(order)
         return len(due)
 
@@ -126,8 +143,15 @@ class ProductionService:
                 next_attempt_at=now + delay,
                 last_error=error,
             )
-        await self._store.orders.update_one(
-            {"_id": order["_id"], "state": {"$ne": OrderState.READY.value}}, {"$set": fields}
+        await self._reschedule(str(order["_id"]), fields)
+
+    async def _reschedule(self, placed: str, fields: Document) -> None:
+        """Record an attempt's outcome and when to look at the order again. If the centre
+        confirmed the card meanwhile, its `ready_at` still says so and the timer drops the
+        order when it comes round."""
+        await self._store.orders.update_one({"_id": placed}, {"$set": fields})
+        await self._store.order_schedule.update_one(
+            {"_id": placed}, {"$set": {"next_attempt_at": fields["next_attempt_at"]}}
         )
 
     async def publish_in_production(self, order: Document) -> None:
@@ -157,19 +181,24 @@ class ProductionService:
             await self._issue.card_ready(order)
             await self._store.orders.update_one(
                 {"_id": order_ref},
-                {"$set": {"state": OrderState.READY.value, "next_attempt_at": None}},
-            )
-            return
-        if order["state"] == OrderState.SENT.value and int(order["attempts"]) == attempt:
-            log.warning("production centre reports failure", order_id=order_ref, error=error)
-            await self._store.orders.update_one(
-                {"_id": order_ref, "state": OrderState.SENT.value, "attempts": attempt},
                 {
                     "$set": {
-                        "state": OrderState.PENDING.value,
-                        "next_attempt_at": self._clock.now() + self._backoff(attempt),
-                        "last_error": (error or "failed")[:500],
+                        "state": OrderState.READY.value,
+                        "ready_at": self._clock.now(),
+                        "next_attempt_at": None,
                     }
+                },
+            )
+            await self._store.order_schedule.delete_one({"_id": order_ref})
+            return
+        if order_state(order) is OrderState.SENT and int(order["attempts"]) == attempt:
+            log.warning("production centre reports failure", order_id=order_ref, error=error)
+            await self._reschedule(
+                order_ref,
+                {
+                    "state": OrderState.PENDING.value,
+                    "next_attempt_at": self._clock.now() + self._backoff(attempt),
+                    "last_error": (error or "failed")[:500],
                 },
             )
 
