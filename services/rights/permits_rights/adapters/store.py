@@ -1,17 +1,22 @@
 """The rights service's own database: holder issues, the feed log and the webhook delivery log.
 
-Only operations FerretDB 1.x supports: plain finds with `$in`, counts, unordered inserts and
-`$set`/`$addToSet` updates (no transactions, no dotted keys, no `$push` accumulators).
+Only operations FerretDB 1.x supports: plain finds, unordered inserts and `$set`/`$addToSet`
+updates (no transactions, no dotted keys, no `$push` accumulators). Everything a card event
+touches is read and written by `_id`; the work still to do (statuses not yet on the agency
+topics, webhook deliveries not yet answered) lives in small collections of its own, because
+the local store answers any other query by reading the whole collection.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, DeleteOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -36,29 +41,44 @@ async def _insert_new(collection: Any, docs: Sequence[Document]) -> None:
 
 
 async def create_indexes(database: AsyncDatabase[Document]) -> None:
-    """Indexes for every query below (lookups by card number, pending deliveries in order)."""
-    await ensure_index(database["holders"], [("card_number", ASCENDING)])
-    await ensure_index(database["holders"], [("published", ASCENDING)])
+    """Indexes for the queries that are not by `_id` (ops views, the work queues in order)."""
     await ensure_index(database["feed_log"], [("card_number", ASCENDING)])
-    await ensure_index(
-        database["deliveries"],
-        [("agency", ASCENDING), ("state", ASCENDING), ("seq", ASCENDING)],
-    )
+    await ensure_index(database["webhook_queue"], [("agency", ASCENDING), ("seq", ASCENDING)])
     await ensure_index(database["deliveries"], [("agency", ASCENDING), ("card_number", ASCENDING)])
+    await ensure_index(database["deliveries"], [("agency", ASCENDING), ("seq", ASCENDING)])
+
+
+def confirmation(agency: str, status: str) -> str:
+    """What a holder issue records when an agency's webhook accepted one of its statuses. An
+    issue's statuses never repeat (active, then one final one), so agency and status name the
+    change."""
+    return f"{agency}|{status}"
 
 
 class HolderStore:
-    """One document per card issue: status, printed details, and whether the current status has
-    been published (`published`) and confirmed by webhook (`confirmed`: agency keys)."""
+    """One document per card issue (status, printed details, agencies' confirmations), one per
+    card listing its issues, and the statuses not yet acknowledged by the broker."""
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._holders = database["holders"]
+        self._cards = database["card_issues"]
+        self._unpublished = database["unpublished_changes"]
 
     async def load(self, card_numbers: Iterable[str]) -> dict[str, CardHistory]:
         """The histories of some cards (empty for cards never seen)."""
         numbers = list(set(card_numbers))
+        cards = await asyncio.gather(*(self._cards.find_one({"_id": n}) for n in numbers))
+        issue_ids = [
+            _issue_id(card["_id"], issue_count)
+            for card in cards
+            if card is not None
+            for issue_count in card.get("issues", [])
+        ]
+        docs = await asyncio.gather(*(self._holders.find_one({"_id": i}) for i in issue_ids))
         histories = {number: CardHistory(number) for number in numbers}
-        async for doc in self._holders.find({"card_number": {"$in": numbers}}):
+        for doc in docs:
+            if doc is None:
+                continue
             status = doc.get("status")
             histories[doc["card_number"]].issues[doc["issue_count"]] = IssueRecord(
                 issue_count=doc["issue_count"],
@@ -69,10 +89,25 @@ class HolderStore:
         return histories
 
     async def save(self, histories: Iterable[CardHistory], changes: Sequence[StatusChange]) -> None:
-        """Write the touched issues; a new status resets `published` and `confirmed`."""
-        changed = {(c.card_number, c.issue_count) for c in changes}
-        operations = []
+        """Write the touched issues; a new status is queued for the broker and clears the
+        agencies' confirmations. The queue entry goes first, so a crash cannot lose it."""
+        changed = {(c.card_number, c.issue_count): c for c in changes}
+        queued = [
+            ReplaceOne(
+                {"_id": _issue_id(c.card_number, c.issue_count)}, _change_doc(c), upsert=True
+            )
+            for c in changed.values()
+        ]
+        issues: list[UpdateOne] = []
+        holders: list[UpdateOne] = []
         for history in histories:
+            issues.append(
+                UpdateOne(
+                    {"_id": history.card_number},
+                    {"$addToSet": {"issues": {"$each": sorted(history.touched)}}},
+                    upsert=True,
+                )
+            )
             for issue_count in sorted(history.touched):
                 record = history.issues[issue_count]
                 fields: Document = {
@@ -82,24 +117,26 @@ class HolderStore:
                 }
                 if (history.card_number, issue_count) in changed and record.status:
                     fields.update(
-                        status=record.status.value,
-                        changed_at=record.changed_at,
-                        published=False,
-                        confirmed=[],
+                        status=record.status.value, changed_at=record.changed_at, confirmed=[]
                     )
-                operations.append(
+                holders.append(
                     UpdateOne(
                         {"_id": _issue_id(history.card_number, issue_count)},
                         {"$set": fields},
                         upsert=True,
                     )
                 )
-        if operations:
-            await bulk_write_in_chunks(self._holders, operations, ordered=True)
+        for collection, operations in (
+            (self._unpublished, queued),
+            (self._cards, issues),
+            (self._holders, holders),
+        ):
+            if operations:
+                await bulk_write_in_chunks(collection, operations, ordered=False)
 
     async def unpublished(self, limit: int = 1000) -> list[StatusChange]:
-        """Current statuses not yet acknowledged by the broker (after a crash mid-batch)."""
-        cursor = self._holders.find({"published": False}).limit(limit)
+        """Statuses not yet acknowledged by the broker (after a crash or an outage mid-batch)."""
+        cursor = self._unpublished.find({}).limit(limit)
         return [
             StatusChange(
                 doc["card_number"],
@@ -111,41 +148,54 @@ class HolderStore:
         ]
 
     async def mark_published(self, changes: Sequence[StatusChange]) -> None:
-        """The broker acknowledged these statuses on every agency topic."""
+        """The broker acknowledged these statuses on every agency topic. A newer status of the
+        same issue, queued meanwhile, stays queued (the filter names the status)."""
         operations = [
-            UpdateOne(
-                {"_id": _issue_id(c.card_number, c.issue_count), "status": c.status.value},
-                {"$set": {"published": True}},
-            )
+            DeleteOne({"_id": _issue_id(c.card_number, c.issue_count), "status": c.status.value})
             for c in changes
         ]
         if operations:
-            await bulk_write_in_chunks(self._holders, operations, ordered=False)
+            await bulk_write_in_chunks(self._unpublished, operations, ordered=False)
 
     async def mark_confirmed(
         self, card_number: str, issue_count: int, status: str, agency: str
     ) -> None:
-        """An agency's webhook accepted the issue's current status."""
+        """An agency's webhook accepted this status of the issue."""
         await self._holders.update_one(
-            {"_id": _issue_id(card_number, issue_count), "status": status},
-            {"$addToSet": {"confirmed": agency}},
+            {"_id": _issue_id(card_number, issue_count)},
+            {"$addToSet": {"confirmed": confirmation(agency, status)}},
         )
 
     async def counts(self, agency: str, webhook: bool) -> dict[str, tuple[int, int, int]]:
-        """Per status: issues in the register, published to the topic, confirmed by the agency."""
+        """Per status: issues in the register, published to the topic, confirmed by the agency.
+        One read of the register and one of the (small) queue."""
+        register: Counter[str] = Counter()
+        confirmed: Counter[str] = Counter()
+        async for doc in self._holders.find({}, {"status": 1, "confirmed": 1}):
+            status = doc.get("status")
+            if not status:
+                continue
+            register[status] += 1
+            if confirmation(agency, status) in (doc.get("confirmed") or []):
+                confirmed[status] += 1
+        waiting: Counter[str] = Counter()
+        async for doc in self._unpublished.find({}, {"status": 1}):
+            waiting[doc["status"]] += 1
         result: dict[str, tuple[int, int, int]] = {}
         for status in HolderStatus:
-            register = await self._holders.count_documents({"status": status.value})
-            sent = await self._holders.count_documents({"status": status.value, "published": True})
-            confirmed = (
-                await self._holders.count_documents(
-                    {"status": status.value, "published": True, "confirmed": agency}
-                )
-                if webhook
-                else sent
-            )
-            result[status.value] = (register, sent, confirmed)
+            name = status.value
+            sent = register[name] - waiting[name]
+            result[name] = (register[name], sent, confirmed[name] if webhook else sent)
         return result
+
+
+def _change_doc(change: StatusChange) -> Document:
+    return {
+        "card_number": change.card_number,
+        "issue_count": change.issue_count,
+        "status": change.status.value,
+        "changed_at": change.changed_at,
+    }
 
 
 class FeedLog:
@@ -196,23 +246,23 @@ class PendingDelivery:
 
 
 class DeliveryLog:
-    """Durable webhook queue and delivery log in one collection: `state` is pending, delivered
-    or failed; a restart resumes every pending delivery."""
+    """Durable webhook queue and delivery log. `deliveries` is the log (`state` pending,
+    delivered or failed); `webhook_queue` holds a copy of each pending one, so the sender
+    reads only what is still to send. A restart resumes every queued delivery."""
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._deliveries = database["deliveries"]
+        self._queue = database["webhook_queue"]
 
     async def enqueue(self, docs: Sequence[Document]) -> None:
-        """Add deliveries (keyed by event id, so re-processing adds nothing)."""
+        """Add deliveries (keyed by event id, so re-processing adds nothing); the queue entry
+        first, so a crash never leaves a logged delivery that nobody sends."""
+        await _insert_new(self._queue, docs)
         await _insert_new(self._deliveries, docs)
 
     async def pending(self, agency: str, limit: int) -> list[PendingDelivery]:
         """The oldest pending deliveries of one agency."""
-        cursor = (
-            self._deliveries.find({"agency": agency, "state": "pending"})
-            .sort("seq", ASCENDING)
-            .limit(limit)
-        )
+        cursor = self._queue.find({"agency": agency}).sort("seq", ASCENDING).limit(limit)
         return [
             PendingDelivery(
                 event_id=doc["_id"],
@@ -241,22 +291,20 @@ class DeliveryLog:
                 }
             },
         )
+        await self._queue.delete_one({"_id": delivery.event_id})
 
     async def retry_later(
         self, delivery: PendingDelivery, error: str, at: datetime, next_attempt_at: datetime
     ) -> None:
         """A failed attempt within the retry budget."""
-        await self._deliveries.update_one(
-            {"_id": delivery.event_id},
-            {
-                "$set": {
-                    "attempts": delivery.attempts + 1,
-                    "last_error": error,
-                    "next_attempt_at": next_attempt_at,
-                    "updated_at": at,
-                }
-            },
-        )
+        fields = {
+            "attempts": delivery.attempts + 1,
+            "last_error": error,
+            "next_attempt_at": next_attempt_at,
+            "updated_at": at,
+        }
+        await self._deliveries.update_one({"_id": delivery.event_id}, {"$set": fields})
+        await self._queue.update_one({"_id": delivery.event_id}, {"$set": fields})
 
     async def failed(self, delivery: PendingDelivery, error: str, at: datetime) -> None:
         """The retry budget is spent; the event went to the dead-letter topic."""
@@ -271,6 +319,7 @@ class DeliveryLog:
                 }
             },
         )
+        await self._queue.delete_one({"_id": delivery.event_id})
 
     async def for_card(self, agency: str, card_number: str, limit: int) -> list[Document]:
         """Every webhook delivery of one card to one agency, oldest first."""
