@@ -187,8 +187,15 @@ async def _submit_and_wait(
         )
         for stage in ("card_issued", "feeds_written", "notified")
     }
+    unfinished = [i for i in ids if i not in done]
+    missing = {
+        stage: sum(1 for i in unfinished if stage not in progress.stage_at[i])
+        for stage in ("card_issued", "feeds_written", "notified")
+    }
     return {
         "p50_seconds_to_stage": stages,
+        "unfinished_missing_stage": missing,
+        "unfinished_examples": unfinished[:5],
         "submitted": len(ids),
         "done": len(done),
         "seconds": round(last - first, 3),

@@ -70,9 +70,6 @@ class ProductionService:
         """Create the order of an approved application (once) and send it if it is due."""
         now = self._clock.now()
         placed = order_id(str(record["_id"]), int(record["issue_count"]))
-        await self._store.insert_first(
-            self._store.order_schedule, {"_id": placed, "next_attempt_at": now}
-        )
         order = await self._store.insert_first(
             self._store.orders,
             {
@@ -87,6 +84,11 @@ class ProductionService:
                 "in_production_published": False,
                 "created_at": now,
             },
+        )
+        if order_state(order) is OrderState.READY:
+            return
+        await self._store.insert_first(
+            self._store.order_schedule, {"_id": placed, "next_attempt_at": order["next_attempt_at"]}
         )
         if order_state(order) is OrderState.PENDING and order["next_attempt_at"] <= now:
             await self._attempt(order)

@@ -157,8 +157,14 @@ class NotifyStore:
     async def create_delivery(self, delivery: Document) -> bool:
         """Write a delivery as pending before anything is sent; False if it already exists.
 
-        The work item goes first: a crash between the two writes leaves a work item without a
-        log entry, which the claim drops and the redelivered cause event writes again."""
+        The log entry goes first and the work item second, so the timer never claims a work
+        item whose delivery is not written yet. After a crash between the two, the redelivered
+        cause event queues the still-pending delivery again."""
+        created = await _insert_once(self._deliveries, delivery)
+        if not created:
+            existing = await self.delivery(delivery["_id"])
+            if existing is None or existing.get("status") != PENDING:
+                return False
         await _insert_once(
             self._pending,
             {
@@ -169,7 +175,7 @@ class NotifyStore:
                 "recipient_key": delivery["recipient_key"],
             },
         )
-        return await _insert_once(self._deliveries, delivery)
+        return created
 
     async def delivery(self, delivery_id: str) -> Document | None:
         """One delivery record."""

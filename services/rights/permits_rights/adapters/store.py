@@ -255,10 +255,21 @@ class DeliveryLog:
         self._queue = database["webhook_queue"]
 
     async def enqueue(self, docs: Sequence[Document]) -> None:
-        """Add deliveries (keyed by event id, so re-processing adds nothing); the queue entry
-        first, so a crash never leaves a logged delivery that nobody sends."""
-        await _insert_new(self._queue, docs)
+        """Add deliveries (keyed by event id, so re-processing adds nothing). The log entry
+        goes first, so the sender never sends what the log does not hold; re-processing after
+        a crash between the two queues every delivery the log still shows as pending."""
         await _insert_new(self._deliveries, docs)
+        logged = await asyncio.gather(
+            *(self._deliveries.find_one({"_id": doc["_id"]}, {"state": 1}) for doc in docs)
+        )
+        await _insert_new(
+            self._queue,
+            [
+                doc
+                for doc, entry in zip(docs, logged, strict=True)
+                if entry is not None and entry.get("state") == "pending"
+            ],
+        )
 
     async def pending(self, agency: str, limit: int) -> list[PendingDelivery]:
         """The oldest pending deliveries of one agency."""

@@ -127,8 +127,11 @@ class HolderUpdates:
     async def republish_pending(self) -> int:
         """Re-send statuses stored but never acknowledged (a crash between store and broker)."""
         total = 0
-        while changes := await self._holders.unpublished():
-            histories = await self._holders.load(c.card_number for c in changes)
+        while queued := await self._holders.unpublished():
+            histories = await self._holders.load(c.card_number for c in queued)
+            changes = [c for c in queued if _stored(c, histories)]
+            if not changes:
+                break
             await self._announce(changes, histories)
             entries = {n: e for n, h in histories.items() if (e := h.entry()) is not None}
             await self._update_register(entries)
@@ -187,3 +190,10 @@ class HolderUpdates:
             "attempts": 0,
             "next_attempt_at": now,
         }
+
+
+def _stored(change: StatusChange, histories: Mapping[str, CardHistory]) -> bool:
+    """The register already holds this status: a change queued by a save still under way is
+    left for the next round (the queue entry is written before the issue)."""
+    record = histories[change.card_number].issues.get(change.issue_count)
+    return record is not None and record.status is change.status
