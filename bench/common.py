@@ -78,6 +78,7 @@ def make_stack(run_id: str, extra_env: Mapping[str, str] | None = None) -> Any:
         # Only the events of this run: a fresh group starting at the end of the shared topics.
         "PERMITS_ISSUANCE_OFFSET_RESET": "latest",
         "PERMITS_NOTIFY_OFFSET_RESET": "latest",
+        "PERMITS_RIGHTS_OFFSET_RESET": "latest",
         **(extra_env or {}),
     }
     return stack_module.Stack(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -24,6 +25,13 @@ class RightsSettings(CommonSettings):
     e.g. `PERMITS_WEBHOOK_HOTEL_URL` and `PERMITS_WEBHOOK_HOTEL_SECRET`."""
 
     rights_group: str = Field("permits-rights", description="Faust app id / consumer group")
+    rights_offset_reset: Literal["earliest", "latest"] = Field(
+        default="earliest",
+        description="Where a new consumer group starts reading the card topic. Production "
+        "keeps `earliest` (the register is every card ever issued); a benchmark on a shared "
+        "broker uses `latest`, so another run's cards (same numbers, other databases) are not "
+        "taken for this run's",
+    )
     rights_port: int = 8003
     mongo_database: str = "permits_rights"
     verify_rate_per_second: float = 500.0

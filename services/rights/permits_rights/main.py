@@ -47,7 +47,12 @@ def build_api(runtime: Runtime) -> FastAPI:
 
 def build(settings: RightsSettings) -> tuple[faust.App, Runtime, FastAPI]:
     """The Faust app with the cards agent, the runtime it drives, and the HTTP app."""
-    app = faust_app("rights", settings, app_id=settings.rights_group)
+    app = faust_app(
+        "rights",
+        settings,
+        app_id=settings.rights_group,
+        consumer_auto_offset_reset=settings.rights_offset_reset,
+    )
     runtime = Runtime(settings)
     install_agent(app, runtime)
 
