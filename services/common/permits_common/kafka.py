@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -199,8 +199,10 @@ class EventConsumer:
         publisher: EventPublisher,
         processed: ProcessedEvents,
         max_attempts: int = 3,
+        offset_reset: Literal["earliest", "latest"] = "earliest",
     ) -> None:
         self._settings = settings
+        self._offset_reset = offset_reset
         self._service = service
         self._group_id = group_id
         self._topics = list(subscribe)
@@ -238,7 +240,7 @@ class EventConsumer:
             **connection_options(self._settings),
             group_id=self._group_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset=self._offset_reset,
             max_poll_records=500,
         )
         self._consumer = consumer

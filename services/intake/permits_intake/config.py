@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from permits_common.settings import CommonSettings
@@ -15,6 +17,11 @@ class IntakeSettings(CommonSettings):
     intake_group: str = Field(
         default="permits-intake",
         description="Kafka consumer group of the status views; unique per test run",
+    )
+    intake_offset_reset: Literal["earliest", "latest"] = Field(
+        default="earliest",
+        description="Where a new status-view consumer group starts; a benchmark on a shared "
+        "broker uses `latest`, so it does not replay other runs' events",
     )
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_sweep_seconds: float = Field(

@@ -96,6 +96,7 @@ class IntakeRuntime:
             handler=self.views.handle,
             publisher=self.publisher,
             processed=ProcessedEvents(self.database, settings.intake_group),
+            offset_reset=settings.intake_offset_reset,
         )
         self.store_prepared = asyncio.Event()
         self.publisher_started = asyncio.Event()
