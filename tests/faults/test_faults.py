@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from tests.journeys import (
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
-LOAD = int(os.environ.get("PERMITS_FAULT_LOAD", "300"))
+LOAD = int(os.environ.get("PERMITS_FAULT_LOAD", "1000"))
 REPO = Path(__file__).resolve().parents[2]
 FEED_AGENCIES = [
     key
@@ -77,8 +78,15 @@ class Load:
 
     async def run(self) -> None:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        for _ in range(self.total):
-            queue.put_nowait(application(point=random.choice(["LIXIA", "GAOXIN", "LAIWU"])))
+        for index in range(self.total):
+            queue.put_nowait(
+                application(
+                    point=random.choice(["LIXIA", "GAOXIN", "LAIWU"]),
+                    sex="M" if index % 2 else "F",
+                    # Numbers run out after 500 people of one birth date, sex and region.
+                    birth=date(1960, 1, 1) + timedelta(days=index % 15000),
+                )
+            )
 
         async def clerk() -> None:
             while not queue.empty():
@@ -91,12 +99,18 @@ class Load:
 
 async def _all_ready(clients: Clients, app_ids: list[str], timeout: float) -> None:
     pending = set(app_ids)
+    reported = [time.monotonic()]
 
     async def probe() -> bool:
         for app_id in list(pending):
             view = await clients.view(app_id)
             if view["status"] in ("ready", "collected"):
                 pending.discard(app_id)
+            elif view["status"] == "rejected":
+                pytest.fail(f"{app_id} was rejected: {view.get('rejection')}")
+        if pending and time.monotonic() - reported[0] > 30:
+            reported[0] = time.monotonic()
+            _progress(f"{len(app_ids) - len(pending)} of {len(app_ids)} ready")
         return not pending
 
     try:
