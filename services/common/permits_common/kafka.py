@@ -22,6 +22,7 @@ from permits_common.events.models import DeadLetter, EventData
 from permits_common.logs import get_logger
 from permits_common.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED
 from permits_common.mongo import TRANSIENT_STORE_ERRORS, ProcessedEvents
+from permits_common.ordering import handle_by_subject
 from permits_common.settings import CommonSettings
 
 log = get_logger("kafka")
@@ -263,13 +264,17 @@ class EventConsumer:
             except PoisonMessageError as exc:
                 await self._dead_letter(record, str(exc))
         seen = await self._processed.seen(event.id for _, event in decoded)
-        fresh: list[str] = []
+        fresh: dict[str, ConsumerRecord[bytes, bytes]] = {}
+        events: list[Event[Any]] = []
         for record, event in decoded:
             if event.id in seen or event.id in fresh:
                 EVENTS_CONSUMED.labels(self._service, record.topic, "duplicate").inc()
                 continue
-            await self._handle_with_retries(record, event)
-            fresh.append(event.id)
+            fresh[event.id] = record
+            events.append(event)
+        await handle_by_subject(
+            events, lambda event: self._handle_with_retries(fresh[event.id], event)
+        )
         await self._processed.mark(fresh)
         await consumer.commit({partition: records[-1].offset + 1})
 

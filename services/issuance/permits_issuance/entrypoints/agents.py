@@ -18,6 +18,7 @@ from permits_common.events.envelope import Event
 from permits_common.events.models import DeadLetter
 from permits_common.logs import get_logger
 from permits_common.metrics import EVENTS_CONSUMED
+from permits_common.ordering import handle_by_subject
 from permits_common.streams import event_batches, faust_app, raw_topic, retry_forever
 from permits_common.web.app import serve_embedded
 from permits_issuance.entrypoints.http import build_http_app
@@ -87,8 +88,7 @@ def _consume(
             processed=runtime.processed(short),
         )
         async for batch in batches:
-            for event in batch:
-                await _handle(runtime, consumer, event, handler)
+            await handle_by_subject(batch, lambda event: _handle(runtime, consumer, event, handler))
 
     app.agent(raw_topic(app, topic_name), name=f"issuance.{short}")(agent)
 

@@ -21,6 +21,7 @@ from permits_common.kafka import TRANSIENT_ERRORS, EventPublisher
 from permits_common.logs import get_logger
 from permits_common.metrics import EVENTS_CONSUMED
 from permits_common.mongo import ProcessedEvents
+from permits_common.ordering import handle_by_subject
 from permits_common.streams import event_batches, faust_app, raw_topic, retry_forever
 from permits_common.web.app import serve_embedded
 from permits_notify.config import NotifySettings
@@ -74,8 +75,7 @@ def build_faust_app(
                 publisher=publisher,
                 processed=processed,
             ):
-                for event in batch:
-                    await handle_one(event)
+                await handle_by_subject(batch, handle_one)
                 kicker.kick()
 
         consume.__name__ = f"consume_{topic_name.replace('.', '_')}"
