@@ -43,26 +43,31 @@ async def _insert_new(collection: Any, docs: Sequence[Document]) -> None:
 async def create_indexes(database: AsyncDatabase[Document]) -> None:
     """Indexes for the queries that are not by `_id` (ops views, the work queues in order)."""
     await ensure_index(database["feed_log"], [("card_number", ASCENDING)])
+    await ensure_index(database["confirmations"], [("agency", ASCENDING)])
     await ensure_index(database["webhook_queue"], [("agency", ASCENDING), ("seq", ASCENDING)])
     await ensure_index(database["deliveries"], [("agency", ASCENDING), ("card_number", ASCENDING)])
     await ensure_index(database["deliveries"], [("agency", ASCENDING), ("seq", ASCENDING)])
 
 
-def confirmation(agency: str, status: str) -> str:
-    """What a holder issue records when an agency's webhook accepted one of its statuses. An
-    issue's statuses never repeat (active, then one final one), so agency and status name the
-    change."""
-    return f"{agency}|{status}"
+def _confirmation_id(issue_id: str, agency: str, status: str) -> str:
+    """An agency's webhook accepted one status of one issue. An issue's statuses never repeat
+    (active, then one final one), so issue, agency and status name the change."""
+    return f"{issue_id}|{agency}|{status}"
 
 
 class HolderStore:
-    """One document per card issue (status, printed details, agencies' confirmations), one per
-    card listing its issues, and the statuses not yet acknowledged by the broker."""
+    """One document per card issue (status, printed details), one per card listing its issues,
+    the statuses not yet acknowledged by the broker, and one document per webhook confirmation.
+
+    Confirmations are inserts of their own, not updates of the issue: FerretDB applies an update
+    by reading, changing and rewriting the document, so two agencies confirming the same issue
+    at once could each overwrite the other's confirmation."""
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._holders = database["holders"]
         self._cards = database["card_issues"]
         self._unpublished = database["unpublished_changes"]
+        self._confirmations = database["confirmations"]
 
     async def load(self, card_numbers: Iterable[str]) -> dict[str, CardHistory]:
         """The histories of some cards (empty for cards never seen)."""
@@ -89,8 +94,8 @@ class HolderStore:
         return histories
 
     async def save(self, histories: Iterable[CardHistory], changes: Sequence[StatusChange]) -> None:
-        """Write the touched issues; a new status is queued for the broker and clears the
-        agencies' confirmations. The queue entry goes first, so a crash cannot lose it."""
+        """Write the touched issues; a new status is queued for the broker. The queue entry
+        goes first, so a crash cannot lose it."""
         changed = {(c.card_number, c.issue_count): c for c in changes}
         queued = [
             ReplaceOne(
@@ -116,9 +121,7 @@ class HolderStore:
                     "details": record.details,
                 }
                 if (history.card_number, issue_count) in changed and record.status:
-                    fields.update(
-                        status=record.status.value, changed_at=record.changed_at, confirmed=[]
-                    )
+                    fields.update(status=record.status.value, changed_at=record.changed_at)
                 holders.append(
                     UpdateOne(
                         {"_id": _issue_id(history.card_number, issue_count)},
@@ -161,22 +164,38 @@ class HolderStore:
         self, card_number: str, issue_count: int, status: str, agency: str
     ) -> None:
         """An agency's webhook accepted this status of the issue."""
-        await self._holders.update_one(
-            {"_id": _issue_id(card_number, issue_count)},
-            {"$addToSet": {"confirmed": confirmation(agency, status)}},
+        issue_id = _issue_id(card_number, issue_count)
+        await _insert_new(
+            self._confirmations,
+            [
+                {
+                    "_id": _confirmation_id(issue_id, agency, status),
+                    "issue": issue_id,
+                    "agency": agency,
+                    "status": status,
+                }
+            ],
         )
 
     async def counts(self, agency: str, webhook: bool) -> dict[str, tuple[int, int, int]]:
         """Per status: issues in the register, published to the topic, confirmed by the agency.
-        One read of the register and one of the (small) queue."""
+        One read each of the register, the (small) queue and the agency's confirmations."""
         register: Counter[str] = Counter()
         confirmed: Counter[str] = Counter()
-        async for doc in self._holders.find({}, {"status": 1, "confirmed": 1}):
+        accepted = (
+            {
+                (doc["issue"], doc["status"])
+                async for doc in self._confirmations.find({"agency": agency})
+            }
+            if webhook
+            else set()
+        )
+        async for doc in self._holders.find({}, {"status": 1}):
             status = doc.get("status")
             if not status:
                 continue
             register[status] += 1
-            if confirmation(agency, status) in (doc.get("confirmed") or []):
+            if (doc["_id"], status) in accepted:
                 confirmed[status] += 1
         waiting: Counter[str] = Counter()
         async for doc in self._unpublished.find({}, {"status": 1}):
