@@ -20,10 +20,11 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
+from pymongo.results import UpdateResult
 
 from permits_common.domain.calendar import YearArrangement, official_arrangement
 from permits_common.domain.card import ApplicationStatus, HolderStatus, SlaState
-from permits_common.mongo import Document, bulk_write_in_chunks, ensure_index
+from permits_common.mongo import Document, KeyedLocks, bulk_write_in_chunks, ensure_index
 from permits_common.reference import AcceptancePoint
 from permits_intake.domain.cards import CardView
 
@@ -72,8 +73,19 @@ class IntakeStore:
         self.idempotency: AsyncCollection[Document] = database["idempotency"]
         self.cards: AsyncCollection[Document] = database["cards"]
         self.holder_cards: AsyncCollection[Document] = database["holder_cards"]
+        self._application_locks = KeyedLocks()
         self.calendar_years: AsyncCollection[Document] = database["calendar_years"]
         self.points: AsyncCollection[Document] = database["acceptance_points"]
+
+    async def _update_application(
+        self, application_id: str, condition: Document, update: Document
+    ) -> UpdateResult:
+        """Update one application, one writer at a time in this process. FerretDB applies an
+        update by reading, changing and rewriting the document, so the outbox relay removing
+        sent events and the status views recording a step at the same moment could each undo
+        the other's change; MongoDB needs no lock but loses nothing by it."""
+        async with self._application_locks.hold(application_id):
+            return await self.applications.update_one({"_id": application_id, **condition}, update)
 
     async def ensure_indexes(self) -> None:
         """Unique keys carry the guarantees: one answer per idempotency key, one open
@@ -209,8 +221,9 @@ class IntakeStore:
     ) -> bool:
         """Move the status forward (and only forward) in one conditional write: for requests,
         which may race each other (two clerks collecting the same card)."""
-        result = await self.applications.update_one(
-            {"_id": application_id, "status": {"$in": [status.value for status in allowed_from]}},
+        result = await self._update_application(
+            application_id,
+            {"status": {"$in": [status.value for status in allowed_from]}},
             _status_update(new, at, fields, release_person, outbox),
         )
         return result.modified_count == 1
@@ -230,14 +243,15 @@ class IntakeStore:
         partition, and the only other status writer (collecting, from `ready`) never races a
         step it takes, so a check-then-write is safe, and it costs no collection scan on the
         local store (a conditional filter there reads every application)."""
-        await self.applications.update_one(
-            {"_id": application_id}, _status_update(new, at, fields, release_person, None)
+        await self._update_application(
+            application_id, {}, _status_update(new, at, fields, release_person, None)
         )
 
     async def set_assigned_card(self, application_id: str, number: str, issue_count: int) -> None:
         """Remember the card number issuance assigned; shown until the issued card is known."""
-        await self.applications.update_one(
-            {"_id": application_id},
+        await self._update_application(
+            application_id,
+            {},
             {"$set": {"assigned_card": _card_document(number, issue_count)}},
         )
 
@@ -252,8 +266,9 @@ class IntakeStore:
         issuing_authority: str,
     ) -> None:
         """The application's card as issued."""
-        await self.applications.update_one(
-            {"_id": application_id},
+        await self._update_application(
+            application_id,
+            {},
             {
                 "$set": {
                     "card": _card_document(
@@ -265,17 +280,16 @@ class IntakeStore:
 
     async def set_due_date(self, application_id: str, due_date: date, provisional: bool) -> None:
         """The deadline as issuance scheduled or recomputed it."""
-        await self.applications.update_one(
-            {"_id": application_id},
+        await self._update_application(
+            application_id,
+            {},
             {"$set": {"due_date": due_date.isoformat(), "due_date_provisional": provisional}},
         )
 
     async def set_sla(self, application_id: str, standing: SlaState) -> None:
         """Record the deadline standing the caller has checked is more definite (the view
         consumer, in partition order, is its only writer)."""
-        await self.applications.update_one(
-            {"_id": application_id}, {"$set": {"sla": standing.value}}
-        )
+        await self._update_application(application_id, {}, {"$set": {"sla": standing.value}})
 
     # Outbox.
 
@@ -303,8 +317,8 @@ class IntakeStore:
         next round, and every write is by primary key."""
         await asyncio.gather(
             *(
-                self.applications.update_one(
-                    {"_id": doc.application_id}, {"$pullAll": {"outbox": doc.entries}}
+                self._update_application(
+                    doc.application_id, {}, {"$pullAll": {"outbox": doc.entries}}
                 )
                 for doc in documents
             )
