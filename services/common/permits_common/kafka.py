@@ -14,7 +14,14 @@ from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaConnectionError,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    TopicAlreadyExistsError,
+    UnknownProducerId,
+)
 
 from permits_common.events import topics
 from permits_common.events.envelope import Event, PoisonMessageError, decode, new_event
@@ -94,6 +101,15 @@ async def kafka_reachable(settings: CommonSettings, wait_seconds: float = 2.0) -
     return True
 
 
+PRODUCER_STATE_LOST: tuple[type[Exception], ...] = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+)
+"""The broker no longer agrees with the idempotent producer's sequence numbers (seen after a
+broker restart with sends in flight). That producer never recovers; a new one does."""
+
+
 class EventPublisher:
     """Publishes events with an idempotent producer (acks=all), keyed by subject."""
 
@@ -102,9 +118,9 @@ class EventPublisher:
         self._settings = settings
         self._linger_ms = linger_ms
         self._producer: AIOKafkaProducer | None = None
+        self._renewing = asyncio.Lock()
 
-    async def start(self) -> None:
-        """Connect; retried by the caller while the broker is down."""
+    async def _connected_producer(self) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
             **connection_options(self._settings),
             enable_idempotence=True,
@@ -113,7 +129,23 @@ class EventPublisher:
             request_timeout_ms=10_000,
         )
         await producer.start()
-        self._producer = producer
+        return producer
+
+    async def start(self) -> None:
+        """Connect; retried by the caller while the broker is down."""
+        self._producer = await self._connected_producer()
+
+    async def _renew(self, broken: AIOKafkaProducer) -> None:
+        """Replace a producer whose sequence state the broker lost (once, however many sends
+        saw it fail); the old one stays in place until the new one is connected."""
+        async with self._renewing:
+            current = self._producer
+            if current is None or current is not broken:
+                return
+            self._producer = await self._connected_producer()
+            log.warning("producer state lost on the broker; replaced the producer")
+        with contextlib.suppress(Exception):
+            await current.stop()
 
     async def stop(self) -> None:
         """Flush and close."""
@@ -144,13 +176,17 @@ class EventPublisher:
         if not events:
             return
         producer = self.producer
-        futures = [
-            await producer.send(
-                event.topic, event.to_json(exclude_none=exclude_none), key=event.key
-            )
-            for event in events
-        ]
-        await asyncio.gather(*futures)
+        try:
+            futures = [
+                await producer.send(
+                    event.topic, event.to_json(exclude_none=exclude_none), key=event.key
+                )
+                for event in events
+            ]
+            await asyncio.gather(*futures)
+        except PRODUCER_STATE_LOST:
+            await self._renew(producer)
+            raise
         for event in events:
             EVENTS_PUBLISHED.labels(self.source, event.topic).inc()
 
