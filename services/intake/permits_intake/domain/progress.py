@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from permits_common.domain.card import ApplicationStatus, SlaState, status_advances
+from permits_common.domain.card import ApplicationStatus, SlaState
 from permits_common.events.models import (
     ApplicationApproved,
     ApplicationCollected,
@@ -42,11 +42,6 @@ _WAITING = frozenset(
 def status_of(event: EventData) -> ApplicationStatus | None:
     """The status an application event announces (None for events that carry no status)."""
     return _STATUS_OF_EVENT.get(type(event))
-
-
-def statuses_before(new: ApplicationStatus) -> list[ApplicationStatus]:
-    """Every status from which `new` is a step forward: the filter of a conditional update."""
-    return [status for status in ApplicationStatus if status_advances(status, new)]
 
 
 def sla_of(event: EventData) -> SlaState | None:
