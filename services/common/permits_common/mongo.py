@@ -14,7 +14,13 @@ from typing import Any
 from pymongo import AsyncMongoClient, DeleteOne, InsertOne, ReplaceOne, UpdateMany, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+)
 
 from permits_common.settings import CommonSettings
 from permits_common.store_profile import profile_listeners
@@ -83,14 +89,37 @@ class ProcessedEvents:
 
     async def mark(self, event_ids: Iterable[str]) -> None:
         """Record ids as handled; ids recorded before are fine."""
-        docs = [{"_id": self._key(event_id)} for event_id in dict.fromkeys(event_ids)]
-        if not docs:
-            return
-        try:
-            await self._collection.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            if any(err.get("code") != 11000 for err in exc.details.get("writeErrors", [])):
-                raise
+        await insert_new(
+            self._collection,
+            [{"_id": self._key(event_id)} for event_id in dict.fromkeys(event_ids)],
+        )
+
+
+DUPLICATE_KEY = 11000
+
+
+async def insert_once(collection: AsyncCollection[Document], doc: Document) -> bool:
+    """Insert unless a document with this `_id` exists; True when this call inserted it. A
+    unique insert is the one write FerretDB makes atomic, so "first one wins" steps use it."""
+    try:
+        await collection.insert_one(doc)
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+async def insert_new(collection: AsyncCollection[Document], docs: Sequence[Document]) -> set[Any]:
+    """Insert documents, leaving those whose `_id` exists as they are; returns those `_id`s."""
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(list(docs), ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(err.get("code") != DUPLICATE_KEY for err in errors):
+            raise
+        return {docs[err["index"]]["_id"] for err in errors}
+    return set()
 
 
 WriteRequest = InsertOne[Document] | UpdateOne | UpdateMany | ReplaceOne[Document] | DeleteOne

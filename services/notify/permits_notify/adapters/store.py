@@ -17,7 +17,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from permits_common.mongo import Document, ensure_index
+from permits_common.mongo import Document, ensure_index, insert_once
 from permits_notify.domain.messages import Recipient, resolve_language
 
 PENDING = "pending"
@@ -160,12 +160,12 @@ class NotifyStore:
         The log entry goes first and the work item second, so the timer never claims a work
         item whose delivery is not written yet. After a crash between the two, the redelivered
         cause event queues the still-pending delivery again."""
-        created = await _insert_once(self._deliveries, delivery)
+        created = await insert_once(self._deliveries, delivery)
         if not created:
             existing = await self.delivery(delivery["_id"])
             if existing is None or existing.get("status") != PENDING:
                 return False
-        await _insert_once(
+        await insert_once(
             self._pending,
             {
                 "_id": delivery["_id"],
@@ -273,7 +273,7 @@ class NotifyStore:
         in between leaves a work item whose claim finds the delivery finished)."""
         await self._deliveries.update_one({"_id": delivery_id}, {"$set": fields})
         if fields["event_pending"]:
-            await _insert_once(self._outcomes, {"_id": delivery_id})
+            await insert_once(self._outcomes, {"_id": delivery_id})
         await self._pending.delete_one({"_id": delivery_id})
 
     async def events_to_publish(self, limit: int) -> list[Document]:
@@ -316,15 +316,6 @@ class NotifyStore:
             .limit(limit)
         )
         return [doc async for doc in cursor]
-
-
-async def _insert_once(collection: AsyncCollection[Document], doc: Document) -> bool:
-    """Insert unless a document with this `_id` exists; True when this call inserted it."""
-    try:
-        await collection.insert_one(doc)
-    except DuplicateKeyError:
-        return False
-    return True
 
 
 def public_delivery(doc: Document) -> dict[str, Any]:

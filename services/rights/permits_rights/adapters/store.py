@@ -14,30 +14,17 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from pymongo import ASCENDING, DeleteOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from permits_common.domain.card import HolderStatus
-from permits_common.mongo import Document, bulk_write_in_chunks, ensure_index
+from permits_common.mongo import Document, bulk_write_in_chunks, ensure_index, insert_new
 from permits_rights.domain.holder import CardHistory, IssueRecord, StatusChange
 
 
 def _issue_id(card_number: str, issue_count: int) -> str:
     return f"{card_number}|{issue_count}"
-
-
-async def _insert_new(collection: Any, docs: Sequence[Document]) -> None:
-    """Insert documents; ones already there (same _id) are left as they are."""
-    if not docs:
-        return
-    try:
-        await collection.insert_many(list(docs), ordered=False)
-    except BulkWriteError as exc:
-        if any(err.get("code") != 11000 for err in exc.details.get("writeErrors", [])):
-            raise
 
 
 async def create_indexes(database: AsyncDatabase[Document]) -> None:
@@ -165,7 +152,7 @@ class HolderStore:
     ) -> None:
         """An agency's webhook accepted this status of the issue."""
         issue_id = _issue_id(card_number, issue_count)
-        await _insert_new(
+        await insert_new(
             self._confirmations,
             [
                 {
@@ -227,7 +214,7 @@ class FeedLog:
         self, changes: Sequence[StatusChange], agencies: Sequence[str], at: datetime
     ) -> None:
         """Note the publication; repeats keep the first record."""
-        await _insert_new(
+        await insert_new(
             self._log,
             [
                 {
@@ -277,18 +264,14 @@ class DeliveryLog:
         """Add deliveries (keyed by event id, so re-processing adds nothing). The log entry
         goes first, so the sender never sends what the log does not hold; re-processing after
         a crash between the two queues every delivery the log still shows as pending."""
-        await _insert_new(self._deliveries, docs)
-        logged = await asyncio.gather(
-            *(self._deliveries.find_one({"_id": doc["_id"]}, {"state": 1}) for doc in docs)
+        logged_before = list(await insert_new(self._deliveries, docs))
+        entries = await asyncio.gather(
+            *(self._deliveries.find_one({"_id": i}, {"state": 1}) for i in logged_before)
         )
-        await _insert_new(
-            self._queue,
-            [
-                doc
-                for doc, entry in zip(docs, logged, strict=True)
-                if entry is not None and entry.get("state") == "pending"
-            ],
-        )
+        settled = {
+            entry["_id"] for entry in entries if entry is not None and entry["state"] != "pending"
+        }
+        await insert_new(self._queue, [doc for doc in docs if doc["_id"] not in settled])
 
     async def pending(self, agency: str, limit: int) -> list[PendingDelivery]:
         """The oldest pending deliveries of one agency."""
