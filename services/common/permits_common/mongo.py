@@ -99,8 +99,9 @@ DUPLICATE_KEY = 11000
 
 
 async def insert_once(collection: AsyncCollection[Document], doc: Document) -> bool:
-    """Insert unless a document with this `_id` exists; True when this call inserted it. A
-    unique insert is the one write FerretDB makes atomic, so "first one wins" steps use it."""
+    """Insert unless one of the document's unique keys (its `_id`, or another unique index) is
+    taken; True when this call inserted it. A unique insert is the one write FerretDB makes
+    atomic, so "first one wins" steps use it."""
     try:
         await collection.insert_one(doc)
     except DuplicateKeyError:

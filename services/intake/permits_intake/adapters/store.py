@@ -19,12 +19,17 @@ from typing import Any
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 from pymongo.results import UpdateResult
 
 from permits_common.domain.calendar import YearArrangement, official_arrangement
 from permits_common.domain.card import ApplicationStatus, HolderStatus, SlaState
-from permits_common.mongo import Document, KeyedLocks, bulk_write_in_chunks, ensure_index
+from permits_common.mongo import (
+    Document,
+    KeyedLocks,
+    bulk_write_in_chunks,
+    ensure_index,
+    insert_once,
+)
 from permits_common.reference import AcceptancePoint
 from permits_intake.domain.cards import CardView
 
@@ -165,29 +170,23 @@ class IntakeStore:
         self, idempotency_key: str, answer: StoredAnswer, at: datetime
     ) -> None:
         """Keep a refusal so a retry with the same key gets the same answer; the first wins."""
-        try:
-            await self.idempotency.insert_one(
-                {
-                    "_id": idempotency_key,
-                    "body_hash": answer.body_hash,
-                    "status": answer.status,
-                    "body": answer.body,
-                    "created_at": at,
-                }
-            )
-        except DuplicateKeyError:
-            return
+        await insert_once(
+            self.idempotency,
+            {
+                "_id": idempotency_key,
+                "body_hash": answer.body_hash,
+                "status": answer.status,
+                "body": answer.body,
+                "created_at": at,
+            },
+        )
 
     # Applications.
 
     async def insert_application(self, doc: Document) -> bool:
         """Store a new application with its outbox; False when its idempotency key or the
         person's open-application lock is taken."""
-        try:
-            await self.applications.insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        return True
+        return await insert_once(self.applications, doc)
 
     async def application(self, application_id: str) -> Document | None:
         """The application's view document, without its outbox. Until `card.issued` gives the

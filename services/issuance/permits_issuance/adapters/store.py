@@ -10,7 +10,6 @@ the application id, the person, the order attempt); counters are only a fast-pat
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
@@ -22,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from permits_common.domain.calendar import YearArrangement, official_arrangement
 from permits_common.domain.card import HolderStatus
-from permits_common.mongo import Document, ensure_index
+from permits_common.mongo import Document, ensure_index, insert_once
 from permits_issuance.domain.register import HolderRecord
 
 
@@ -105,8 +104,7 @@ class IssuanceStore:
         except DuplicateKeyError:
             existing = await self.permit_numbers.find_one({"_id": number})
             return str(existing["application_id"]) if existing else ""
-        with contextlib.suppress(DuplicateKeyError):
-            await self.numbers_by_application.insert_one({"_id": application_id, "number": number})
+        await insert_once(self.numbers_by_application, {"_id": application_id, "number": number})
         return None
 
     async def number_claimed_by(self, application_id: str) -> str | None:

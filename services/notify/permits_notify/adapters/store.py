@@ -15,7 +15,6 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from permits_common.mongo import Document, ensure_index, insert_once
 from permits_notify.domain.messages import Recipient, resolve_language
@@ -107,10 +106,7 @@ class NotifyStore:
 
     async def schedule_reminder(self, reminder: Document) -> None:
         """Insert a reminder once; a redelivered card.issued changes nothing."""
-        try:
-            await self._reminders.insert_one(reminder)
-        except DuplicateKeyError:
-            return
+        await insert_once(self._reminders, reminder)
 
     async def cancel_reminders(
         self, card_number: str, issue_count: int, reason: str, now: datetime
