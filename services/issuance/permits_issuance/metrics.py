@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from permits_common.domain.card import SlaState
+from permits_common.metrics import declare_label_values
+from permits_common.reference import acceptance_points
+
+POINT_CODES = tuple(point.code for point in acceptance_points())
+
 SLA_OPEN = Gauge(
     "permits_sla_open",
     "Open applications (card not ready yet) by deadline state and acceptance point",
@@ -14,6 +20,8 @@ SLA_BREACHES = Counter(
     "Deadlines breached (card not ready by the end of the due date) by acceptance point",
     ["point"],
 )
+declare_label_values(SLA_OPEN, state=tuple(state.value for state in SlaState), point=POINT_CODES)
+declare_label_values(SLA_BREACHES, point=POINT_CODES)
 ISSUE_WORKING_DAYS = Histogram(
     "permits_issue_working_days",
     "Working days from acceptance to the card being ready",

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from permits_common.domain.agencies import Agency
+from permits_common.metrics import declare_label_values
+
+AGENCY_KEYS = tuple(agency.value for agency in Agency)
+DELIVERY_OUTCOMES = ("published", "delivered", "retry", "deadletter")
+"""`published`: on the agency's topic; `delivered`: webhook answered 2xx; `retry`: a webhook
+attempt failed and will be retried; `deadletter`: retries exhausted, parked for an operator."""
+
 DELIVERIES = Counter(
     "permits_rights_deliveries_total",
     "Holder status deliveries by agency and outcome (published, delivered, retry, deadletter)",
     ["agency", "outcome"],
 )
+declare_label_values(DELIVERIES, agency=AGENCY_KEYS, outcome=DELIVERY_OUTCOMES)
 DELIVERY_LAG = Histogram(
     "permits_rights_delivery_lag_seconds",
     "From the status change (event time) to the agency having it (topic ack or webhook 2xx)",
