@@ -1,10 +1,12 @@
 """The CloudEvents envelope, the event models and the generated contract files."""
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import get_args
 
 import orjson
 import pytest
+from pydantic import BaseModel, ValidationError
 
 from permits_common.events import topics
 from permits_common.events.envelope import PoisonMessageError, decode, derived_event_id, new_event
@@ -121,3 +123,36 @@ def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
 
 def test_generated_schemas_and_asyncapi_are_up_to_date() -> None:
     assert schemas_main(["--check", "--docs", str(REPO / "docs")]) == 0
+
+
+def _datetime_fields(model: type[BaseModel]) -> list[str]:
+    """Fields, nested models included, annotated with plain (possibly naive) `datetime`."""
+    found = []
+    for name, field in model.model_fields.items():
+        annotations = get_args(field.annotation) or (field.annotation,)
+        for annotation in annotations:
+            if annotation is datetime:
+                found.append(f"{model.__name__}.{name}")
+            elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                found.extend(_datetime_fields(annotation))
+    return found
+
+
+def test_no_event_model_accepts_a_naive_datetime() -> None:
+    naive = [field for model in EVENT_MODELS.values() for field in _datetime_fields(model)]
+    assert not naive, f"use AwareDatetime (the JSON Schemas say date-time): {naive}"
+    with pytest.raises(ValidationError, match="timezone"):
+        CardReportedLost(
+            card_number="810000199001010017", issue_count=1, reported_at=datetime(2026, 1, 1)
+        )
+
+
+def test_naive_event_times_are_refused() -> None:
+    with pytest.raises(ValueError, match="UTC offset"):
+        new_event(_sla(), source="/permits/issuance", time=datetime(2026, 1, 1, 8))
+    body = orjson.loads(new_event(_sla(), source="/permits/issuance").to_json())
+    body["time"] = "2026-01-01T08:00:00"
+    with pytest.raises(PoisonMessageError, match=r"invalid permits\.sla\.scheduled"):
+        decode(orjson.dumps(body))
+    body["time"] = "2026-01-01T08:00:00+08:00"
+    assert decode(orjson.dumps(body)).time == datetime(2026, 1, 1, 0, tzinfo=UTC)

@@ -79,7 +79,11 @@ def new_event(
     event_id: str | None = None,
     time: datetime | None = None,
 ) -> Event[DataT]:
-    """Wrap event data in an envelope; the subject comes from the data's key field."""
+    """Wrap event data in an envelope; the subject comes from the data's key field.
+
+    A naive `time` is refused: the envelope's JSON Schema (`date-time`) requires an offset."""
+    if time is not None and time.tzinfo is None:
+        raise ValueError("event time must carry a UTC offset")
     return Event(
         id=event_id or str(uuid.uuid4()),
         source=source,
@@ -112,6 +116,8 @@ def decode(raw: bytes | str) -> Event[EventData]:
     try:
         data = model.model_validate(body["data"])
         time = datetime.fromisoformat(str(body["time"]).replace("Z", "+00:00"))
+        if time.tzinfo is None:
+            raise ValueError("time has no UTC offset (RFC 3339 requires one)")
     except (ValidationError, ValueError) as exc:
         raise PoisonMessageError(f"invalid {body['type']} data: {_short(exc)}") from None
     return Event(

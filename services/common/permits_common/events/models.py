@@ -7,10 +7,10 @@ are only ever added as optional, so old consumers keep working (unknown fields a
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from permits_common.domain.card import ApplicationKind, HolderStatus, RenewalReason
 from permits_common.domain.regions import Region, Sex
@@ -206,7 +206,7 @@ class CardReportedLost(_CardEvent):
 
     TYPE: ClassVar[str] = "card.reported_lost"
 
-    reported_at: datetime
+    reported_at: AwareDatetime
     acceptance_point: str | None = None
 
 
@@ -225,7 +225,7 @@ class CardRevoked(_CardEvent):
     TYPE: ClassVar[str] = "card.revoked"
 
     reason: str
-    revoked_at: datetime
+    revoked_at: AwareDatetime
 
 
 class CardExpired(_CardEvent):
@@ -342,7 +342,7 @@ class HolderStatusChanged(EventData):
     card_number: str
     issue_count: int = Field(ge=1)
     status: HolderStatus
-    changed_at: datetime
+    changed_at: AwareDatetime
     name: str | None = None
     name_latin: str | None = None
     sex: Sex | None = None
