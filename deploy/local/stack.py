@@ -17,10 +17,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import ClassVar
 
 import httpx
 
@@ -200,9 +201,11 @@ class Stack:
         log_dir: Path = LOG_DIR,
         verbose: bool = True,
         component_env: Mapping[str, Mapping[str, str]] | None = None,
+        only: Sequence[Component] | None = None,
     ) -> None:
         self.ports = ports or Ports()
-        self.components = {c.name: c for c in components(self.ports, extra_env)}
+        chosen = components(self.ports, extra_env) if only is None else only
+        self.components = {c.name: c for c in chosen}
         self._component_env = component_env or {}
         self.infra = infra
         self.log_dir = log_dir
@@ -225,6 +228,16 @@ class Stack:
         for name in names or list(self.components):
             self._spawn(name)
             self._wait_ready(name, timeout)
+
+    def spawn(self, name: str) -> None:
+        """Start one component's process without waiting for it to be ready."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._spawn(name)
+
+    def exit_code(self, name: str) -> int | None:
+        """The exit code of a component's last process, None while it runs or never ran."""
+        process = self._processes.get(name)
+        return None if process is None else process.poll()
 
     def _spawn(self, name: str) -> None:
         component = self.components[name]
@@ -280,6 +293,21 @@ class Stack:
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
+    def terminate(self, name: str, timeout: float) -> tuple[float, int]:
+        """SIGTERM one component and wait: how long it took to exit, and its exit code
+        (negative: killed by that signal; SIGKILL when it outlived `timeout`)."""
+        process = self._processes.pop(name)
+        started = time.monotonic()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        return time.monotonic() - started, process.returncode
+
     def kill(self, name: str) -> None:
         """kill -9, as a crash would (fault tests)."""
         process = self._processes.pop(name)
@@ -304,6 +332,91 @@ class Stack:
             yield self
         finally:
             self.stop()
+
+
+@dataclass
+class Restarts:
+    """Backoff of one supervised component: 1 s, 2 s, 4 s ... up to a minute between restarts;
+    a component that has stayed up for `STABLE_SECONDS` starts again from 1 s."""
+
+    FIRST_DELAY: ClassVar[float] = 1.0
+    MAX_DELAY: ClassVar[float] = 60.0
+    STABLE_SECONDS: ClassVar[float] = 60.0
+    failures: int = 0
+    down_since: float | None = None
+    up_since: float = field(default_factory=time.monotonic)
+
+    def delay(self) -> float:
+        return min(self.FIRST_DELAY * 2 ** max(self.failures - 1, 0), self.MAX_DELAY)
+
+    def went_down(self, now: float) -> None:
+        if now - self.up_since >= self.STABLE_SECONDS:
+            self.failures = 0
+        self.failures += 1
+        self.down_since = now
+
+    def due(self, now: float) -> bool:
+        return self.down_since is not None and now - self.down_since >= self.delay()
+
+    def came_up(self, now: float) -> None:
+        self.down_since = None
+        self.up_since = now
+
+
+class Supervisor:
+    """Keeps a running system running: a component that exits (a crash, kill -9) is started
+    again with backoff and said so on the console, while everything else goes on. The local
+    Kafka and store that `run` started are watched the same way."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        infra_names: Sequence[str] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stack = stack
+        self.infra_names = list(infra_names)
+        self.clock = clock
+        self.restarts: dict[str, Restarts] = {}
+
+    def _alive(self, name: str) -> bool:
+        if name in self.stack.components:
+            return self.stack.running(name)
+        states = {entry.name: entry.state for entry in self.stack.infra.status()}
+        return states.get(name) != "stopped"
+
+    def _start(self, name: str) -> None:
+        if name in self.stack.components:
+            self.stack.spawn(name)
+        else:
+            self.stack.infra.up(name)
+
+    def check(self) -> list[str]:
+        """One round: note what went down, restart what is due; the names restarted."""
+        now = self.clock()
+        restarted = []
+        for name in [*self.infra_names, *self.stack.components]:
+            record = self.restarts.setdefault(name, Restarts(up_since=now))
+            if self._alive(name):
+                continue
+            if record.down_since is None:
+                record.went_down(now)
+                code = self.stack.exit_code(name)
+                self.stack.say(
+                    f"{name} stopped unexpectedly (exit code {code}); restarting in "
+                    f"{record.delay():.0f} s; log: {self.stack.log_path(name)}"
+                )
+            if record.due(now):
+                try:
+                    self._start(name)
+                except Exception as exc:
+                    self.stack.say(f"{name} could not be restarted ({exc}); trying again")
+                    record.went_down(now)
+                    continue
+                record.came_up(now)
+                restarted.append(name)
+                self.stack.say(f"{name} restarted (attempt {record.failures})")
+        return restarted
 
 
 def reset_topics() -> None:
@@ -399,13 +512,9 @@ def run() -> int:
         ensure_topics()
         stack.start()
         _print_welcome(stack)
+        supervisor = Supervisor(stack, infra_names=started)
         while not stopping:
-            for name in list(stack.components):
-                if not stack.running(name):
-                    print(
-                        f"{name} stopped unexpectedly; see {stack.log_path(name)}", file=sys.stderr
-                    )
-                    stopping = True
+            supervisor.check()
             time.sleep(0.5)
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)

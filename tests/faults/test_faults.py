@@ -255,6 +255,39 @@ async def test_store_stop_and_restart(system: Any, clients: Clients) -> None:
     await _outage(system, clients, "store", only_503)
 
 
+SHUTDOWN_GRACE_SECONDS = 10.0
+"""The services' default `PERMITS_SHUTDOWN_GRACE_SECONDS`."""
+
+
+@pytest.mark.skipif(
+    not _infra_is_ours("PERMITS_KAFKA_BOOTSTRAP"),
+    reason="Kafka given by PERMITS_KAFKA_BOOTSTRAP is not ours to stop",
+)
+async def test_every_service_stops_in_bounded_time_while_kafka_is_down(
+    system: Any, clients: Clients
+) -> None:
+    services = ["intake", "issuance", "rights", "notify"]
+    await asyncio.to_thread(system.infra.down, "kafka")
+    stopped: dict[str, tuple[float, int]] = {}
+    try:
+        await asyncio.sleep(3)  # let every client notice the broker is gone
+        for name in services:
+            stopped[name] = await asyncio.to_thread(system.terminate, name, 45.0)
+    finally:
+        await asyncio.to_thread(system.infra.up, "kafka")
+        for name in services:
+            await asyncio.to_thread(system.restart, name)
+    slow = {
+        name: f"{seconds:.1f} s, exit code {code}"
+        for name, (seconds, code) in stopped.items()
+        if seconds > SHUTDOWN_GRACE_SECONDS + 5 or code < 0
+    }
+    assert not slow, f"did not stop on SIGTERM within the grace period: {slow}"
+    after = await clients.submit(application())
+    assert after.status_code == 201, after.text
+    await _all_ready(clients, [after.json()["id"]], timeout=120)
+
+
 async def test_a_poison_message_on_every_consumed_topic(clients: Clients) -> None:
     marker = uuid.uuid4().hex
     consumed = [

@@ -66,6 +66,12 @@ class CommonSettings(BaseSettings):
         description='JSON object token → role, e.g. {"s3cret": "clerk:LIXIA"}',
     )
     host: str = "127.0.0.1"
+    shutdown_grace_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="After SIGTERM, exit within this many seconds even if Kafka or the store "
+        "do not answer (Kubernetes sends SIGKILL after its own 30 s grace period)",
+    )
 
     @model_validator(mode="after")
     def _refuse_development_secrets_in_production(self) -> CommonSettings:

@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import faust
-
 from permits_common.kafka import ensure_topics
 from permits_common.logs import configure_logging
+from permits_common.shutdown import BoundedWorker
 from permits_common.streams import retry_forever
 from permits_issuance.config import IssuanceSettings
 from permits_issuance.entrypoints.agents import build_faust_app
@@ -38,7 +37,12 @@ def main() -> None:
 
     app.on_before_shutdown.connect(close_runtime)
 
-    worker = faust.Worker(
-        app, loglevel=settings.log_level, override_logging=False, quiet=True, loop=loop
+    worker = BoundedWorker(
+        app,
+        loglevel=settings.log_level,
+        override_logging=False,
+        quiet=True,
+        loop=loop,
+        grace_seconds=settings.shutdown_grace_seconds,
     )
     worker.execute_from_commandline()

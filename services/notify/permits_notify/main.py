@@ -13,6 +13,7 @@ from permits_common.clock import Clock
 from permits_common.kafka import EventPublisher, ensure_topics
 from permits_common.logs import configure_logging, get_logger
 from permits_common.mongo import ProcessedEvents, mongo_client
+from permits_common.shutdown import BoundedWorker
 from permits_common.streams import retry_forever
 from permits_notify.adapters.channels import SmsGatewaySender, SmtpSender
 from permits_notify.adapters.store import NotifyStore
@@ -94,7 +95,13 @@ def build_worker(settings: NotifySettings, loop: asyncio.AbstractEventLoop) -> f
         http_app=http_app,
         on_shutdown=runtime.stop,
     )
-    return faust.Worker(app, loop=loop, loglevel=settings.log_level, redirect_stdouts=False)
+    return BoundedWorker(
+        app,
+        loop=loop,
+        loglevel=settings.log_level,
+        redirect_stdouts=False,
+        grace_seconds=settings.shutdown_grace_seconds,
+    )
 
 
 def main() -> None:

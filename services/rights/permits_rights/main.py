@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from permits_common.kafka import ensure_topics
 from permits_common.logs import configure_logging, get_logger
+from permits_common.shutdown import BoundedWorker
 from permits_common.streams import faust_app, retry_forever
 from permits_common.web.app import create_app, no_lifespan, serve_embedded
 from permits_rights.adapters.register_changelog import register_topic_spec
@@ -99,6 +100,12 @@ def main() -> None:
     loop.run_until_complete(create_topics(settings))
     app, runtime, api = build(settings)
     starting = loop.create_task(start(runtime, api))
-    worker = faust.Worker(app, loop=loop, loglevel="warn", redirect_stdouts=False)
+    worker = BoundedWorker(
+        app,
+        loop=loop,
+        loglevel="warn",
+        redirect_stdouts=False,
+        grace_seconds=settings.shutdown_grace_seconds,
+    )
     worker.execute_from_commandline()
     del starting
