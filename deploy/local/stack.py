@@ -347,7 +347,8 @@ class Restarts:
     up_since: float = field(default_factory=time.monotonic)
 
     def delay(self) -> float:
-        return min(self.FIRST_DELAY * 2 ** max(self.failures - 1, 0), self.MAX_DELAY)
+        backoff: float = self.FIRST_DELAY * 2.0 ** max(self.failures - 1, 0)
+        return min(backoff, self.MAX_DELAY)
 
     def went_down(self, now: float) -> None:
         if now - self.up_since >= self.STABLE_SECONDS:
