@@ -33,6 +33,8 @@ RULE_FILE = K8S / "base" / "monitoring" / "prometheus-rule.yaml"
 USERS_FILE = K8S / "overlays" / "prod" / "kafka-users.yaml"
 
 KAFKA_CLUSTER = "permits-kafka"
+STRIMZI_API = "kafka.strimzi.io/v1"
+"""Strimzi 1.0 removed `v1beta2` from its CRDs; `v1` is served from 0.49 on (deploy/README.md)."""
 REPLICAS = 3
 MIN_INSYNC_REPLICAS = 2
 FOREVER = -1
@@ -100,7 +102,7 @@ def kafka_topics() -> list[dict[str, Any]]:
             config["retention.ms"] = RETENTION_MS.get(spec.name, FOREVER)
         resources.append(
             {
-                "apiVersion": "kafka.strimzi.io/v1beta2",
+                "apiVersion": STRIMZI_API,
                 "kind": "KafkaTopic",
                 "metadata": {
                     "name": k8s_name(spec.name),
@@ -144,7 +146,7 @@ def _acl(
 
 def _user(name: str, component: str, acls: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "apiVersion": "kafka.strimzi.io/v1beta2",
+        "apiVersion": STRIMZI_API,
         "kind": "KafkaUser",
         "metadata": {
             "name": name,

@@ -134,8 +134,8 @@ def check_prometheus_rule(spec: Resource) -> None:
 
 
 CUSTOM_CHECKS = {
-    ("kafka.strimzi.io/v1beta2", "KafkaTopic"): check_kafka_topic,
-    ("kafka.strimzi.io/v1beta2", "KafkaUser"): check_kafka_user,
+    ("kafka.strimzi.io/v1", "KafkaTopic"): check_kafka_topic,
+    ("kafka.strimzi.io/v1", "KafkaUser"): check_kafka_user,
     ("monitoring.coreos.com/v1", "ServiceMonitor"): check_service_monitor,
     ("monitoring.coreos.com/v1", "PrometheusRule"): check_prometheus_rule,
 }
