@@ -56,6 +56,9 @@ class Component:
     description: str
     env: Mapping[str, str] = field(default_factory=dict)
     is_service: bool = True
+    replica_of: str | None = None
+    """Set on the processes of a replicated service (whose name the balancer then takes)."""
+    balances: bool = False
 
     @property
     def url(self) -> str:
@@ -187,6 +190,53 @@ def components(ports: Ports, extra_env: Mapping[str, str] | None = None) -> list
     ]
 
 
+REPLICA_PORT_STEP = 40
+"""Replica k of a service listens on its port + k × this (8041, 8042 for intake), and a
+balancer takes the service's own port, so clients and the other services see one address."""
+
+
+def replicated(parts: Sequence[Component], replicas: int) -> list[Component]:
+    """The stack with `replicas` processes of every service, each behind a local balancer;
+    consumers of one service share its consumer group (and so the partitions)."""
+    if replicas < 1:
+        raise ValueError("replicas must be at least 1")
+    if replicas == 1:
+        return list(parts)
+    result: list[Component] = []
+    for part in parts:
+        if not part.is_service:
+            result.append(part)
+            continue
+        ports = [part.port + REPLICA_PORT_STEP * index for index in range(1, replicas + 1)]
+        for index, port in enumerate(ports, start=1):
+            env = {**part.env, f"PERMITS_{part.name.upper()}_PORT": str(port)}
+            result.append(
+                Component(
+                    f"{part.name}-{index}",
+                    part.argv,
+                    port,
+                    part.ready_path,
+                    f"{part.description} (replica {index} of {replicas})",
+                    env,
+                    replica_of=part.name,
+                )
+            )
+        backends = [f"--backend={HOST}:{port}" for port in ports]
+        result.append(
+            Component(
+                part.name,
+                (sys.executable, str(HERE / "balancer.py"), "--port", str(part.port), *backends),
+                part.port,
+                part.ready_path,
+                f"{part.description} (balancer over {replicas} replicas)",
+                part.env,
+                is_service=False,
+                balances=True,
+            )
+        )
+    return result
+
+
 class StartupError(RuntimeError):
     """A component did not become ready; the message points at its log."""
 
@@ -202,9 +252,11 @@ class Stack:
         verbose: bool = True,
         component_env: Mapping[str, Mapping[str, str]] | None = None,
         only: Sequence[Component] | None = None,
+        replicas: int = 1,
     ) -> None:
         self.ports = ports or Ports()
         chosen = components(self.ports, extra_env) if only is None else only
+        chosen = replicated(chosen, replicas)
         self.components = {c.name: c for c in chosen}
         self._component_env = component_env or {}
         self.infra = infra
@@ -246,7 +298,7 @@ class Stack:
         env = {
             **os.environ,
             **component.env,
-            **self._component_env.get(name, {}),
+            **self._component_env.get(component.replica_of or name, {}),
             "PYTHONUNBUFFERED": "1",
         }
         self.say(f"starting {name} on {component.url} ({component.description})")
@@ -476,7 +528,7 @@ def _print_welcome(stack: Stack) -> None:
 
     lines = ["", "The residence-permit platform is running:", ""]
     for component in stack.components.values():
-        if component.is_service:
+        if (component.is_service and component.replica_of is None) or component.balances:
             lines.append(
                 f"  {component.name:<9} {component.url}/docs   (OpenAPI: "
                 f"{component.url}/openapi.json, metrics: {component.url}/metrics)"
@@ -496,10 +548,10 @@ def _print_welcome(stack: Stack) -> None:
     print("\n".join(lines), flush=True)
 
 
-def run() -> int:
+def run(replicas: int = 1) -> int:
     """Bring up everything and keep it running until Ctrl-C."""
     started = infra.up("all")
-    stack = Stack()
+    stack = Stack(replicas=replicas)
     stopping = False
 
     def _interrupt(_signum: int, _frame: object) -> None:
@@ -533,9 +585,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=["run", "demo"])
     parser.add_argument("--intake", default=f"http://{HOST}:8001", help="intake URL for demo")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=int(os.environ.get("PERMITS_REPLICAS", "1")),
+        help="processes of every service (run; default PERMITS_REPLICAS or 1): more than one "
+        "puts a local balancer on each service's port and the replicas on port + 40 × k",
+    )
     args, rest = parser.parse_known_args(argv)
     if args.command == "run":
-        return run()
+        return run(args.replicas)
     exit_code: int = _load_sibling("demo").run_demo(args.intake, rest)
     return exit_code
 

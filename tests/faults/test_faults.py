@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from tests.journeys import (
     of_subject,
     read_topic,
 )
+from tests.system import build_system, clients_of
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
@@ -326,3 +327,74 @@ async def test_a_poison_message_on_every_consumed_topic(clients: Clients) -> Non
 
     app_id = await clients.accept(application())
     await clients.wait_status(app_id, "ready")
+
+
+async def _first_application_through(clients: Clients) -> None:
+    """Submit until one application gets ready: consumers that start at the end of the topics
+    skip what was published before they were assigned their partitions."""
+    for _attempt in range(6):
+        answer = await clients.submit(application())
+        assert answer.status_code == 201, answer.text
+        with contextlib.suppress(AssertionError):
+            await _all_ready(clients, [answer.json()["id"]], timeout=45)
+            return
+    pytest.fail("no application got ready on the replicated system")
+
+
+@pytest.fixture(scope="module")
+def two_of_everything(infrastructure: dict[str, str]) -> Iterator[Any]:
+    """A second system with two processes of every service behind local balancers."""
+    stack = build_system(infrastructure, port_offset=200, replicas=2, offset_reset="latest")
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+async def test_two_replicas_of_everything_with_one_of_each_killed(two_of_everything: Any) -> None:
+    system = two_of_everything
+    clients = clients_of(system)
+    try:
+        await _first_application_through(clients)
+        body, key = application(), str(uuid.uuid4())
+        async with (
+            httpx.AsyncClient(base_url=system.url("intake-1"), timeout=30) as first,
+            httpx.AsyncClient(base_url=system.url("intake-2"), timeout=30) as second,
+        ):
+            headers = {**CLERK, "Idempotency-Key": key}
+            answers = await asyncio.gather(
+                first.post("/api/v1/applications", json=body, headers=headers),
+                second.post("/api/v1/applications", json=body, headers=headers),
+            )
+        assert [answer.status_code for answer in answers] == [201, 201], [a.text for a in answers]
+        assert answers[0].json()["id"] == answers[1].json()["id"], "one key, one application"
+
+        load = Load(clients, LOAD)
+        victims = ["issuance-1", "rights-2", "notify-1", "intake-2"]
+
+        async def crash_one_of_each() -> None:
+            for index, victim in enumerate(victims, start=1):
+                while load.submitted < LOAD * index // (len(victims) + 1):
+                    await asyncio.sleep(0.1)
+                _progress(f"kill -9 {victim} after {load.submitted} submissions")
+                system.kill(victim)
+                await asyncio.sleep(1)
+                await asyncio.to_thread(system.restart, victim)
+
+        _progress(f"two of everything: submitting {LOAD}, killing one replica of each")
+        await asyncio.gather(load.run(), crash_one_of_each())
+        assert len(load.acknowledged) == LOAD
+        assert 500 not in load.statuses
+        load.acknowledged[answers[0].json()["id"]] = body
+        await _check_invariants(clients, load)
+        accepted = await read_topic(
+            "permits.applications.v1",
+            lambda e: (
+                e["type"] == "permits.application.accepted"
+                and e["subject"] == answers[0].json()["id"]
+            ),
+        )
+        assert len({event["id"] for event in accepted}) == 1
+    finally:
+        await clients.close()

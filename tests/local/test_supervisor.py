@@ -6,7 +6,6 @@ killed with SIGKILL as a crash would, supervised by the same `Supervisor` the ru
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import socket
@@ -14,28 +13,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.system import stack_module
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_stack() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "permits_stack_sup", REPO / "deploy/local/stack.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-stack_module = _load_stack()
 
 
 def _free_port() -> int:
