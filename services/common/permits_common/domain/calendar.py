@@ -12,6 +12,7 @@ holidays are off, announced make-up days (调休) are worked. Three sources, bes
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -41,6 +42,19 @@ class YearArrangement:
         if day in self.holidays:
             return False
         return day.weekday() < 5
+
+    def digest(self) -> str:
+        """A short fingerprint of the content: the same days give the same digest, whoever
+        loaded them and however often."""
+        content = "|".join(
+            (
+                str(self.year),
+                "official" if self.official else "provisional",
+                ",".join(sorted(d.isoformat() for d in self.holidays)),
+                ",".join(sorted(d.isoformat() for d in self.workdays)),
+            )
+        )
+        return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
 def official_arrangement(
@@ -111,6 +125,36 @@ class _BuiltinData:
 
 
 @dataclass(frozen=True, slots=True)
+class CalendarStamp:
+    """The calendar a date was computed with: the years counted, which were official and which
+    provisional, and a version that changes whenever one of those years' arrangement changes
+    (and only then), so an operator can say why a date is what it is."""
+
+    version: str
+    official_years: tuple[int, ...]
+    provisional_years: tuple[int, ...]
+
+    @property
+    def provisional(self) -> bool:
+        """True when any counted year is still a guess."""
+        return bool(self.provisional_years)
+
+    @property
+    def years(self) -> tuple[int, ...]:
+        """Every year the date depends on, oldest first."""
+        return tuple(sorted(self.official_years + self.provisional_years))
+
+    def as_document(self) -> dict[str, object]:
+        """As stored with an application and shown by the APIs (`calendar` of contract.md)."""
+        return {
+            "version": self.version,
+            "provisional": self.provisional,
+            "official_years": list(self.official_years),
+            "provisional_years": list(self.provisional_years),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class DueDate:
     """A deadline and whether any day counted towards it came from a provisional calendar."""
 
@@ -170,6 +214,20 @@ class WorkingDayCalendar:
                 left -= 1
                 provisional = provisional or not arrangement.official
         return DueDate(day, provisional)
+
+    def stamp(self, start: date, end: date) -> CalendarStamp:
+        """The calendar behind counting the working days in (start, end]."""
+        first = (start + timedelta(days=1)).year
+        years = range(first, max(end.year, first) + 1)
+        arrangements = [self.arrangement(year) for year in years]
+        version = hashlib.sha256(
+            ";".join(arrangement.digest() for arrangement in arrangements).encode()
+        ).hexdigest()[:12]
+        return CalendarStamp(
+            version=version,
+            official_years=tuple(a.year for a in arrangements if a.official),
+            provisional_years=tuple(a.year for a in arrangements if not a.official),
+        )
 
     def due_date(self, accepted_on: date, working_days: int = ISSUING_WORKING_DAYS) -> DueDate:
         """The legal due date: the 20th working day after the day of acceptance."""

@@ -48,12 +48,14 @@ class RenewalReason(StrEnum):
 
 
 class ApplicationStatus(StrEnum):
-    """An application's life: accepted → approved → in_production → ready → collected."""
+    """An application's life: accepted → approved → in_production → ready → collected
+    (a posted card goes ready → dispatched → collected)."""
 
     ACCEPTED = "accepted"
     APPROVED = "approved"
     IN_PRODUCTION = "in_production"
     READY = "ready"
+    DISPATCHED = "dispatched"
     COLLECTED = "collected"
     REJECTED = "rejected"
 
@@ -69,6 +71,7 @@ _OPEN_STATES = frozenset(
         ApplicationStatus.APPROVED,
         ApplicationStatus.IN_PRODUCTION,
         ApplicationStatus.READY,
+        ApplicationStatus.DISPATCHED,
     }
 )
 
@@ -80,6 +83,13 @@ def status_advances(current: ApplicationStatus, new: ApplicationStatus) -> bool:
     if current in (ApplicationStatus.COLLECTED, ApplicationStatus.REJECTED):
         return False
     return _ORDER[new] > _ORDER[current]
+
+
+class CollectionMethod(StrEnum):
+    """领证方式: at the acceptance point (the default) or posted to the applicant (邮寄领取)."""
+
+    COUNTER = "counter"
+    POST = "post"
 
 
 class SlaState(StrEnum):

@@ -12,7 +12,12 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from permits_common.domain.card import ApplicationKind, HolderStatus, RenewalReason
+from permits_common.domain.card import (
+    ApplicationKind,
+    CollectionMethod,
+    HolderStatus,
+    RenewalReason,
+)
 from permits_common.domain.regions import Region, Sex
 from permits_common.events import topics
 
@@ -73,6 +78,17 @@ class Biometrics(_Value):
     fingerprint_waiver: FingerprintWaiver | None = None
 
 
+class Collection(_Value):
+    """How the applicant receives the card (领证方式): at the acceptance point, or posted to the
+    address given here (邮寄领取, postage paid by the recipient on delivery)."""
+
+    method: CollectionMethod = CollectionMethod.COUNTER
+    recipient: Annotated[str, Field(max_length=200)] | None = None
+    phone: Annotated[str, Field(max_length=32)] | None = None
+    address: Annotated[str, Field(max_length=300)] | None = None
+    postcode: Annotated[str, Field(max_length=12)] | None = None
+
+
 class EventData(_Value):
     """Base of every event's data: knows its CloudEvents type, topic and subject field."""
 
@@ -119,6 +135,8 @@ class ApplicationAccepted(_ApplicationEvent):
     residence: Residence
     bases: list[Basis]
     biometrics: Biometrics
+    collection: Collection | None = None
+    """None (from producers before collection by post existed) means at the counter."""
 
 
 class ApplicationRejected(_ApplicationEvent):
@@ -161,13 +179,38 @@ class ApplicationReady(_ApplicationEvent):
     ready_on: date
 
 
+class ApplicationDispatched(_ApplicationEvent):
+    """A card to be posted was handed to the carrier (邮寄领取); it is `ready` no longer."""
+
+    TYPE: ClassVar[str] = "application.dispatched"
+
+    card_number: str
+    carrier: str
+    tracking_number: str
+    dispatched_on: date
+
+
 class ApplicationCollected(_ApplicationEvent):
-    """The applicant collected the card at the acceptance point."""
+    """The applicant collected the card at the acceptance point, or its delivery by post was
+    confirmed (`method` = `post`)."""
 
     TYPE: ClassVar[str] = "application.collected"
 
     card_number: str
     collected_on: date
+    method: CollectionMethod = CollectionMethod.COUNTER
+
+
+class ApplicationExtensionGranted(_ApplicationEvent):
+    """An operator extended the issuing time (延长); issuance moves the due date and answers
+    with `sla.extended`."""
+
+    TYPE: ClassVar[str] = "application.extension_granted"
+
+    working_days: int = Field(ge=1, le=10)
+    total_working_days: int = Field(ge=1, le=10)
+    reason: str
+    granted_at: datetime
 
 
 class _CardEvent(EventData):
@@ -245,7 +288,16 @@ class _SlaEvent(EventData):
     due_date: date
 
 
-class SlaScheduled(_SlaEvent):
+class _CalendarBehind(_SlaEvent):
+    """The calendar the due date was computed with: its version, which years were official
+    and which provisional (optional: producers before the calendar was recorded omit them)."""
+
+    calendar_version: str | None = None
+    official_years: list[int] = Field(default_factory=list)
+    provisional_years: list[int] = Field(default_factory=list)
+
+
+class SlaScheduled(_CalendarBehind):
     """The deadline of a newly accepted application."""
 
     TYPE: ClassVar[str] = "sla.scheduled"
@@ -255,13 +307,31 @@ class SlaScheduled(_SlaEvent):
     working_days: int = 20
 
 
-class SlaRescheduled(_SlaEvent):
-    """A provisional deadline was recomputed after an official arrangement was loaded."""
+class SlaRescheduled(_CalendarBehind):
+    """An open deadline was recomputed because a year it depends on was loaded or corrected;
+    `due_date` is the new date (also `new_due_date`), `old_due_date` the one it replaces."""
 
     TYPE: ClassVar[str] = "sla.rescheduled"
 
     accepted_on: date
     previous_due_date: date
+    provisional: bool
+    old_due_date: date | None = None
+    new_due_date: date | None = None
+
+
+class SlaExtended(_CalendarBehind):
+    """An operator's extension moved the due date by `working_days` working days (at most 10 in
+    total, `total_working_days`); `due_date` is the new date (also `new_due_date`)."""
+
+    TYPE: ClassVar[str] = "sla.extended"
+
+    accepted_on: date
+    old_due_date: date
+    new_due_date: date
+    working_days: int = Field(ge=1, le=10)
+    total_working_days: int = Field(ge=1, le=10)
+    reason: str
     provisional: bool
 
 
@@ -383,7 +453,9 @@ EVENT_MODELS: dict[str, type[EventData]] = {
         ApplicationApproved,
         ApplicationInProduction,
         ApplicationReady,
+        ApplicationDispatched,
         ApplicationCollected,
+        ApplicationExtensionGranted,
         CardIssued,
         CardReportedLost,
         CardSuperseded,
@@ -391,6 +463,7 @@ EVENT_MODELS: dict[str, type[EventData]] = {
         CardExpired,
         SlaScheduled,
         SlaRescheduled,
+        SlaExtended,
         SlaAtRisk,
         SlaBreached,
         SlaMet,
