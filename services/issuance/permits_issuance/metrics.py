@@ -37,3 +37,14 @@ PRODUCTION_ATTEMPTS = Counter(
     "Orders sent to the card production centre by outcome (accepted, failed)",
     ["outcome"],
 )
+SLA_EXTENSIONS = Counter(
+    "permits_sla_extensions_total",
+    "Extensions of the issuing time (延长) granted, by acceptance point: a point that extends "
+    "often is a signal",
+    ["point"],
+)
+SLA_EXTENSION_DAYS = Counter(
+    "permits_sla_extension_working_days_total",
+    "Working days added to deadlines by extensions, by acceptance point",
+    ["point"],
+)

@@ -16,7 +16,11 @@ from pymongo import AsyncMongoClient
 from permits_common.clock import Clock
 from permits_common.domain.calendar import official_arrangement
 from permits_common.events.envelope import Event
-from permits_common.events.models import ApplicationAccepted, CalendarLoaded
+from permits_common.events.models import (
+    ApplicationAccepted,
+    ApplicationExtensionGranted,
+    CalendarLoaded,
+)
 from permits_common.kafka import EventPublisher, ensure_topics
 from permits_common.logs import get_logger
 from permits_common.mongo import Document, ProcessedEvents, mongo_client
@@ -26,6 +30,7 @@ from permits_issuance.config import IssuanceSettings
 from permits_issuance.service.approval import ApprovalService
 from permits_issuance.service.calendar import CalendarHolder
 from permits_issuance.service.deadlines import DeadlineService
+from permits_issuance.service.extensions import DeadlineExtensions
 from permits_issuance.service.issue import IssueService
 from permits_issuance.service.production import ProductionService
 from permits_issuance.service.register import RegisterService
@@ -53,6 +58,9 @@ class IssuanceRuntime:
         )
         self.calendar = CalendarHolder()
         self.deadlines = DeadlineService(
+            self.store, self.publisher, self.calendar, self.clock, settings.at_risk_working_days
+        )
+        self.extensions = DeadlineExtensions(
             self.store, self.publisher, self.calendar, self.clock, settings.at_risk_working_days
         )
         self.issue = IssueService(self.store, self.publisher, self.clock, self.deadlines)
@@ -116,22 +124,27 @@ class IssuanceRuntime:
         await self.client.close()
 
     async def handle_application_event(self, event: Event[Any]) -> None:
-        """Only `application.accepted` needs issuance; the rest are its own or intake's."""
+        """Acceptances and extensions need issuance; the rest are its own or intake's."""
         data = event.data
-        if isinstance(data, ApplicationAccepted) and data.application_id.startswith(
-            self.settings.issuance_only_application_prefix
-        ):
+        if not isinstance(data, ApplicationAccepted | ApplicationExtensionGranted):
+            return
+        if not data.application_id.startswith(self.settings.issuance_only_application_prefix):
+            return
+        if isinstance(data, ApplicationAccepted):
             await self.approval.handle_accepted(data)
+        else:
+            await self.extensions.grant(event.id, data)
 
     async def handle_calendar_event(self, event: Event[Any]) -> None:
-        """An operator loaded a year: count with it and move provisional deadlines."""
+        """An operator loaded or corrected a year: count with it and move the open deadlines
+        that depend on it."""
         data = event.data
         if not isinstance(data, CalendarLoaded):
             return
         arrangement = official_arrangement(data.year, data.holidays, data.workdays)
         await self.store.save_calendar_year(data.year, data.holidays, data.workdays)
         self.calendar.load(arrangement)
-        moved = await self.deadlines.reschedule_provisional()
+        moved = await self.deadlines.reschedule_year(data.year)
         log.info("calendar year loaded", year=data.year, rescheduled=moved)
 
     async def deadline_pass(self) -> int:

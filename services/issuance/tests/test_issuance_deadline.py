@@ -3,6 +3,7 @@ and breach days with a moved clock, and the five-year validity."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -23,13 +24,16 @@ CALENDAR = WorkingDayCalendar()
 
 def test_spring_festival_2026_with_make_up_saturdays() -> None:
     planned = schedule(CALENDAR, date(2026, 2, 10), 5)
-    assert planned == DeadlineSchedule(
+    assert replace(planned, calendar=None) == DeadlineSchedule(
         accepted_on=date(2026, 2, 10),
         due_date=date(2026, 3, 16),
         provisional=False,
         at_risk_on=date(2026, 3, 9),
         breach_on=date(2026, 3, 17),
     )
+    assert planned.calendar is not None
+    assert planned.calendar.official_years == (2026,)
+    assert planned.calendar.provisional_years == ()
 
 
 def test_national_day_2026() -> None:

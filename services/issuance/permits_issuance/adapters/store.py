@@ -62,6 +62,8 @@ class IssuanceStore:
         await ensure_index(self.deadlines, [("state", ASCENDING), ("breach_on", ASCENDING)])
         await ensure_index(self.deadlines, [("open", ASCENDING), ("due_date", ASCENDING)])
         await ensure_index(self.deadlines, [("provisional", ASCENDING), ("open", ASCENDING)])
+        await ensure_index(self.deadlines, [("calendar_years", ASCENDING), ("open", ASCENDING)])
+        await ensure_index(self.deadlines, [("provisional_years", ASCENDING), ("open", ASCENDING)])
         await ensure_index(self.order_schedule, [("next_attempt_at", ASCENDING)])
 
     async def insert_first(self, collection: AsyncCollection[Document], doc: Document) -> Document:

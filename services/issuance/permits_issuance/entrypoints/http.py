@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from permits_common.kafka import kafka_reachable
@@ -112,6 +112,21 @@ def build_http_app(runtime: IssuanceRuntime) -> FastAPI:
     ) -> dict[str, Any]:
         await runtime.ensure_started()
         return await runtime.deadlines.summary()
+
+    @router.get(
+        "/sla/provisional",
+        summary="Open deadlines counted over a year whose official arrangement is not loaded",
+    )
+    async def provisional_deadlines(
+        _principal: Annotated[Principal, Depends(require("ops"))],
+        year: Annotated[int, Query(ge=2000, le=2100)],
+    ) -> dict[str, Any]:
+        await runtime.ensure_started()
+        return {
+            "year": year,
+            "provisional": runtime.calendar.current.is_provisional(year),
+            "deadlines": await runtime.deadlines.provisional_deadlines(year),
+        }
 
     if settings.dev_endpoints_enabled:
 

@@ -1,9 +1,11 @@
-"""The deadline clock: schedule on acceptance, warn, breach, meet, and reschedule on new years.
+"""The deadline clock: schedule on acceptance, warn, breach, meet, and reschedule when a year
+of the calendar is loaded or corrected.
 
 Each application has one deadline document with precomputed `at_risk_on` and `breach_on`, so a
-timer pass asks only for what is due today (indexed on state and those dates). Events are
-published before the state is written and carry derived ids: a crash or a second worker makes
-a repeat with the same id, which consumers drop.
+timer pass asks only for what is due today (indexed on state and those dates), and the years
+its dates were counted over (`calendar_years`), so a calendar load finds exactly the deadlines
+that depend on the year. Events are published before the state is written and carry derived
+ids: a crash or a second worker makes a repeat with the same id, which consumers drop.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from datetime import date
 from typing import Any
 
 from permits_common.clock import Clock
+from permits_common.domain.calendar import CalendarStamp
 from permits_common.domain.card import SlaState
-from permits_common.events.envelope import Event, derived_event_id
+from permits_common.events.envelope import derived_event_id
 from permits_common.events.models import (
     SlaAtRisk,
     SlaBreached,
@@ -65,12 +68,12 @@ class DeadlineService:
                 "_id": application_id,
                 "point": point,
                 "accepted_on": iso(accepted_on),
-                **_schedule_fields(planned),
+                **schedule_fields(planned),
                 "state": SlaState.ON_TRACK.value,
                 "open": True,
             },
         )
-        stored = _schedule_of(doc)
+        stored = schedule_of(doc)
         await self._publisher.publish(
             self._publisher.event(
                 SlaScheduled(
@@ -79,6 +82,7 @@ class DeadlineService:
                     due_date=stored.due_date,
                     accepted_on=stored.accepted_on,
                     provisional=stored.provisional,
+                    **calendar_fields(stored.calendar),
                 ),
                 event_id=derived_event_id(application_id, "sla.scheduled"),
             )
@@ -95,7 +99,7 @@ class DeadlineService:
         doc = await self._store.deadlines.find_one({"_id": application_id})
         if doc is None:
             return
-        planned = _schedule_of(doc)
+        planned = schedule_of(doc)
         point = str(doc["point"])
         if first_time:
             ISSUE_WORKING_DAYS.observe(
@@ -134,7 +138,7 @@ class DeadlineService:
             {"state": SlaState.ON_TRACK.value, "at_risk_on": {"$lte": iso(today)}}
         ).limit(_SCAN_BATCH)
         async for doc in at_risk:
-            planned = _schedule_of(doc)
+            planned = schedule_of(doc)
             if state_on(planned, today) is SlaState.AT_RISK:
                 await self._warn(doc, planned, today)
                 published += 1
@@ -145,7 +149,7 @@ class DeadlineService:
             }
         ).limit(_SCAN_BATCH)
         async for doc in breached:
-            await self._breach(doc, _schedule_of(doc))
+            await self._breach(doc, schedule_of(doc))
             published += 1
         await self.refresh_gauge()
         return published
@@ -179,7 +183,7 @@ class DeadlineService:
                     acceptance_point=point,
                     due_date=planned.due_date,
                 ),
-                event_id=derived_event_id(application_id, "sla.breached"),
+                event_id=breach_event_id(application_id, planned),
             )
         )
         result = await self._store.deadlines.update_one(
@@ -189,43 +193,85 @@ class DeadlineService:
         if result.modified_count:
             SLA_BREACHES.labels(point).inc()
 
-    async def reschedule_provisional(self) -> int:
-        """Recompute every open provisional deadline with the current calendar."""
+    async def reschedule_year(self, year: int) -> int:
+        """Recompute every open deadline counted over `year` with the current calendar; publish
+        each one whose date or calendar changed (a load that changes nothing publishes nothing).
+        Deadlines stored before the calendar was recorded are recomputed once as well."""
         today = self._clock.today()
-        events: list[Event[Any]] = []
-        async for doc in self._store.deadlines.find({"provisional": True, "open": True}):
-            before = _schedule_of(doc)
-            after = schedule(self._calendar.current, before.accepted_on, self._at_risk_days)
+        published = 0
+        cursor = self._store.deadlines.find(
+            {
+                "open": True,
+                "$or": [{"calendar_years": year}, {"calendar_version": {"$exists": False}}],
+            }
+        )
+        async for doc in cursor:
+            before = schedule_of(doc)
+            if before.calendar is not None and not before.depends_on(year):
+                continue
+            after = schedule(
+                self._calendar.current,
+                before.accepted_on,
+                self._at_risk_days,
+                before.extension_days,
+            )
             if after == before:
                 continue
-            application_id = str(doc["_id"])
-            events.append(
-                self._publisher.event(
-                    SlaRescheduled(
-                        application_id=application_id,
-                        acceptance_point=str(doc["point"]),
-                        due_date=after.due_date,
-                        accepted_on=after.accepted_on,
-                        previous_due_date=before.due_date,
-                        provisional=after.provisional,
-                    ),
-                    event_id=derived_event_id(
-                        application_id,
-                        "sla.rescheduled",
-                        iso(before.due_date),
-                        iso(after.due_date),
-                        after.provisional,
-                    ),
-                )
+            await self._publish_rescheduled(str(doc["_id"]), str(doc["point"]), before, after)
+            await self._store.deadlines.update_one(
+                {"_id": doc["_id"]}, {"$set": moved_fields(doc, after, today)}
             )
-            fields: dict[str, Any] = _schedule_fields(after)
-            if doc["state"] == SlaState.AT_RISK.value and state_on(after, today) is (
-                SlaState.ON_TRACK
-            ):
-                fields["state"] = SlaState.ON_TRACK.value
-            await self._publisher.publish(events[-1])
-            await self._store.deadlines.update_one({"_id": application_id}, {"$set": fields})
-        return len(events)
+            published += 1
+        return published
+
+    async def _publish_rescheduled(
+        self, application_id: str, point: str, before: DeadlineSchedule, after: DeadlineSchedule
+    ) -> None:
+        version = after.calendar.version if after.calendar else ""
+        await self._publisher.publish(
+            self._publisher.event(
+                SlaRescheduled(
+                    application_id=application_id,
+                    acceptance_point=point,
+                    due_date=after.due_date,
+                    accepted_on=after.accepted_on,
+                    previous_due_date=before.due_date,
+                    old_due_date=before.due_date,
+                    new_due_date=after.due_date,
+                    provisional=after.provisional,
+                    **calendar_fields(after.calendar),
+                ),
+                event_id=derived_event_id(
+                    application_id,
+                    "sla.rescheduled",
+                    iso(before.due_date),
+                    iso(after.due_date),
+                    after.provisional,
+                    version,
+                ),
+            )
+        )
+
+    async def provisional_deadlines(self, year: int, limit: int = 1000) -> list[dict[str, Any]]:
+        """Open deadlines counted over `year` while it is still provisional: what will move
+        when its official arrangement is loaded (no personal data)."""
+        cursor = (
+            self._store.deadlines.find({"open": True, "provisional_years": year})
+            .sort("due_date", 1)
+            .limit(limit)
+        )
+        return [
+            {
+                "application_id": str(doc["_id"]),
+                "acceptance_point": str(doc["point"]),
+                "accepted_on": str(doc["accepted_on"]),
+                "due_date": str(doc["due_date"]),
+                "extension_working_days": int(doc.get("extension_days", 0)),
+                "calendar": _calendar_of(schedule_of(doc)),
+                "state": str(doc["state"]),
+            }
+            async for doc in cursor
+        ]
 
     async def refresh_gauge(self) -> None:
         """Recount open deadlines by state and point for `permits_sla_open`."""
@@ -271,20 +317,76 @@ class DeadlineService:
         }
 
 
-def _schedule_fields(planned: DeadlineSchedule) -> dict[str, Any]:
+def schedule_fields(planned: DeadlineSchedule) -> dict[str, Any]:
+    """A schedule as stored in its deadline document."""
+    stamp = planned.calendar
     return {
         "due_date": iso(planned.due_date),
         "provisional": planned.provisional,
         "at_risk_on": iso(planned.at_risk_on),
         "breach_on": iso(planned.breach_on),
+        "extension_days": planned.extension_days,
+        **(
+            {
+                "calendar_version": stamp.version,
+                "calendar_years": list(stamp.years),
+                "official_years": list(stamp.official_years),
+                "provisional_years": list(stamp.provisional_years),
+            }
+            if stamp is not None
+            else {}
+        ),
     }
 
 
-def _schedule_of(doc: Document) -> DeadlineSchedule:
+def schedule_of(doc: Document) -> DeadlineSchedule:
+    """A stored deadline document's schedule."""
+    version = doc.get("calendar_version")
     return DeadlineSchedule(
         accepted_on=day_of(doc["accepted_on"]),
         due_date=day_of(doc["due_date"]),
         provisional=bool(doc["provisional"]),
         at_risk_on=day_of(doc["at_risk_on"]),
         breach_on=day_of(doc["breach_on"]),
+        extension_days=int(doc.get("extension_days", 0)),
+        calendar=CalendarStamp(
+            version=str(version),
+            official_years=tuple(int(y) for y in doc.get("official_years", [])),
+            provisional_years=tuple(int(y) for y in doc.get("provisional_years", [])),
+        )
+        if version is not None
+        else None,
     )
+
+
+def moved_fields(doc: Document, after: DeadlineSchedule, today: date) -> dict[str, Any]:
+    """What to write when a deadline moves: the new schedule, and the standing it has on the
+    new date (a warning or breach of the old date no longer stands; the timer raises them
+    again for the new date when they fall due)."""
+    fields = schedule_fields(after)
+    if doc["state"] in (SlaState.AT_RISK.value, SlaState.BREACHED.value) and state_on(
+        after, today
+    ) is not SlaState(doc["state"]):
+        fields["state"] = SlaState.ON_TRACK.value
+    return fields
+
+
+def calendar_fields(stamp: CalendarStamp | None) -> dict[str, Any]:
+    """The calendar behind a date, as the `sla.*` events carry it."""
+    if stamp is None:
+        return {}
+    return {
+        "calendar_version": stamp.version,
+        "official_years": list(stamp.official_years),
+        "provisional_years": list(stamp.provisional_years),
+    }
+
+
+def _calendar_of(planned: DeadlineSchedule) -> dict[str, object] | None:
+    return planned.calendar.as_document() if planned.calendar is not None else None
+
+
+def breach_event_id(application_id: str, planned: DeadlineSchedule) -> str:
+    """One breach per due date: a date moved by an extension or a calendar load can be
+    breached again, a repeat for the same date is one fact."""
+    return derived_event_id(application_id, "sla.breached", iso(planned.due_date))
