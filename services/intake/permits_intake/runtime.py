@@ -35,6 +35,8 @@ from permits_intake.domain.eligibility import normalized_district
 from permits_intake.service.applications import SOURCE, ApplicationIntake
 from permits_intake.service.calendar import CalendarBook, CalendarLoading
 from permits_intake.service.cards import CardActions
+from permits_intake.service.dispatch import CardDispatch
+from permits_intake.service.extensions import DeadlineExtension
 from permits_intake.service.views import StatusViews
 
 log = get_logger("intake")
@@ -80,6 +82,8 @@ class IntakeRuntime:
             jinan_districts=frozenset(normalized_district(p.district) for p in self.points),
             on_outbox_write=self.relay.signal,
         )
+        self.dispatch = CardDispatch(self.store, self.clock, self.relay.signal)
+        self.extension = DeadlineExtension(self.store, self.clock, self.calendar, self.relay.signal)
         self.views = StatusViews(self.store)
         self.calendar_follower = CalendarFollower(
             settings, self._reload_calendar, lambda year: self.calendar.load([year])

@@ -281,7 +281,15 @@ async def test_applicant_status_needs_the_right_travel_permit(intake: RunningInt
     right = await intake.client.get(path, params={"travel_permit_number": permit})
     assert right.status_code == 200
     shown = right.json()
-    assert set(shown) == {"id", "status", "due_date", "sla", "collect_at"}
+    assert set(shown) == {
+        "id",
+        "status",
+        "due_date",
+        "sla",
+        "collect_at",
+        "collection_method",
+        "tracking",
+    }
     assert shown["status"] == "accepted"
     assert shown["collect_at"] == {
         "name": "槐荫分局道德街派出所",

@@ -151,6 +151,15 @@ class IntakeStore:
             upsert=True,
         )
 
+    async def calendar_year_announced(self, year: int, event_id: str) -> bool:
+        """Whether this very arrangement of the year is stored and its event was published."""
+        doc = await self.calendar_years.find_one({"_id": year}, {"announced": 1})
+        return doc is not None and doc.get("announced") == event_id
+
+    async def mark_calendar_year_announced(self, year: int, event_id: str) -> None:
+        """The year's `calendar.loaded` is on Kafka: loading the same again publishes nothing."""
+        await self.calendar_years.update_one({"_id": year}, {"$set": {"announced": event_id}})
+
     # Idempotency.
 
     async def stored_answer(self, idempotency_key: str, application_id: str) -> StoredAnswer | None:
@@ -277,13 +286,49 @@ class IntakeStore:
             },
         )
 
-    async def set_due_date(self, application_id: str, due_date: date, provisional: bool) -> None:
-        """The deadline as issuance scheduled or recomputed it."""
+    async def set_due_date(
+        self,
+        application_id: str,
+        due_date: date,
+        provisional: bool,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """The deadline as issuance scheduled or recomputed it (`extra`: the calendar behind
+        it, or the standing an extension gives back)."""
         await self._update_application(
             application_id,
             {},
-            {"$set": {"due_date": due_date.isoformat(), "due_date_provisional": provisional}},
+            {
+                "$set": {
+                    "due_date": due_date.isoformat(),
+                    "due_date_provisional": provisional,
+                    **(extra or {}),
+                }
+            },
         )
+
+    async def record_extension(
+        self,
+        application_id: str,
+        *,
+        granted_so_far: int,
+        before_ready: Sequence[ApplicationStatus],
+        fields: Mapping[str, Any],
+        grant: Document,
+        outbox: Document,
+    ) -> bool:
+        """Record an extension with its outbox event in one conditional write: only while the
+        card is not ready and no other extension was recorded since the caller read the
+        application (an absent total counts as 0)."""
+        result = await self._update_application(
+            application_id,
+            {
+                "status": {"$in": [status.value for status in before_ready]},
+                "extension_days": granted_so_far if granted_so_far else {"$in": [0, None]},
+            },
+            {"$set": dict(fields), "$push": {"extension_grants": grant, "outbox": outbox}},
+        )
+        return result.modified_count == 1
 
     async def set_sla(self, application_id: str, standing: SlaState) -> None:
         """Record the deadline standing the caller has checked is more definite (the view

@@ -16,6 +16,7 @@ from permits_common.events.models import (
     Applicant,
     Basis,
     Biometrics,
+    Collection,
     Guardian,
     Residence,
 )
@@ -58,6 +59,8 @@ class ApplicationForm(BaseModel):
     residence: Residence
     bases: Annotated[list[Basis], Field(max_length=10)]
     biometrics: BiometricsForm
+    collection: Collection | None = None
+    """Counter (the default) or post; a post request is checked by a rule."""
 
     def applicant_record(self) -> Applicant:
         """The applicant as the event model carries it (call only once the rules passed)."""

@@ -12,6 +12,7 @@ from permits_common.domain.card import ApplicationStatus, SlaState
 from permits_common.events.models import (
     ApplicationApproved,
     ApplicationCollected,
+    ApplicationDispatched,
     ApplicationInProduction,
     ApplicationReady,
     ApplicationRejected,
@@ -25,6 +26,7 @@ _STATUS_OF_EVENT: dict[type[EventData], ApplicationStatus] = {
     ApplicationApproved: ApplicationStatus.APPROVED,
     ApplicationInProduction: ApplicationStatus.IN_PRODUCTION,
     ApplicationReady: ApplicationStatus.READY,
+    ApplicationDispatched: ApplicationStatus.DISPATCHED,
     ApplicationCollected: ApplicationStatus.COLLECTED,
     ApplicationRejected: ApplicationStatus.REJECTED,
 }

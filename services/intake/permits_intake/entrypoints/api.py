@@ -1,6 +1,7 @@
 """The intake API of contract.md under `/api/v1`.
 
-Roles: `clerk` submits, collects and reports cards lost; `ops` revokes cards and loads calendars;
+Roles: `clerk` submits, dispatches posted cards, collects and reports cards lost; `ops` grants
+extensions, revokes cards and loads calendars;
 both read applications and due dates. Acceptance points (published reference data) and the
 applicant's status page (guarded by the travel permit number) need no token.
 """
@@ -20,6 +21,7 @@ from permits_common.domain.card import ApplicationStatus, SlaState
 from permits_common.domain.rule_codes import RuleCode
 from permits_common.web.auth import Principal, require
 from permits_common.web.problems import JsonResponse, ProblemError, ProblemResponse
+from permits_intake.domain.collection import collection_of
 from permits_intake.domain.forms import ApplicationForm
 from permits_intake.domain.progress import effective_sla
 from permits_intake.entrypoints.schemas import (
@@ -33,8 +35,11 @@ from permits_intake.entrypoints.schemas import (
     ClockIn,
     ClockOut,
     CollectionPlaceOut,
+    DispatchIn,
     DueDateOut,
+    ExtensionIn,
     RevokeIn,
+    TrackingOut,
     problem_responses,
 )
 from permits_intake.runtime import IntakeRuntime
@@ -184,6 +189,12 @@ def build_router(dev_endpoints: bool) -> APIRouter:
             collect_at=CollectionPlaceOut(
                 name=point.name, address=point.address, phone=point.phone
             ),
+            collection_method=view.collection.method,
+            tracking=TrackingOut(
+                carrier=view.dispatch.carrier, tracking_number=view.dispatch.tracking_number
+            )
+            if view.dispatch
+            else None,
         )
 
     @router.post(
@@ -197,6 +208,34 @@ def build_router(dev_endpoints: bool) -> APIRouter:
     ) -> ApplicationOut:
         runtime.require_store()
         document = await runtime.applications.collect(principal, application_id)
+        return application_view(document, runtime.clock.today())
+
+    @router.post(
+        "/applications/{application_id}/dispatch",
+        tags=["applications"],
+        summary="A posted card was handed to the carrier (only from ready, only for post)",
+        responses=problem_responses(401, 403, 404, 409, 422, 503),
+    )
+    async def dispatch(
+        application_id: ApplicationId, body: DispatchIn, principal: Clerk, runtime: Runtime
+    ) -> ApplicationOut:
+        runtime.require_store()
+        document = await runtime.dispatch.dispatch(
+            principal, application_id, body.carrier, body.tracking_number
+        )
+        return application_view(document, runtime.clock.today())
+
+    @router.post(
+        "/applications/{application_id}/extension",
+        tags=["applications"],
+        summary="Extend the issuing time (延长): at most 10 working days in total, before ready",
+        responses=problem_responses(401, 403, 404, 409, 422, 503),
+    )
+    async def extend(
+        application_id: ApplicationId, body: ExtensionIn, _principal: Ops, runtime: Runtime
+    ) -> ApplicationOut:
+        runtime.require_store()
+        document = await runtime.extension.grant(application_id, body.working_days, body.reason)
         return application_view(document, runtime.clock.today())
 
     @router.post(
@@ -317,5 +356,9 @@ def application_view(document: dict[str, Any], today: date) -> ApplicationOut:
             "card": document.get("card"),
             "rejection": document.get("rejection"),
             "history": document.get("history", []),
+            "collection": collection_of(document.get("collection")),
+            "extension": document.get("extension"),
+            "calendar": document.get("calendar"),
+            "dispatch": document.get("dispatch"),
         }
     )

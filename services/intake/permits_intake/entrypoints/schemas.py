@@ -7,7 +7,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from permits_common.domain.card import ApplicationKind, ApplicationStatus, HolderStatus, SlaState
+from permits_common.domain.card import (
+    ApplicationKind,
+    ApplicationStatus,
+    CollectionMethod,
+    HolderStatus,
+    SlaState,
+)
+from permits_common.events.models import Collection
 
 APPLICATION_ID_EXAMPLE = "0b7f6a57-4f55-4b8e-9a0e-3f1f7e6a9c21"
 
@@ -89,6 +96,59 @@ class ApplicationOut(_Out):
     card: CardOut | None
     rejection: RejectionOut | None
     history: list[HistoryOut]
+    collection: Collection = Collection()
+    extension: ExtensionOut | None = None
+    calendar: CalendarBehindOut | None = None
+    dispatch: DispatchOut | None = None
+
+
+class ExtensionOut(_Out):
+    """The extension (延长) granted so far: working days in total, the latest reason and when."""
+
+    working_days: int
+    reason: str
+    granted_at: datetime
+
+
+class CalendarBehindOut(_Out):
+    """The calendar the current due date was computed with."""
+
+    version: str
+    provisional: bool
+    official_years: list[int]
+    provisional_years: list[int]
+
+
+class DispatchOut(_Out):
+    """A posted card: the carrier and its tracking number."""
+
+    carrier: str
+    tracking_number: str
+    dispatched_on: date
+
+
+class ExtensionIn(BaseModel):
+    """An operator extends the issuing time (at most 10 working days in total)."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"working_days": 5, "reason": "交通不便: road closed"}]},
+    )
+
+    working_days: Annotated[int, Field(ge=1, le=366)]
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class DispatchIn(BaseModel):
+    """A clerk hands a posted card to the carrier."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"carrier": "EMS", "tracking_number": "EA123456789CN"}]},
+    )
+
+    carrier: Annotated[str, Field(min_length=1, max_length=50)]
+    tracking_number: Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class CollectionPlaceOut(_Out):
@@ -107,6 +167,15 @@ class ApplicantStatusOut(_Out):
     due_date: date
     sla: SlaState
     collect_at: CollectionPlaceOut
+    collection_method: CollectionMethod = CollectionMethod.COUNTER
+    tracking: TrackingOut | None = None
+
+
+class TrackingOut(_Out):
+    """Where a posted card is: the carrier and the tracking number, nothing about the address."""
+
+    carrier: str
+    tracking_number: str
 
 
 class CardStatusOut(_Out):

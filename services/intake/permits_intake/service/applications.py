@@ -24,6 +24,11 @@ from permits_common.web.auth import Principal
 from permits_common.web.problems import ProblemError, problem_body
 from permits_intake.adapters.store import IntakeStore, StoredAnswer, outbox_entry
 from permits_intake.domain.cards import card_refusals
+from permits_intake.domain.collection import (
+    collected_from,
+    collection_of,
+    collection_refusals,
+)
 from permits_intake.domain.eligibility import Refusal, eligibility_refusals
 from permits_intake.domain.forms import ApplicationForm
 from permits_intake.service.calendar import CalendarBook
@@ -52,7 +57,10 @@ class Answer:
 
 def body_hash(form: ApplicationForm) -> str:
     """A fingerprint of the submitted content, independent of key order and whitespace."""
-    canonical = orjson.dumps(form.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    content = form.model_dump(mode="json")
+    if content.get("collection") is None:
+        content.pop("collection", None)  # the same hash as before collection by post existed
+    canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -93,7 +101,10 @@ class ApplicationIntake:
         if stored is not None:
             return replay(stored, digest)
         today = self._clock.today()
-        refusals = eligibility_refusals(form, today, self._points, self._districts)
+        refusals = [
+            *eligibility_refusals(form, today, self._points, self._districts),
+            *collection_refusals(form.collection),
+        ]
         if not refusals:
             refusals = await self._register_refusals(form)
         if refusals:
@@ -103,6 +114,7 @@ class ApplicationIntake:
         now = self._clock.now()
         due = self._calendar.due_date(today)
         person = travel_permit.base_number(form.applicant.travel_permit_number)
+        collection = form.collection or collection_of(None)
         accepted = ApplicationAccepted(
             application_id=application_id,
             acceptance_point=form.acceptance_point,
@@ -117,6 +129,7 @@ class ApplicationIntake:
             residence=form.residence,
             bases=form.bases,
             biometrics=form.biometrics_record(),
+            collection=collection,
         )
         event = new_event(accepted, source=SOURCE, time=now)
         response = {
@@ -141,6 +154,9 @@ class ApplicationIntake:
             "due_date_provisional": due.provisional,
             "sla": SlaState.ON_TRACK.value,
             "ready_on": None,
+            "collection": collection.model_dump(mode="json"),
+            "calendar": self._calendar.stamp(today, due.due_date).as_document(),
+            "extension": None,
             "card": None,
             "rejection": None,
             "history": [{"status": ApplicationStatus.ACCEPTED.value, "at": now}],
@@ -200,14 +216,17 @@ class ApplicationIntake:
         return Answer(status, body)
 
     async def collect(self, principal: Principal, application_id: str) -> dict[str, Any]:
-        """The applicant collects the card: only from `ready`; publishes `application.collected`."""
+        """The applicant collects the card (from `ready`), or its delivery by post is confirmed
+        (from `dispatched`); publishes `application.collected`."""
         document = await self._store.application(application_id)
         if document is None:
             raise application_not_found()
         if not principal.may_act_for_point(document["acceptance_point"]):
             raise forbidden_point()
         card = document.get("card")
-        if document["status"] != ApplicationStatus.READY.value or not card:
+        collection = collection_of(document.get("collection"))
+        allowed_from = collected_from(collection)
+        if document["status"] != allowed_from.value or not card:
             raise invalid_state(document["status"])
         now = self._clock.now()
         collected = ApplicationCollected(
@@ -215,6 +234,7 @@ class ApplicationIntake:
             acceptance_point=document["acceptance_point"],
             card_number=card["number"],
             collected_on=self._clock.today(),
+            method=collection.method,
         )
         event = new_event(
             collected,
@@ -225,7 +245,7 @@ class ApplicationIntake:
         moved = await self._store.advance_status(
             application_id,
             ApplicationStatus.COLLECTED,
-            [ApplicationStatus.READY],
+            [allowed_from],
             now,
             release_person=True,
             outbox=outbox_entry(event.id, event.to_json()),
@@ -264,11 +284,13 @@ def application_not_found() -> ProblemError:
     return ProblemError(404, "not_found", "Not found", "No such application")
 
 
-def invalid_state(status: str) -> ProblemError:
+def invalid_state(status: str, action: str = "collected") -> ProblemError:
     """An action the application's current status does not allow."""
     return ProblemError(
         409,
         RuleCode.INVALID_STATE.value,
         "Invalid state",
-        f"The application is {status}; the card can be collected only when it is ready",
+        f"The application is {status}; the card cannot be {action} now "
+        "(a card collected at the counter from ready, a posted card dispatched from ready "
+        "and delivered from dispatched)",
     )

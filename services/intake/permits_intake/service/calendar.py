@@ -12,6 +12,7 @@ from datetime import date
 
 from permits_common.clock import Clock
 from permits_common.domain.calendar import (
+    CalendarStamp,
     DueDate,
     WorkingDayCalendar,
     YearArrangement,
@@ -40,6 +41,10 @@ class CalendarBook:
         """The 20th working day after acceptance, and whether it is still provisional."""
         return self.calendar.due_date(accepted_on)
 
+    def stamp(self, accepted_on: date, due_date: date) -> CalendarStamp:
+        """The calendar behind a due date: its version and which years are official."""
+        return self.calendar.stamp(accepted_on, due_date)
+
 
 def calendar_loaded_event_id(arrangement: YearArrangement) -> str:
     """Loading the same arrangement twice is one fact, so it gets one event id."""
@@ -63,8 +68,13 @@ class CalendarLoading:
     async def load_year(
         self, year: int, holidays: Iterable[date], workdays: Iterable[date]
     ) -> YearArrangement:
-        """Validate, store, use, and announce (ValueError when the arrangement is invalid)."""
+        """Validate, store, use, and announce (ValueError when the arrangement is invalid).
+        Loading an arrangement that was already loaded and announced changes nothing and
+        publishes nothing; one whose announcement failed is announced again."""
         arrangement = official_arrangement(year, holidays, workdays)
+        event_id = calendar_loaded_event_id(arrangement)
+        if await self._store.calendar_year_announced(year, event_id):
+            return arrangement
         await self._store.save_calendar_year(arrangement, self._clock.now())
         self._book.load([arrangement])
         data = CalendarLoaded(
@@ -72,6 +82,7 @@ class CalendarLoading:
             holidays=sorted(arrangement.holidays),
             workdays=sorted(arrangement.workdays),
         )
-        event = self._publisher.event(data, event_id=calendar_loaded_event_id(arrangement))
+        event = self._publisher.event(data, event_id=event_id)
         await self._publisher.publish(event)
+        await self._store.mark_calendar_year_announced(year, event_id)
         return arrangement

@@ -21,11 +21,13 @@ from permits_common.events.models import (
     CardReportedLost,
     CardRevoked,
     CardSuperseded,
+    SlaExtended,
     SlaRescheduled,
     SlaScheduled,
 )
 from permits_intake.adapters.store import IntakeStore
 from permits_intake.domain.cards import apply_card_event
+from permits_intake.domain.deadline_view import deadline_fields
 from permits_intake.domain.progress import (
     closes_application,
     sla_of,
@@ -49,8 +51,8 @@ class StatusViews:
         if status is not None:
             await self._follow_status(event, status)
             return
-        if isinstance(data, (SlaScheduled, SlaRescheduled)):
-            await self._store.set_due_date(data.application_id, data.due_date, data.provisional)
+        if isinstance(data, (SlaScheduled, SlaRescheduled, SlaExtended)):
+            await self._deadline_moved(data)
             return
         standing = sla_of(data)
         if standing is not None:
@@ -61,6 +63,18 @@ class StatusViews:
             return
         if isinstance(data, _CARD_EVENTS):
             await self._card_event(data)
+
+    async def _deadline_moved(self, data: SlaScheduled | SlaRescheduled | SlaExtended) -> None:
+        """Issuance scheduled, recomputed or extended the deadline: its date and calendar."""
+        standing = None
+        if isinstance(data, SlaExtended):
+            progress = await self._store.progress_of(data.application_id)
+            if progress is None:
+                return
+            standing = progress[1]
+        await self._store.set_due_date(
+            data.application_id, data.due_date, data.provisional, deadline_fields(data, standing)
+        )
 
     async def _follow_status(self, event: Event[Any], status: ApplicationStatus) -> None:
         """Move the application to the status an event announces, if that is a step forward
