@@ -11,6 +11,7 @@ from permits_common.events.models import (
     Applicant,
     ApplicationAccepted,
     ApplicationCollected,
+    ApplicationDispatched,
     ApplicationReady,
     ApplicationRejected,
     Basis,
@@ -21,6 +22,8 @@ from permits_common.events.models import (
     Residence,
     SlaAtRisk,
     SlaBreached,
+    SlaExtended,
+    SlaRescheduled,
 )
 
 
@@ -121,5 +124,52 @@ def message_events(application_id: str, card_number: str) -> list[Event[Any]]:
         ),
         CardReportedLost(card_number=card_number, issue_count=1, reported_at=now),
         CardRevoked(card_number=card_number, issue_count=1, reason="fraud", revoked_at=now),
+        *law_events(application_id, card_number),
     ]
     return [new_event(item, source="test", event_id=str(uuid.uuid4())) for item in data]
+
+
+def law_events(application_id: str, card_number: str) -> list[Any]:
+    """An extension, a due date moved by the official holiday arrangement, and a posted card
+    dispatched and delivered."""
+    return [
+        SlaExtended(
+            application_id=application_id,
+            acceptance_point="LIXIA",
+            due_date=date(2026, 12, 14),
+            accepted_on=date(2026, 11, 2),
+            old_due_date=date(2026, 11, 30),
+            new_due_date=date(2026, 12, 14),
+            working_days=10,
+            total_working_days=10,
+            reason="交通不便",
+            provisional=False,
+        ),
+        SlaRescheduled(
+            application_id=application_id,
+            acceptance_point="LIXIA",
+            due_date=date(2027, 1, 14),
+            accepted_on=date(2026, 12, 15),
+            previous_due_date=date(2027, 1, 13),
+            old_due_date=date(2027, 1, 13),
+            new_due_date=date(2027, 1, 14),
+            provisional=False,
+            calendar_version="0123456789ab",
+            official_years=[2026, 2027],
+        ),
+        ApplicationDispatched(
+            application_id=application_id,
+            acceptance_point="LIXIA",
+            card_number=card_number,
+            carrier="EMS",
+            tracking_number="EA123456789CN",
+            dispatched_on=date(2026, 11, 21),
+        ),
+        ApplicationCollected(
+            application_id=application_id,
+            acceptance_point="LIXIA",
+            card_number=card_number,
+            collected_on=date(2026, 11, 24),
+            method="post",
+        ),
+    ]

@@ -3,6 +3,7 @@ with exactly the fields the composer provides (StrictUndefined: a missing field 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from importlib import resources
 
@@ -21,9 +22,13 @@ RENDERER = TemplateRenderer()
 def messages_in(language: Language) -> list[Message]:
     """One message of every type, composed from sample events as the service composes them."""
     recipient = recipient_from(accepted("A-T1", language=language))
-    composed = [
-        compose(event, recipient, point_details("LIXIA"))
-        for event in message_events("A-T1", "810000199001010012")
+    posted = replace(recipient, posted=True)
+    events = message_events("A-T1", "810000199001010012")
+    composed = [compose(event, recipient, point_details("LIXIA")) for event in events]
+    composed += [
+        compose(event, posted, point_details("LIXIA"))
+        for event in events
+        if event.type == "permits.application.ready"
     ]
     reminder = compose_expiry_reminder(
         cause_id="r-1",

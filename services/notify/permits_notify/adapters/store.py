@@ -65,6 +65,7 @@ class NotifyStore:
                 "acceptance_point": recipient.acceptance_point,
                 "phone": recipient.phone,
                 "email": recipient.email,
+                "posted": recipient.posted,
             },
             upsert=True,
         )
@@ -81,6 +82,7 @@ class NotifyStore:
             acceptance_point=doc["acceptance_point"],
             phone=doc.get("phone"),
             email=doc.get("email"),
+            posted=bool(doc.get("posted", False)),
         )
 
     async def map_card(self, card_number: str, issue_count: int, application_id: str) -> None:

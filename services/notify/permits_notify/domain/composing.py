@@ -10,16 +10,21 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from permits_common.domain.card import CollectionMethod
 from permits_common.events.envelope import Event
 from permits_common.events.models import (
     ApplicationAccepted,
     ApplicationCollected,
+    ApplicationDispatched,
     ApplicationReady,
     ApplicationRejected,
     CardReportedLost,
     CardRevoked,
+    EventData,
     SlaAtRisk,
     SlaBreached,
+    SlaExtended,
+    SlaRescheduled,
 )
 from permits_notify.domain.messages import Language, Message, MessageType, Recipient
 from permits_notify.domain.reasons import reason_sentence
@@ -89,6 +94,9 @@ def compose(event: Event[Any], recipient: Recipient, point: PointDetails) -> Mes
     elif isinstance(data, ApplicationRejected):
         message_type = MessageType.APPLICATION_REJECTED
         extra = {"reason": reason_sentence(data.code, language)}
+    elif isinstance(data, ApplicationReady) and recipient.posted:
+        message_type = MessageType.APPLICATION_READY_FOR_POST
+        extra = {"point_phone": point.phone}
     elif isinstance(data, ApplicationReady):
         message_type = MessageType.APPLICATION_READY
         extra = {
@@ -97,8 +105,17 @@ def compose(event: Event[Any], recipient: Recipient, point: PointDetails) -> Mes
             "point_phone": point.phone,
         }
     elif isinstance(data, ApplicationCollected):
-        message_type = MessageType.APPLICATION_COLLECTED
+        message_type = (
+            MessageType.APPLICATION_DELIVERED
+            if data.method is CollectionMethod.POST
+            else MessageType.APPLICATION_COLLECTED
+        )
         extra = {"collected_on": format_date(data.collected_on, language)}
+    elif isinstance(data, (ApplicationDispatched, SlaExtended, SlaRescheduled)):
+        composed = _posting_or_new_date(data, language, point)
+        if composed is None:
+            return None
+        message_type, extra = composed
     elif isinstance(data, SlaAtRisk):
         message_type = MessageType.DEADLINE_AT_RISK
         extra = {
@@ -126,6 +143,37 @@ def compose(event: Event[Any], recipient: Recipient, point: PointDetails) -> Mes
         type=message_type,
         context={**base, **extra},
     )
+
+
+def _posting_or_new_date(
+    data: EventData, language: Language, point: PointDetails
+) -> tuple[MessageType, dict[str, Any]] | None:
+    """A posted card's tracking number, or a due date that moved (an extension, or the
+    official holiday arrangement); a recomputation that left the date alone means nothing."""
+    if isinstance(data, ApplicationDispatched):
+        return MessageType.APPLICATION_DISPATCHED, {
+            "carrier": data.carrier,
+            "tracking_number": data.tracking_number,
+            "dispatched_on": format_date(data.dispatched_on, language),
+        }
+    if isinstance(data, SlaExtended):
+        return MessageType.DEADLINE_EXTENDED, {
+            "working_days": str(data.working_days),
+            "old_due_date": format_date(data.old_due_date, language),
+            "new_due_date": format_date(data.new_due_date, language),
+            "reason": data.reason,
+            "point_phone": point.phone,
+        }
+    if isinstance(data, SlaRescheduled):
+        old = data.old_due_date or data.previous_due_date
+        if old == data.due_date:
+            return None
+        return MessageType.DEADLINE_RESCHEDULED, {
+            "old_due_date": format_date(old, language),
+            "new_due_date": format_date(data.due_date, language),
+            "point_phone": point.phone,
+        }
+    return None
 
 
 def compose_expiry_reminder(

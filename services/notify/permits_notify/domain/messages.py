@@ -19,16 +19,26 @@ class MessageType(StrEnum):
     APPLICATION_ACCEPTED = "application_accepted"
     APPLICATION_REJECTED = "application_rejected"
     APPLICATION_READY = "application_ready"
+    APPLICATION_READY_FOR_POST = "application_ready_for_post"
+    APPLICATION_DISPATCHED = "application_dispatched"
     APPLICATION_COLLECTED = "application_collected"
+    APPLICATION_DELIVERED = "application_delivered"
     DEADLINE_AT_RISK = "deadline_at_risk"
     DEADLINE_MISSED = "deadline_missed"
+    DEADLINE_EXTENDED = "deadline_extended"
+    DEADLINE_RESCHEDULED = "deadline_rescheduled"
     CARD_EXPIRING = "card_expiring"
     CARD_REPORTED_LOST = "card_reported_lost"
     CARD_REVOKED = "card_revoked"
 
 
 DEFERRABLE_TYPES: frozenset[MessageType] = frozenset(
-    {MessageType.CARD_EXPIRING, MessageType.DEADLINE_AT_RISK, MessageType.DEADLINE_MISSED}
+    {
+        MessageType.CARD_EXPIRING,
+        MessageType.DEADLINE_AT_RISK,
+        MessageType.DEADLINE_MISSED,
+        MessageType.DEADLINE_RESCHEDULED,
+    }
 )
 """Not urgent: their SMS wait for the end of quiet hours. Receipts, rejections, collection
 notices and card security messages (lost, revoked) answer something that just happened and go
@@ -53,6 +63,8 @@ class Recipient:
     acceptance_point: str
     phone: str | None = None
     email: str | None = None
+    posted: bool = False
+    """The applicant asked for the card to be posted (邮寄领取), not collected at the point."""
 
     def contact(self, channel: Channel) -> str | None:
         """The address for a channel, if the applicant gave one."""

@@ -24,6 +24,7 @@ from typing import Any
 import jinja2
 
 from permits_common.clock import Clock
+from permits_common.domain.card import CollectionMethod
 from permits_common.events.envelope import Event, derived_event_id
 from permits_common.events.models import (
     ApplicationAccepted,
@@ -78,9 +79,12 @@ NOTIFYING_EVENT_TYPES = frozenset(
         "permits.application.accepted",
         "permits.application.rejected",
         "permits.application.ready",
+        "permits.application.dispatched",
         "permits.application.collected",
         "permits.sla.at_risk",
         "permits.sla.breached",
+        "permits.sla.extended",
+        "permits.sla.rescheduled",
         "permits.card.reported_lost",
         "permits.card.revoked",
     }
@@ -448,6 +452,8 @@ def recipient_from(accepted: ApplicationAccepted) -> Recipient:
         acceptance_point=accepted.acceptance_point,
         phone=applicant.phone or None,
         email=applicant.email or None,
+        posted=accepted.collection is not None
+        and accepted.collection.method is CollectionMethod.POST,
     )
 
 
