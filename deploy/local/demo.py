@@ -1,8 +1,9 @@
 """A realistic morning at the acceptance points, pushed through a running system.
 
 HK, MO and TW applicants, adults and a minor with a guardian, first applications, a renewal and
-a reissue after loss, and some applications refused at the counter; each journey is printed as
-the services move it along.
+a reissue after loss, and some applications refused at the counter; then the rest of the law: an
+operator's extension, a 2027 due date that moves when 2027's arrangement is loaded, and a card
+sent by post. Each journey is printed as the services move it along.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class Demo:
     def __init__(self, intake: str, rights: str) -> None:
         self.intake = httpx.Client(base_url=intake + "/api/v1", timeout=10)
         self.rights = httpx.Client(base_url=rights + "/api/v1", timeout=10)
+        self.issuance = httpx.Client(base_url=intake.replace(":8001", ":8002") + "/api/v1")
+        self.centre = httpx.Client(base_url=intake.replace(":8001", ":8010") + "/api/v1")
 
     def submit(self, label: str, body: dict[str, Any]) -> str | None:
         response = self.intake.post(
@@ -97,6 +100,17 @@ class Demo:
         while time.monotonic() < deadline:
             view = self.intake.get(f"/applications/{app_id}", headers=CLERK).json()
             if view.get("status") in statuses:
+                break
+            time.sleep(0.5)
+        return view
+
+    def wait_field(self, app_id: str, field: str, done: Any, timeout: float = 60) -> dict[str, Any]:
+        """The application's view once `done(view[field])` holds (or the last one seen)."""
+        deadline = time.monotonic() + timeout
+        view: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            view = self.intake.get(f"/applications/{app_id}", headers=CLERK).json()
+            if done(view.get(field)):
                 break
             time.sleep(0.5)
         return view
@@ -259,5 +273,137 @@ def run_demo(intake: str, argv: Sequence[str]) -> int:
         "\nMessages and agency feeds: see the notify and rights services "
         "(GET /api/v1/notifications, /api/v1/agencies/<key>/deliveries with dev-ops)."
     )
+    law_done = law_journeys(demo)
     del argv
-    return 0 if len(ready) == len([a for a in submitted.values() if a]) else 1
+    return 0 if law_done and len(ready) == len([a for a in submitted.values() if a]) else 1
+
+
+# An example of the arrangement the State Council publishes each November (New Year's Day off,
+# the Spring Festival week off with a Saturday worked after it); the real one is loaded the same
+# way, from the operators' calendar form or `PUT /api/v1/calendar/2027`.
+EXAMPLE_2027 = {
+    "holidays": ["2027-01-01", *[f"2027-02-{day:02d}" for day in range(5, 14)]],
+    "workdays": ["2027-02-20"],
+}
+
+
+def law_journeys(demo: Demo) -> bool:
+    """Extension, a provisional 2027 date loaded, a posted card; True when each completed."""
+    print("\nThe rest of the law: extension, the calendar behind a due date, collection by post:")
+    try:
+        before = demo.centre.post("/control", json={}).json()
+        demo.centre.post("/control", json={"delay_seconds": 40})
+    except httpx.HTTPError:
+        print("  (the production centre simulator is not answering; skipped)")
+        return True
+    try:
+        extended = _extension(demo)
+        moved = _calendar_2027(demo)
+    finally:
+        demo.centre.post("/control", json={"delay_seconds": before["delay_seconds"]})
+    posted = _posted_card(demo)
+    for label, app_id in (("extended", extended), ("dated in 2027", moved)):
+        if app_id:
+            demo.journey(f"card of the application {label}", demo.wait(app_id, {"ready"}, 90))
+    return extended is not None and moved is not None and posted
+
+
+def _extension(demo: Demo) -> str | None:
+    body = application(
+        name="何家欣",
+        latin="HO KA YAN",
+        sex="F",
+        birth=date(1991, 4, 4),
+        region="HK",
+        point="PINGYIN",
+    )
+    app_id = demo.submit("Ho Ka Yan, HK, mountain village", body)
+    if app_id is None:
+        return None
+    due = demo.intake.get(f"/applications/{app_id}", headers=CLERK).json()["due_date"]
+    granted = demo.intake.post(
+        f"/applications/{app_id}/extension",
+        json={"working_days": 5, "reason": "交通不便: the mountain road is closed"},
+        headers=OPS,
+    )
+    view = granted.json()
+    print(
+        f"  extension of 5 working days: due {due} → {view.get('due_date')} {view.get('extension')}"
+    )
+    refused = demo.intake.post(
+        f"/applications/{app_id}/extension",
+        json={"working_days": 6, "reason": "still closed"},
+        headers=OPS,
+    )
+    print(f"  6 more (11 in total): {refused.status_code} {refused.json().get('code')}")
+    return app_id if granted.status_code == 200 and refused.status_code == 422 else None
+
+
+def _calendar_2027(demo: Demo) -> str | None:
+    """An application dated in 2027 before 2027 is loaded; "" when an earlier run loaded it."""
+    accept_on = date(2027, 1, 18)
+    known = demo.intake.get(
+        "/calendar/due-date", params={"accepted_on": accept_on.isoformat()}, headers=CLERK
+    ).json()
+    if not known.get("provisional"):
+        print("  2027's arrangement is loaded already (an earlier demo run): nothing to move")
+        return ""
+    offset = (accept_on - date.today()).days
+    demo.intake.put("/dev/clock", json={"offset_days": offset}, headers=OPS)
+    try:
+        body = application(
+            name="周子健",
+            latin="CHOW TSZ KIN",
+            sex="M",
+            birth=date(1988, 8, 8),
+            region="MO",
+            point="LICHENG",
+            since=accept_on - timedelta(days=400),
+        )
+        app_id = demo.submit("Chow Tsz Kin, MO, accepted 18 Jan 2027", body)
+    finally:
+        demo.intake.put("/dev/clock", json={"offset_days": 0}, headers=OPS)
+    if app_id is None:
+        return None
+    view = demo.wait_field(app_id, "calendar", lambda c: bool(c and c.get("provisional")))
+    print(f"  due {view['due_date']} counted on {view['calendar']}")
+    waiting = demo.issuance.get("/sla/provisional", params={"year": 2027}, headers=OPS)
+    print(f"  open deadlines on the provisional 2027: {len(waiting.json().get('deadlines', []))}")
+    demo.intake.put("/calendar/2027", json=EXAMPLE_2027, headers=OPS)
+    after = demo.wait_field(app_id, "due_date", lambda due: due != view["due_date"])
+    print(f"  2027 loaded: due {view['due_date']} → {after['due_date']} on {after['calendar']}")
+    again = demo.intake.put("/calendar/2027", json=EXAMPLE_2027, headers=OPS)
+    print(f"  the same arrangement again: {again.status_code}, nothing moves, nothing published")
+    return app_id if after["due_date"] != view["due_date"] else None
+
+
+def _posted_card(demo: Demo) -> bool:
+    body = application(
+        name="郑美华",
+        latin="CHENG MEI WAH",
+        sex="F",
+        birth=date(1983, 3, 3),
+        region="TW",
+        point="LAIWU",
+        language="en",
+    )
+    body["collection"] = {
+        "method": "post",
+        "recipient": "郑美华",
+        "phone": "+8653188888888",
+        "address": "莱芜区凤城大街8号",
+        "postcode": "271100",
+    }
+    app_id = demo.submit("Cheng Mei Wah, TW, card by post", body)
+    if app_id is None:
+        return False
+    demo.wait(app_id, {"ready"})
+    demo.intake.post(
+        f"/applications/{app_id}/dispatch",
+        json={"carrier": "EMS", "tracking_number": "EA123456789CN"},
+        headers=CLERK,
+    )
+    demo.intake.post(f"/applications/{app_id}/collect", headers=CLERK)
+    view = demo.wait(app_id, {"collected"})
+    demo.journey("Cheng Mei Wah, posted", view)
+    return view.get("status") == "collected"

@@ -311,6 +311,7 @@ class DeadlineService:
                     "due_date": str(doc["due_date"]),
                     "provisional": bool(doc["provisional"]),
                     "state": str(doc["state"]),
+                    "extension_working_days": int(doc.get("extension_days", 0)),
                 }
                 async for doc in cursor
             ],
