@@ -210,7 +210,7 @@ class ApplicationExtensionGranted(_ApplicationEvent):
     working_days: int = Field(ge=1, le=10)
     total_working_days: int = Field(ge=1, le=10)
     reason: str
-    granted_at: datetime
+    granted_at: AwareDatetime
 
 
 class _CardEvent(EventData):
