@@ -44,11 +44,11 @@ def infrastructure() -> Iterator[dict[str, str]]:
     infra = load_infra()
     started = infra.up("all")
     yield {
-        "PERMITS_KAFKA_BOOTSTRAP": os.environ.get("PERMITS_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-        "PERMITS_MONGO_URL": os.environ.get("PERMITS_MONGO_URL", "mongodb://127.0.0.1:27017/"),
+        "PERMITS_KAFKA_BOOTSTRAP": infra.kafka_bootstrap(),
+        "PERMITS_MONGO_URL": infra.mongo_url(),
     }
     if os.environ.get("PERMITS_KEEP_INFRA") != "1":
-        for name in started:
+        for name in reversed(started):
             infra.down(name)
 
 

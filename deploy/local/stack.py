@@ -538,7 +538,7 @@ def _print_welcome(stack: Stack) -> None:
         f"  production centre simulator  {stack.url('production-centre')}",
         f"  SMS gateway simulator        {stack.url('sms-gateway')}/api/v1/messages",
         f"  mail sink (SMTP {HOST}:{stack.ports.smtp})  {stack.url('smtp')}/messages",
-        "  Kafka 127.0.0.1:9092, document store mongodb://127.0.0.1:27017/",
+        f"  Kafka {infra.kafka_bootstrap()}, document store {infra.mongo_url()}",
         "",
         "Development tokens (refused when PERMITS_ENV=production):",
     ]
@@ -574,7 +574,7 @@ def run(replicas: int = 1) -> int:
         return 1
     finally:
         stack.stop()
-        for name in started:
+        for name in reversed(started):
             infra.down(name)
     return 0
 
