@@ -86,6 +86,9 @@ func keepLookupIndexes(ctx context.Context, pgURL string, interval time.Duration
 
 	config.MaxConns = 1
 	config.ConnConfig.RuntimeParams["application_name"] = "ferretdb-local lookup indexes"
+	// The catalog query has no parameters: let PostgreSQL keep its plan rather than plan it
+	// again every pass, as the URL's force_custom_plan would make it.
+	config.ConnConfig.RuntimeParams["plan_cache_mode"] = "auto"
 
 	pool, err := pgxpool.NewWithConfig(ctx, config)
 	if err != nil {
