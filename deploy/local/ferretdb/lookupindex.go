@@ -8,7 +8,11 @@ package main
 // its table. This file adds, next to each of them, an index that does serve
 // the queries FerretDB sends:
 //
-//	CREATE INDEX ... USING gin ((_jsonb->'f') jsonb_path_ops)
+//	CREATE INDEX ... USING gin ((_jsonb->'f') jsonb_path_ops) WITH (fastupdate = off)
+//
+// (without fastupdate = off, new entries wait in a pending list that every
+// lookup reads through until autovacuum merges it: at 20,000 fresh documents a
+// lookup of a missing `_id` took 22 ms instead of 0.8 ms)
 //
 // for `_id` and for every field of every index of every collection. It reads
 // FerretDB's own metadata (one `_ferretdb_database_metadata` table per
@@ -231,7 +235,7 @@ func indexSchema(
 			}
 
 			q := fmt.Sprintf(
-				`CREATE INDEX IF NOT EXISTS %s ON %s USING gin ((%s) jsonb_path_ops)`,
+				`CREATE INDEX IF NOT EXISTS %s ON %s USING gin ((%s) jsonb_path_ops) WITH (fastupdate = off)`,
 				pgx.Identifier{name}.Sanitize(),
 				pgx.Identifier{schema, c.Table}.Sanitize(),
 				fieldExpression(field),
