@@ -13,11 +13,55 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parent
 _IO_MARKERS = {"integration", "e2e", "faults"}
+_DEV_SNAPSHOT = pytest.StashKey[dict[str, Any]]()
+
+
+def _guards_dev_stack() -> bool:
+    """True when this session uses its own infrastructure, so the usual one must stay as it is."""
+    from tests.dev_stack_guard import DEV_KAFKA, DEV_STORE
+
+    infra = load_infra()
+    return bool(infra.kafka_bootstrap() != DEV_KAFKA and infra.mongo_url() != DEV_STORE)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Snapshot a developer's running system (if any) before the suite touches anything."""
+    if _guards_dev_stack():
+        from tests.dev_stack_guard import snapshot
+
+        session.config.stash[_DEV_SNAPSHOT] = snapshot()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if the suite changed a developer's running system."""
+    before = session.config.stash.get(_DEV_SNAPSHOT, None)
+    if before is None:
+        return
+    from tests.dev_stack_guard import differences, snapshot
+
+    changed = differences(before, snapshot())
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if changed:
+        # Locally a developer may be using that system while the suite runs; CI, which starts
+        # one only to watch it, sets PERMITS_DEV_STACK_GUARD=fail.
+        if reporter is not None:
+            reporter.write_line("the development system changed during the suite:", red=True)
+            for line in changed[:50]:
+                reporter.write_line(f"  {line}", red=True)
+        if os.environ.get("PERMITS_DEV_STACK_GUARD") == "fail":
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif reporter is not None and (before["kafka"] is not None or before["store"] is not None):
+        reporter.write_line(
+            "development system on the usual ports left as it was "
+            f"({len(before['kafka'] or {})} topic partitions, "
+            f"{len(before['store'] or {})} collections)"
+        )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -21,8 +21,10 @@ Tests can load this file with importlib and call ``up``, ``down``, ``kill`` and
 ``status``; ``kafka_bootstrap()`` and ``mongo_url()`` give the addresses to use.
 Setting PERMITS_KAFKA_BOOTSTRAP or PERMITS_MONGO_URL makes ``up`` skip the local
 server and use the given one instead. PERMITS_STORE_PORT and PERMITS_POSTGRES_PORT
-move the local store and its PostgreSQL to other ports (e.g. to run a second one
-beside the usual one).
+move the local store and its PostgreSQL to other ports, PERMITS_KAFKA_PORT and
+PERMITS_KAFKA_CONTROLLER_PORT the broker, and PERMITS_INFRA_STATE (a folder relative to the
+repository) keeps that instance's data, logs and pid files apart: `./permits test` runs a
+second instance this way beside the one of `./permits run`.
 """
 
 import argparse
@@ -66,8 +68,8 @@ def _port_setting(name: str, default: int) -> int:
 
 
 HOST = "127.0.0.1"
-KAFKA_PORT = 9092
-KAFKA_CONTROLLER_PORT = 9093
+KAFKA_PORT = _port_setting("PERMITS_KAFKA_PORT", 9092)
+KAFKA_CONTROLLER_PORT = _port_setting("PERMITS_KAFKA_CONTROLLER_PORT", 9093)
 STORE_PORT = _port_setting("PERMITS_STORE_PORT", 27017)
 POSTGRES_PORT = _port_setting("PERMITS_POSTGRES_PORT", 5433)
 KAFKA_BOOTSTRAP = f"{HOST}:{KAFKA_PORT}"
@@ -79,16 +81,21 @@ SERVICES = ("kafka", "store", "postgres")
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 LOCAL_DIR = REPO_ROOT / ".local"
-LOG_DIR = LOCAL_DIR / "logs"
-RUN_DIR = LOCAL_DIR / "run"
+STATE_DIR = REPO_ROOT / os.environ.get("PERMITS_INFRA_STATE", ".local")
+"""Data, logs and pid files of this instance. The builds (Kafka's jars, FerretDB's binary) stay
+in LOCAL_DIR for every instance; `./permits test` runs its own instance in `.local/test` on its
+own ports, so the suite never touches the topics and databases of a running `./permits run`."""
+LOG_DIR = STATE_DIR / "logs"
+RUN_DIR = STATE_DIR / "run"
 
 KAFKA_SRC = HERE / "kafka"
 KAFKA_DIR = LOCAL_DIR / "kafka"
 KAFKA_LIBS = KAFKA_DIR / "libs"
 KAFKA_LIBS_MANIFEST = KAFKA_DIR / "libs.manifest.json"
-KAFKA_DATA = KAFKA_DIR / "data"
-KAFKA_CONFIG = KAFKA_DIR / "server.properties"
-KAFKA_CLUSTER_ID_FILE = KAFKA_DIR / "cluster-id"
+KAFKA_STATE = STATE_DIR / "kafka"
+KAFKA_DATA = KAFKA_STATE / "data"
+KAFKA_CONFIG = KAFKA_STATE / "server.properties"
+KAFKA_CLUSTER_ID_FILE = KAFKA_STATE / "cluster-id"
 KAFKA_LOG = LOG_DIR / "kafka.log"
 
 FERRETDB_SRC = HERE / "ferretdb"
@@ -100,7 +107,7 @@ POSTGRES_VERSION = "15"
 POSTGRES_BIN_ENV = "PERMITS_POSTGRES_BIN"
 POSTGRES_USER = "postgres"
 POSTGRES_DATABASE = "ferretdb"
-POSTGRES_DIR = LOCAL_DIR / "postgresql"
+POSTGRES_DIR = STATE_DIR / "postgresql"
 POSTGRES_DATA = POSTGRES_DIR / "data"
 POSTGRES_LOG = LOG_DIR / "postgres.log"
 POSTGRES_MAX_CONNECTIONS = FERRETDB_POOL_MAX_CONNS + 20
@@ -853,7 +860,7 @@ def _kafka_prepare() -> tuple[list[str], Path]:
         "kafka.Kafka",
         str(KAFKA_CONFIG),
     ]
-    return argv, KAFKA_DIR
+    return argv, KAFKA_STATE
 
 
 def _kafka_owns(argv: list[str]) -> bool:
@@ -879,7 +886,7 @@ def _store_prepare() -> tuple[list[str], Path]:
 
 
 def _store_owns(argv: list[str]) -> bool:
-    return bool(argv) and argv[0] == str(FERRETDB_BIN)
+    return bool(argv) and argv[0] == str(FERRETDB_BIN) and f"{HOST}:{STORE_PORT}" in argv
 
 
 # --------------------------------------------------------------------------- postgres

@@ -88,6 +88,8 @@ def components(ports: Ports, extra_env: Mapping[str, str] | None = None) -> list
     """The stack in start order: external parties first, then the services."""
     py = sys.executable
     shared = {
+        "PERMITS_KAFKA_BOOTSTRAP": infra.kafka_bootstrap(),
+        "PERMITS_MONGO_URL": infra.mongo_url(),
         "PERMITS_INTAKE_PORT": str(ports.intake),
         "PERMITS_ISSUANCE_PORT": str(ports.issuance),
         "PERMITS_RIGHTS_PORT": str(ports.rights),
@@ -487,7 +489,7 @@ def reset_topics() -> None:
     from permits_common.settings import CommonSettings
 
     async def _reset() -> None:
-        settings = CommonSettings()
+        settings = CommonSettings(kafka_bootstrap=infra.kafka_bootstrap())
         admin = AIOKafkaAdminClient(**connection_options(settings))
         await admin.start()
         try:
@@ -520,7 +522,7 @@ def ensure_topics() -> None:
     from permits_common.kafka import ensure_topics as create
     from permits_common.settings import CommonSettings
 
-    asyncio.run(create(CommonSettings()))
+    asyncio.run(create(CommonSettings(kafka_bootstrap=infra.kafka_bootstrap())))
 
 
 def _print_welcome(stack: Stack) -> None:
