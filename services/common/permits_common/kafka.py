@@ -215,6 +215,7 @@ def dead_letter_data(record: Any, consumer: str, error: str) -> DeadLetter:
 
 
 Handler = Callable[[Event[Any]], Awaitable[None]]
+BatchHandler = Callable[[Sequence[Event[Any]]], Awaitable[None]]
 
 
 class EventConsumer:
@@ -223,6 +224,11 @@ class EventConsumer:
     Offsets are committed only after a batch is handled and recorded, so a crash redelivers
     rather than loses. Poison messages and events the handler keeps refusing go to the
     dead-letter topic; a store or broker outage is retried without skipping anything.
+
+    `handler` takes one event (called per subject in order, several subjects at once);
+    `batch_handler` instead takes the fresh events of one partition's batch, in order, and a
+    batch it keeps refusing is handed to it again one event at a time, so only the bad event
+    is dead-lettered.
     """
 
     def __init__(
@@ -232,18 +238,22 @@ class EventConsumer:
         service: str,
         group_id: str,
         subscribe: Sequence[str],
-        handler: Handler,
+        handler: Handler | None = None,
+        batch_handler: BatchHandler | None = None,
         publisher: EventPublisher,
         processed: ProcessedEvents,
         max_attempts: int = 3,
         offset_reset: Literal["earliest", "latest"] = "earliest",
     ) -> None:
+        if (handler is None) == (batch_handler is None):
+            raise ValueError("give exactly one of handler and batch_handler")
         self._settings = settings
         self._offset_reset = offset_reset
         self._service = service
         self._group_id = group_id
         self._topics = list(subscribe)
         self._handler = handler
+        self._batch_handler = batch_handler
         self._publisher = publisher
         self._processed = processed
         self._max_attempts = max_attempts
@@ -308,11 +318,37 @@ class EventConsumer:
                 continue
             fresh[event.id] = record
             events.append(event)
-        await handle_by_subject(
-            events, lambda event: self._handle_with_retries(fresh[event.id], event)
-        )
+        if not await self._handled_as_batch(events):
+            await handle_by_subject(
+                events, lambda event: self._handle_with_retries(fresh[event.id], event)
+            )
         await self._processed.mark(fresh)
         await consumer.commit({partition: records[-1].offset + 1})
+
+    async def _handled_as_batch(self, events: list[Event[Any]]) -> bool:
+        """Hand the whole batch to the batch handler; False when there is none or it kept
+        refusing the batch."""
+        if self._batch_handler is None:
+            return False
+        if not events:
+            return True
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._batch_handler(events)
+            except TRANSIENT_ERRORS:
+                await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+                continue
+            except Exception as exc:
+                if attempt < self._max_attempts:
+                    await asyncio.sleep(0.1 * attempt)
+                    continue
+                log.warning("batch refused, handling its events one by one", error=repr(exc))
+                return False
+            for event in events:
+                EVENTS_CONSUMED.labels(self._service, event.topic, "processed").inc()
+            return True
 
     async def _handle_with_retries(
         self, record: ConsumerRecord[bytes, bytes], event: Event[Any]
@@ -321,7 +357,7 @@ class EventConsumer:
         while True:
             attempt += 1
             try:
-                await self._handler(event)
+                await self._handle_one(event)
             except TRANSIENT_ERRORS:
                 await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
                 continue
@@ -334,6 +370,12 @@ class EventConsumer:
                 return
             EVENTS_CONSUMED.labels(self._service, record.topic, "processed").inc()
             return
+
+    async def _handle_one(self, event: Event[Any]) -> None:
+        if self._handler is not None:
+            await self._handler(event)
+        elif self._batch_handler is not None:
+            await self._batch_handler([event])
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: str) -> None:
         EVENTS_CONSUMED.labels(self._service, record.topic, "deadletter").inc()
