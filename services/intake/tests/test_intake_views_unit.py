@@ -23,6 +23,7 @@ from permits_intake.domain.progress import (
     DueStep,
     SlaStep,
     StatusStep,
+    Step,
     effective_sla,
     fold,
     sla_of,
@@ -188,7 +189,8 @@ def test_ready_counts_only_with_the_issued_card() -> None:
     assert waiting.ready_on is None
     done = fold(NOW, DUE, False, [*before_card, CARD])
     assert done.status is ApplicationStatus.READY
-    assert done.card is not None and done.card["issuing_authority"] == "济南市公安局历下分局"
+    assert done.card is not None
+    assert done.card["issuing_authority"] == "济南市公安局历下分局"
     assert [h["status"] for h in done.history] == ["accepted", "approved", "in_production", "ready"]
     assert done.ready_on == date(2026, 3, 20)
 
@@ -200,7 +202,7 @@ def test_issued_card_is_not_shown_before_ready() -> None:
 
 
 def test_late_steps_never_move_back() -> None:
-    steps = [
+    steps: list[Step] = [
         StatusStep(ApplicationStatus.APPROVED, _at(1)),
         StatusStep(ApplicationStatus.READY, _at(2)),
         StatusStep(ApplicationStatus.IN_PRODUCTION, _at(3)),
@@ -257,3 +259,14 @@ def test_events_become_steps() -> None:
     assert steps_of("e2", NOW, met) == [SlaStep(SlaState.MET)]
     lost = CardReportedLost(card_number=NUMBER, issue_count=1, reported_at=NOW)
     assert steps_of("e3", NOW, lost) == []
+
+
+def test_steps_at_the_same_moment_follow_the_order_of_statuses() -> None:
+    steps: list[Step] = [
+        StatusStep(ApplicationStatus.READY, _at(1)),
+        StatusStep(ApplicationStatus.APPROVED, _at(1)),
+        StatusStep(ApplicationStatus.IN_PRODUCTION, _at(1)),
+        CARD,
+    ]
+    view = fold(NOW, DUE, False, steps)
+    assert [h["status"] for h in view.history] == ["accepted", "approved", "in_production", "ready"]

@@ -316,11 +316,13 @@ class IntakeStore:
 
 
 def _step_document(application_id: str, step: Step) -> Document:
+    """A step as stored; times as ISO text, to the microsecond (a BSON date keeps
+    milliseconds, and the fold orders an application's steps by time)."""
     doc: Document = {"_id": f"{application_id}|{step.key}", "application_id": application_id}
     if isinstance(step, StatusStep):
         doc |= {
             "status": step.status.value,
-            "at": step.at,
+            "at": step.at.isoformat(),
             "ready_on": _iso(step.ready_on),
             "rejection": step.rejection,
         }
@@ -330,7 +332,7 @@ def _step_document(application_id: str, step: Step) -> Document:
         doc |= {
             "due_date": step.due_date.isoformat(),
             "provisional": step.provisional,
-            "at": step.at,
+            "at": step.at.isoformat(),
             "event_id": step.event_id,
         }
     else:
@@ -348,7 +350,7 @@ def _step(doc: Document) -> Step:
     if "status" in doc:
         return StatusStep(
             ApplicationStatus(doc["status"]),
-            doc["at"],
+            datetime.fromisoformat(doc["at"]),
             ready_on=_day(doc.get("ready_on")),
             rejection=doc.get("rejection"),
         )
@@ -358,7 +360,7 @@ def _step(doc: Document) -> Step:
         return DueStep(
             date.fromisoformat(doc["due_date"]),
             bool(doc["provisional"]),
-            doc["at"],
+            datetime.fromisoformat(doc["at"]),
             str(doc["event_id"]),
         )
     card = doc["card"]

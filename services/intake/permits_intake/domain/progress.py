@@ -92,6 +92,7 @@ def effective_sla(
 
 
 _WITH_CARD = frozenset({ApplicationStatus.READY, ApplicationStatus.COLLECTED})
+_RANK = {status: rank for rank, status in enumerate(ApplicationStatus)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,8 +221,9 @@ def fold(
 ) -> Progress:
     """The view of an accepted application after its steps, in any order of arrival.
 
-    Statuses are taken in the order they happened (collection, which only follows `ready`,
-    last), each only if it moves the application forward. A status that comes with the card
+    Statuses are taken in the order they happened (by the time of their events, to the
+    microsecond; collection, which only follows `ready`, last), each only if it moves the
+    application forward. A status that comes with the card
     (`ready`, `collected`) counts only once the issued card is known: the card and the
     `ready` step are announced on two topics, and the view shows both or neither.
     """
@@ -245,7 +247,7 @@ def fold(
         due_date=due_date,
         due_date_provisional=due_date_provisional,
     )
-    statuses.sort(key=lambda s: (s.status is ApplicationStatus.COLLECTED, s.at))
+    statuses.sort(key=lambda s: (s.status is ApplicationStatus.COLLECTED, s.at, _RANK[s.status]))
     for step in statuses:
         if not status_advances(view.status, step.status):
             continue
