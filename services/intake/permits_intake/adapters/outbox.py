@@ -1,12 +1,12 @@
 """The outbox relay: puts events stored inside application documents onto Kafka.
 
 FerretDB has no transactions, so an accepted application and its event are written as one
-document. The writer hands the relay the event it has just stored (`signal`), and the relay
-publishes it from memory, in batches: no store command on the way. The document keeps the event
-and an `outbox_pending` flag until intake's own status views see the event on Kafka and drop
-both; a sweep of the flagged documents (at start-up, then every few seconds for those older
-than a minute) publishes what a crash or another replica left behind. Event ids were fixed
-when stored, so publishing twice sends the same ids and consumers drop the repeat.
+document, flagged `outbox_pending`. The writer hands the relay the event it has just stored
+(`signal`), and the relay publishes it from memory, in batches, then clears event and flag by
+primary key: one store command per application. A sweep of the flagged documents (at start-up,
+then every few seconds for those older than half a minute) publishes what a crash or another
+replica left behind. Event ids were fixed when stored, so publishing twice sends the same ids
+and consumers drop the repeat.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from permits_intake.adapters.store import IntakeStore, OutboxDocument
 log = get_logger("outbox")
 
 MAX_BACKOFF_SECONDS = 5.0
-SWEEP_MIN_AGE = timedelta(minutes=1)
-"""How old an unconfirmed event must be before a periodic sweep sends it again: younger ones
-are in this or another replica's relay, or on Kafka and not yet seen by the status views."""
+SWEEP_MIN_AGE = timedelta(seconds=30)
+"""How old a flagged event must be before a periodic sweep sends it: younger ones are still in
+this or another replica's relay."""
 
 
 class OutboxRelay:
-    """Publishes the events it is handed, and sweeps for those nobody confirmed."""
+    """Publishes the events it is handed, and sweeps for those left behind."""
 
     def __init__(
         self,
@@ -98,8 +98,8 @@ class OutboxRelay:
         return sent
 
     async def drain(self, created_before: datetime) -> int:
-        """Sweep: publish the unconfirmed outbox entries stored before the given time; how
-        many events went out."""
+        """Sweep: publish the flagged outbox entries stored before the given time; how many
+        events went out."""
         sent = 0
         batch: list[OutboxDocument] = []
         async for document in self._store.unpublished(created_before):
@@ -112,6 +112,7 @@ class OutboxRelay:
     async def _publish(self, documents: list[OutboxDocument]) -> int:
         events = [event for doc in documents for event in self._decoded(doc)]
         await self._publisher.publish_all(events)
+        await self._store.mark_published(doc.application_id for doc in documents)
         return len(events)
 
     @staticmethod

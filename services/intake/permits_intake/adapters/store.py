@@ -5,13 +5,14 @@ application with its idempotency answer, the person's open-application lock and 
 event; the answer to an idempotency key) is one inserted document, and "first one wins" is an
 insert on a unique key. Application views are not updated in place: what events add is
 appended as steps (one `insert_many` per consumed batch) and folded when read. The few writes
-in place (the outbox mark, releasing a person, a card's holder status) each have one writer
-at a time. Everything else is read by `_id`, or by one top-level field with an index
-(`application_steps.application_id`), which FerretDB on PostgreSQL answers from that index.
+in place are the outbox mark, releasing a person and card views. Everything else is read by
+`_id`, or by one top-level field with an index (`application_steps.application_id`), which
+FerretDB on PostgreSQL answers from that index.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -25,6 +26,7 @@ from permits_common.domain.calendar import YearArrangement, official_arrangement
 from permits_common.domain.card import ApplicationStatus, HolderStatus, SlaState
 from permits_common.mongo import (
     Document,
+    KeyedLocks,
     bulk_write_in_chunks,
     ensure_index,
     insert_new,
@@ -121,6 +123,7 @@ class IntakeStore:
         self.steps: AsyncCollection[Document] = database["application_steps"]
         self.cards: AsyncCollection[Document] = database["cards"]
         self.holder_cards: AsyncCollection[Document] = database["holder_cards"]
+        self._application_locks = KeyedLocks()
         self.calendar_years: AsyncCollection[Document] = database["calendar_years"]
         self.points: AsyncCollection[Document] = database["acceptance_points"]
 
@@ -244,16 +247,28 @@ class IntakeStore:
 
     async def release_person(self, application_id: str) -> None:
         """The application is closed: its person may open another one."""
-        await self.applications.update_one({"_id": application_id}, {"$unset": {"open_person": ""}})
+        await self._update_in_place(application_id, {"$unset": {"open_person": ""}})
+
+    async def _update_in_place(self, application_id: str, update: Document) -> None:
+        """Update one application document, one writer at a time in this process. FerretDB
+        applies an update by reading, changing and rewriting the document, so the relay
+        clearing a sent event and the views releasing the person at the same moment could
+        undo each other; these are the only two writes in place of an application."""
+        async with self._application_locks.hold(application_id):
+            await self.applications.update_one({"_id": application_id}, update)
 
     # Outbox.
 
-    async def mark_published(self, application_id: str) -> None:
-        """The application's event was seen on Kafka: drop it from the document and from the
-        sweep. Done by the consumer that sees the event, in partition order, so it never races
-        the other write in place of the document (releasing the person)."""
-        await self.applications.update_one(
-            {"_id": application_id}, {"$unset": {"outbox": "", "outbox_pending": ""}}
+    async def mark_published(self, application_ids: Iterable[str]) -> None:
+        """The applications' events are on Kafka: drop them from the documents and from the
+        sweep, by primary key."""
+        await asyncio.gather(
+            *(
+                self._update_in_place(
+                    application_id, {"$unset": {"outbox": "", "outbox_pending": ""}}
+                )
+                for application_id in application_ids
+            )
         )
 
     async def unpublished(self, created_before: datetime) -> AsyncIterator[OutboxDocument]:

@@ -3,8 +3,8 @@
 
 What an event adds to an application's view is appended as a step, all of a batch's steps in one
 command; the view is folded from them when read (`permits_intake.domain.progress`). Writes in
-place are the exception: intake's own `application.accepted` seen on Kafka clears its outbox, a
-closed application releases its person, and a card event changes that card's view. Every
+place are the exception: a closed application releases its person, and a card event changes
+that card's view. Every
 handler is safe to run twice (the consumer deduplicates on event id as well): a step is keyed
 so that a repeated event is the same step, card views only follow the latest issue.
 """
@@ -16,7 +16,6 @@ from typing import Any
 
 from permits_common.events.envelope import Event
 from permits_common.events.models import (
-    ApplicationAccepted,
     CardExpired,
     CardIssued,
     CardReportedLost,
@@ -51,9 +50,6 @@ class StatusViews:
 
     async def _in_place(self, event: Event[Any]) -> None:
         data = event.data
-        if isinstance(data, ApplicationAccepted):
-            await self._store.mark_published(data.application_id)
-            return
         status = status_of(data)
         if status is not None:
             await self._store.release_person(data.application_id)
@@ -72,10 +68,10 @@ def _application_of(event: Event[Any]) -> str | None:
 
 
 def _changes_in_place(event: Event[Any]) -> bool:
-    """Whether an event needs a write in place: the outbox mark of intake's own accepted
-    event, the release of a closed application's person, a card view's change."""
+    """Whether an event needs a write in place: the release of a closed application's
+    person, a card view's change."""
     data = event.data
-    if isinstance(data, (ApplicationAccepted, *_CARD_EVENTS)):
+    if isinstance(data, _CARD_EVENTS):
         return True
     status = status_of(data)
     return status is not None and closes_application(status)
