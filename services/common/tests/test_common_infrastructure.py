@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pymongo import UpdateOne
 from pymongo.errors import DuplicateKeyError
 
@@ -172,3 +172,50 @@ async def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_consumer_g
     assert letter["data"]["original_topic"] == topics.SLA
     assert "not JSON" in letter["data"]["error"]
     assert [e.id for e in handled] == [good.id], "the duplicate was handled twice"
+
+
+class _Commits:
+    """Stands in for the group's offset commits of one partition handled directly."""
+
+    def __init__(self) -> None:
+        self.offsets: list[dict[TopicPartition, int]] = []
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.offsets.append(offsets)
+
+
+async def test_a_batch_the_handler_refuses_is_handled_event_by_event(
+    settings: CommonSettings, publisher: EventPublisher, database: Any
+) -> None:
+    marker = uuid.uuid4().hex
+    good, bad = publisher.event(_sla(marker)), publisher.event(_sla(marker))
+    batches: list[list[str]] = []
+
+    async def handle_batch(events: Any) -> None:
+        batches.append([event.id for event in events])
+        if bad.id in batches[-1]:
+            raise ValueError("refused")
+
+    consumer = EventConsumer(
+        settings,
+        service="tests",
+        group_id=f"tests-{marker}",
+        subscribe=[topics.SLA],
+        batch_handler=handle_batch,
+        publisher=publisher,
+        processed=ProcessedEvents(database, f"tests-{marker}"),
+        max_attempts=1,
+    )
+    records = [
+        ConsumerRecord(
+            topics.SLA, 0, offset, 0, 0, marker.encode(), event.to_json(), None, 0, 0, []
+        )
+        for offset, event in enumerate([good, bad])
+    ]
+    commits = _Commits()
+    partition = TopicPartition(topics.SLA, 0)
+    await consumer._handle_partition(commits, partition, records)
+    assert batches == [[good.id, bad.id], [good.id], [bad.id]]
+    assert commits.offsets == [{partition: 2}]
+    await consumer._handle_partition(commits, partition, records)
+    assert len(batches) == 3, "handled events were handed over again"
