@@ -22,20 +22,30 @@ _IO_MARKERS = {"integration", "e2e", "faults"}
 _DEV_SNAPSHOT = pytest.StashKey[dict[str, Any]]()
 
 
+def _dev_stack_guard() -> ModuleType:
+    """`tests/dev_stack_guard.py`, loaded from its path: a service's own `tests` folder may be
+    what `tests` names when only that service's tests run."""
+    spec = importlib.util.spec_from_file_location(
+        "permits_dev_stack_guard", REPO / "tests" / "dev_stack_guard.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _guards_dev_stack() -> bool:
     """True when this session uses its own infrastructure, so the usual one must stay as it is."""
-    from tests.dev_stack_guard import DEV_KAFKA, DEV_STORE
-
+    guard = _dev_stack_guard()
     infra = load_infra()
-    return bool(infra.kafka_bootstrap() != DEV_KAFKA and infra.mongo_url() != DEV_STORE)
+    return bool(infra.kafka_bootstrap() != guard.DEV_KAFKA and infra.mongo_url() != guard.DEV_STORE)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Snapshot a developer's running system (if any) before the suite touches anything."""
     if _guards_dev_stack():
-        from tests.dev_stack_guard import snapshot
-
-        session.config.stash[_DEV_SNAPSHOT] = snapshot()
+        session.config.stash[_DEV_SNAPSHOT] = _dev_stack_guard().snapshot()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -43,9 +53,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     before = session.config.stash.get(_DEV_SNAPSHOT, None)
     if before is None:
         return
-    from tests.dev_stack_guard import differences, snapshot
-
-    changed = differences(before, snapshot())
+    guard = _dev_stack_guard()
+    changed = guard.differences(before, guard.snapshot())
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if changed:
         # Locally a developer may be using that system while the suite runs; CI, which starts
