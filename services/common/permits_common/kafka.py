@@ -28,7 +28,7 @@ from permits_common.events.envelope import Event, PoisonMessageError, decode, ne
 from permits_common.events.models import DeadLetter, EventData
 from permits_common.logs import get_logger
 from permits_common.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED
-from permits_common.mongo import TRANSIENT_STORE_ERRORS, ProcessedEvents
+from permits_common.mongo import TRANSIENT_STORE_ERRORS, Delivered, ProcessedEvents
 from permits_common.ordering import handle_by_subject
 from permits_common.settings import CommonSettings
 
@@ -221,9 +221,10 @@ BatchHandler = Callable[[Sequence[Event[Any]]], Awaitable[None]]
 class EventConsumer:
     """A consumer group member that decodes, deduplicates and hands events to a handler.
 
-    Offsets are committed only after a batch is handled and recorded, so a crash redelivers
-    rather than loses. Poison messages and events the handler keeps refusing go to the
-    dead-letter topic; a store or broker outage is retried without skipping anything.
+    A partition's batch is claimed with one store command before it is handled (see
+    `ProcessedEvents`), and its offsets are committed only after it is handled, so a crash
+    redelivers rather than loses, and the claim hands the redelivered records out again.
+    Poison messages and events the handler keeps refusing go to the dead-letter topic; a store or broker outage is retried without skipping anything.
 
     `handler` takes one event (called per subject in order, several subjects at once);
     `batch_handler` instead takes the fresh events of one partition's batch, in order, and a
@@ -309,11 +310,13 @@ class EventConsumer:
                 decoded.append((record, decode(record.value or b"")))
             except PoisonMessageError as exc:
                 await self._dead_letter(record, str(exc))
-        seen = await self._processed.seen(event.id for _, event in decoded)
+        claimed = await self._processed.claim(
+            [Delivered(event.id, r.topic, r.partition, r.offset) for r, event in decoded]
+        )
         fresh: dict[str, ConsumerRecord[bytes, bytes]] = {}
         events: list[Event[Any]] = []
         for record, event in decoded:
-            if event.id in seen or event.id in fresh:
+            if event.id not in claimed.handle or event.id in fresh:
                 EVENTS_CONSUMED.labels(self._service, record.topic, "duplicate").inc()
                 continue
             fresh[event.id] = record
@@ -322,7 +325,6 @@ class EventConsumer:
             await handle_by_subject(
                 events, lambda event: self._handle_with_retries(fresh[event.id], event)
             )
-        await self._processed.mark(fresh)
         await consumer.commit({partition: records[-1].offset + 1})
 
     async def _handled_as_batch(self, events: list[Event[Any]]) -> bool:

@@ -19,6 +19,8 @@ from permits_common.events.envelope import Event, decode
 from permits_common.events.models import SlaScheduled
 from permits_common.kafka import EventConsumer, EventPublisher, ensure_topics
 from permits_common.mongo import (
+    Claimed,
+    Delivered,
     ProcessedEvents,
     bulk_write_in_chunks,
     ensure_index,
@@ -107,12 +109,26 @@ async def test_documents_are_written_indexed_uniquely_and_read(database: Any) ->
     assert await people.find_one({"permit": "H12345678"}) == {"_id": "a", "permit": "H12345678"}
 
 
-async def test_processed_events_are_remembered_per_consumer(database: Any) -> None:
+async def test_a_claimed_event_is_skipped_elsewhere_and_handed_out_again_at_its_position(
+    database: Any,
+) -> None:
     processed = ProcessedEvents(database, "intake")
-    await processed.mark(["e1", "e2"])
-    await processed.mark(["e2", "e3"])
-    assert await processed.seen(["e1", "e3", "e4"]) == {"e1", "e3"}
-    assert await ProcessedEvents(database, "notify").seen(["e1"]) == set()
+    first = await processed.claim([Delivered("e1", "t", 0, 1), Delivered("e2", "t", 0, 2)])
+    assert first == Claimed(handle={"e1", "e2"}, again=set())
+
+    # e2 again at its own position (its offset was never committed: a crash or a rebalance),
+    # e1 published a second time elsewhere, e3 new, and e3 repeated within the batch.
+    second = await processed.claim(
+        [
+            Delivered("e2", "t", 0, 2),
+            Delivered("e1", "t", 1, 7),
+            Delivered("e3", "t", 0, 3),
+            Delivered("e3", "t", 0, 4),
+        ]
+    )
+    assert second == Claimed(handle={"e2", "e3"}, again={"e2"})
+    other_consumer = await ProcessedEvents(database, "notify").claim([Delivered("e1", "t", 1, 7)])
+    assert other_consumer.handle == {"e1"}
 
 
 async def test_large_bulk_updates_do_not_lock_the_store(database: Any) -> None:
