@@ -115,13 +115,17 @@ class IssuanceRuntime:
             self._started = False
         await self.client.close()
 
-    async def handle_application_event(self, event: Event[Any]) -> None:
+    def wants_application_event(self, event: Event[Any]) -> bool:
         """Only `application.accepted` needs issuance; the rest are its own or intake's."""
         data = event.data
-        if isinstance(data, ApplicationAccepted) and data.application_id.startswith(
+        return isinstance(data, ApplicationAccepted) and data.application_id.startswith(
             self.settings.issuance_only_application_prefix
-        ):
-            await self.approval.handle_accepted(data)
+        )
+
+    async def handle_application_event(self, event: Event[Any], redelivered: bool = True) -> None:
+        """Decide an accepted application (other application events are not for issuance)."""
+        if self.wants_application_event(event):
+            await self.approval.handle_accepted(event.data, redelivered=redelivered)
 
     async def handle_calendar_event(self, event: Event[Any]) -> None:
         """An operator loaded a year: count with it and move provisional deadlines."""
