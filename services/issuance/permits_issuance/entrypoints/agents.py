@@ -2,8 +2,9 @@
 and the HTTP server as a Faust task in the same event loop.
 
 Every agent reads raw bytes through `event_batches` (decode, dead-letter poison, skip event ids
-already taken on, leave out the event types the agent ignores). An event whose handler fails with a non-transient error is dead-lettered too,
-so one bad event never stops the stream; outages (store, broker) are retried without skipping.
+already taken on, leave out the event types the agent ignores). An event whose handler fails
+with a non-transient error is dead-lettered too, so one bad event never stops the stream;
+outages (store, broker) are retried without skipping.
 """
 
 from __future__ import annotations
@@ -117,12 +118,15 @@ def _consume(
             relevant=relevant,
         )
         async for batch in batches:
-            await handle_by_subject(
-                batch,
-                lambda event, again=batch.again: _handle(
-                    runtime, consumer, event, lambda e: handler(e, e.id in again)
-                ),
-            )
+            again = batch.again
+
+            async def handle_one(event: Event[Any], again: set[str] = again) -> None:
+                async def run(e: Event[Any]) -> None:
+                    await handler(e, e.id in again)
+
+                await _handle(runtime, consumer, event, run)
+
+            await handle_by_subject(batch, handle_one)
 
     app.agent(raw_topic(app, topic_name), name=f"issuance.{short}")(agent)
 

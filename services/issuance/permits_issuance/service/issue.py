@@ -56,7 +56,9 @@ class IssueService:
         first_time = completion.get("token") == token
         ready_on = day_of(completion["ready_on"])
         application_id = str(order["application_id"])
-        record = await self._store.issuances.find_one({"_id": application_id})
+        record = order.get("decision") or await self._store.issuances.find_one(
+            {"_id": application_id}
+        )
         if record is None:
             raise LookupError(f"no decision recorded for application {application_id}")
         accepted = ApplicationAccepted.model_validate(record["accepted"])
