@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING
@@ -193,11 +193,7 @@ class NotifyStore:
         done = {doc["_id"] for doc in finished if doc is not None}
         await insert_new(
             self._pending,
-            [
-                {name: delivery[name] for name in WORK_FIELDS}
-                for delivery in deliveries
-                if delivery["_id"] not in done
-            ],
+            [work_item(delivery) for delivery in deliveries if delivery["_id"] not in done],
         )
         return [d["_id"] for d in deliveries if d["_id"] not in existing]
 
@@ -355,10 +351,17 @@ class NotifyStore:
         return [await self._current(doc) async for doc in cursor]
 
 
+def work_item(delivery: Document) -> Document:
+    """The work item of a delivery: what a send needs, and when it is due."""
+    return {name: delivery[name] for name in WORK_FIELDS}
+
+
 def _claim_key(work: Document) -> str:
-    """One claim per attempt and due time: a deferred or rescheduled item is claimed anew."""
-    due = work["next_attempt_at"]
-    return f"{work['_id']}|{int(work.get('attempts', 0)) + 1}|{due.isoformat()}"
+    """One claim per attempt and due time: a deferred or rescheduled item is claimed anew.
+    The time is written as the store keeps it (UTC, milliseconds), so every worker names it
+    alike whether it read the item back or queued it itself."""
+    due = work["next_attempt_at"].astimezone(UTC).isoformat(timespec="milliseconds")
+    return f"{work['_id']}|{int(work.get('attempts', 0)) + 1}|{due}"
 
 
 def _recipient_doc(recipient: Recipient) -> Document:

@@ -49,7 +49,7 @@ def build_faust_app(
         app_id=settings.notify_group,
         consumer_auto_offset_reset=settings.notify_offset_reset,
     )
-    kicker = DispatchKicker(service.dispatch_due)
+    kicker = DispatchKicker(service.send_queued)
     wants = service.wants
 
     async def handle_one(event: Event[Any]) -> None:

@@ -42,7 +42,7 @@ from permits_common.logs import get_logger
 from permits_common.mongo import Document
 from permits_common.reference import acceptance_points_by_code
 from permits_notify.adapters.channels import Sender, SendError
-from permits_notify.adapters.store import DELIVERED, FAILED, SENT, NotifyStore
+from permits_notify.adapters.store import DELIVERED, FAILED, SENT, NotifyStore, work_item
 from permits_notify.adapters.templates import TemplateRenderer, template_name
 from permits_notify.domain.composing import (
     UNKNOWN_POINT,
@@ -74,6 +74,9 @@ from permits_notify.domain.scheduling import (
 from permits_notify.service.metrics import NOTIFICATIONS, SEND_SECONDS
 
 log = get_logger("notify")
+LEFTOVER_SCAN_SECONDS = 30.0
+"""How often the timer looks for outcomes whose event did not reach Kafka, besides right after
+this process failed to publish one (and at its first pass, for what a crash left)."""
 
 NOTIFYING_EVENT_TYPES = frozenset(
     {
@@ -145,6 +148,10 @@ class NotificationService:
         self._policy = policy
         self._pass_lock = asyncio.Lock()
         self._next_reminder_scan: datetime | None = None
+        self._queued: dict[str, Document] = {}
+        """Work items this process queued and has not tried yet: a kicked pass sends them
+        without scanning the store (the timer's scan finds whatever is left)."""
+        self._next_leftover_scan: float | None = None
 
     @property
     def clock(self) -> Clock:
@@ -165,7 +172,7 @@ class NotificationService:
     async def handle_batch(self, events: Sequence[Event[Any]]) -> None:
         """Learn from a batch of events and queue the messages they mean, appending what they
         add with one insert per collection (recipients, card issues, reminders, deliveries)."""
-        now = self._clock.now()
+        now = _to_millis(self._clock.now())
         await self._store.save_recipients(
             [recipient_from(e.data) for e in events if isinstance(e.data, ApplicationAccepted)]
         )
@@ -188,7 +195,15 @@ class NotificationService:
                 delivery = await self._delivery_for(event, now)
                 if delivery is not None:
                     deliveries.append(delivery)
-        await self._store.create_deliveries(deliveries)
+        await self._queue(deliveries)
+
+    async def _queue(self, deliveries: list[Document]) -> list[str]:
+        created = await self._store.create_deliveries(deliveries)
+        new = set(created)
+        for delivery in deliveries:
+            if delivery["_id"] in new:
+                self._queued[delivery["_id"]] = work_item(delivery)
+        return created
 
     async def _delivery_for(self, event: Event[Any], now: datetime) -> Document | None:
         data = event.data
@@ -214,10 +229,10 @@ class NotificationService:
 
     async def enqueue(self, message: Message, recipient: Recipient) -> str | None:
         """Queue the delivery on the primary channel; a repeat of the cause adds none."""
-        delivery = self._primary_delivery(message, recipient, self._clock.now())
+        delivery = self._primary_delivery(message, recipient, _to_millis(self._clock.now()))
         if delivery is None:
             return None
-        created = await self._store.create_deliveries([delivery])
+        created = await self._queue([delivery])
         return created[0] if created else None
 
     def _primary_delivery(
@@ -258,22 +273,42 @@ class NotificationService:
                 await self._fire_reminder(reminder, now)
             attempted = 0
             while True:
-                tried, fell_back = await self._send_due()
+                due = await self._store.due_deliveries(self._clock.now(), self._policy.batch)
+                tried, fell_back = await self._send(due)
                 attempted += tried
                 if not fell_back:
                     break
-            leftovers = await self._store.events_to_publish(self._policy.batch)
-            for doc in leftovers:
-                await self._publish_leftover(doc)
+            leftovers: list[Document] = []
+            if self._next_leftover_scan is None or time.monotonic() >= self._next_leftover_scan:
+                leftovers = await self._store.events_to_publish(self._policy.batch)
+                for doc in leftovers:
+                    await self._publish_leftover(doc)
+                if len(leftovers) < self._policy.batch:
+                    self._next_leftover_scan = time.monotonic() + LEFTOVER_SCAN_SECONDS
             return PassReport(
                 reminders=len(reminders), attempted=attempted, published=len(leftovers)
             )
 
-    async def _send_due(self) -> tuple[int, bool]:
-        """Claim, send and record one batch of due work items; returns how many were tried
+    async def send_queued(self) -> PassReport:
+        """Send what this process queued since the last pass, without scanning the store
+        (started by the agents right after a batch)."""
+        async with self._pass_lock:
+            attempted = 0
+            while self._queued:
+                now = self._clock.now()
+                due = [w for w in self._queued.values() if w["next_attempt_at"] <= now]
+                if not due:
+                    break
+                tried, _ = await self._send(due)
+                attempted += tried
+            return PassReport(reminders=0, attempted=attempted, published=0)
+
+    async def _send(self, due: list[Document]) -> tuple[int, bool]:
+        """Claim, send and record a batch of due work items; returns how many were tried
         and whether a fallback delivery was queued (to be sent in the same pass)."""
         now = self._clock.now()
-        due = await self._store.due_deliveries(now, self._policy.batch)
+        for work in due:
+            self._queued.pop(work["_id"], None)
         held = await self._store.claim(due, now, now + self._policy.lease)
         by_recipient: dict[str, list[Document]] = {}
         for doc in held:
@@ -295,6 +330,7 @@ class NotificationService:
         except TRANSIENT_ERRORS as exc:
             log.warning("outcome events not published yet", error=type(exc).__name__)
             unpublished = [outcome["_id"] for outcome in pass_.outcomes if outcome["publish"]]
+            self._next_leftover_scan = None
         await self._store.finish(pass_.outcomes, unpublished=unpublished)
         await self._store.save_sms_sends(pass_.sms_recipients)
         return len(held), pass_.fell_back
@@ -427,7 +463,7 @@ class NotificationService:
             return
         NOTIFICATIONS.labels(message_type, channel, "fallback").inc()
         log.info("channel failed, falling back", delivery=key, to=fallback_to)
-        created = await self._store.create_deliveries(
+        created = await self._queue(
             [
                 _delivery(
                     cause_event_id=doc["cause_event_id"],
@@ -436,7 +472,7 @@ class NotificationService:
                     context=doc["context"],
                     recipient=recipient,
                     channel=fallback_to,
-                    now=now,
+                    now=_to_millis(now),
                 )
             ]
         )
@@ -486,6 +522,12 @@ class _Pass:
         self.outcomes.append(outcome)
         if event is not None:
             self.events.append(event)
+
+
+def _to_millis(moment: datetime) -> datetime:
+    """A time as the store keeps it (milliseconds), so a work item in memory and the same item
+    read back name the same claim."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def reminder_ids(card_number: str, issue_count: int) -> list[str]:
