@@ -64,7 +64,7 @@ class ApprovalService:
         decision yet, so the look-up is skipped; the decision's insert still decides if another
         worker got there first."""
         application_id = accepted.application_id
-        await self._deadlines.start_clock(
+        deadline = await self._deadlines.start_clock(
             application_id, accepted.acceptance_point, accepted.accepted_on
         )
         record = None
@@ -74,7 +74,7 @@ class ApprovalService:
             record = await self._decide_and_record(accepted)
         await self._publisher.publish(self._outcome_event(record))
         if record["outcome"] == APPROVED:
-            await self._production.open_order(record)
+            await self._production.open_order(record, deadline)
         else:
             await self._deadlines.stop_clock(application_id)
             await self._store.release_person(record["travel_permit_base"], application_id)

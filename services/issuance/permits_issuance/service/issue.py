@@ -68,7 +68,9 @@ class IssueService:
         await self._publisher.publish_all(
             self._events(record, accepted, card_number, issue_count, ready_on)
         )
-        await self._deadlines.card_ready(application_id, ready_on, first_time=first_time)
+        await self._deadlines.card_ready(
+            application_id, ready_on, first_time=first_time, scheduled=order.get("deadline")
+        )
         await self._store.record_issue(
             str(record["travel_permit_base"]),
             card_number,

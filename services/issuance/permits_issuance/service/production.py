@@ -64,7 +64,7 @@ class ProductionService:
         self._settings = settings
         self._issue = issue
 
-    async def open_order(self, record: Document) -> None:
+    async def open_order(self, record: Document, deadline: Document | None = None) -> None:
         """Create the order of an approved application (once) and send it.
 
         The worker whose insert creates the order sends its first attempt, with no lease: no
@@ -72,7 +72,8 @@ class ProductionService:
         for the callback (so the timer and a redelivered event leave it alone until then). If
         the worker dies before the send, the timer sends it again after the callback timeout;
         nothing is lost. `application.in_production` is published before the send (the order
-        is placed; the centre's refusals are retried until the card exists)."""
+        is placed; the centre's refusals are retried until the card exists). The order carries
+        its decision and deadline, which the centre's callback needs."""
         now = self._clock.now()
         placed = order_id(str(record["_id"]), int(record["issue_count"]))
         waiting_until = now + timedelta(seconds=self._settings.production_callback_timeout_seconds)
@@ -87,6 +88,7 @@ class ProductionService:
             "next_attempt_at": waiting_until,
             "created_at": now,
             "decision": record,
+            "deadline": deadline,
         }
         if await insert_once(self._store.orders, order):
             await insert_once(
