@@ -216,7 +216,9 @@ def store_commands(profile_dir: Path, applications: int) -> dict[str, Any]:
     per_service: dict[str, dict[str, Any]] = {}
     for path in sorted(profile_dir.glob("permits_*.json")):
         service = path.stem.split("-")[0].removeprefix("permits_")
-        row = per_service.setdefault(service, {"calls": 0, "seconds": 0.0, "dedup": 0, "shapes": {}})
+        row = per_service.setdefault(
+            service, {"calls": 0, "seconds": 0.0, "dedup": 0, "shapes": {}}
+        )
         for entry in json.loads(path.read_text()):
             row["calls"] += entry["calls"]
             row["seconds"] += entry["seconds"]

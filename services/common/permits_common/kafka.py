@@ -224,7 +224,8 @@ class EventConsumer:
     A partition's batch is claimed with one store command before it is handled (see
     `ProcessedEvents`), and its offsets are committed only after it is handled, so a crash
     redelivers rather than loses, and the claim hands the redelivered records out again.
-    Poison messages and events the handler keeps refusing go to the dead-letter topic; a store or broker outage is retried without skipping anything.
+    Poison messages and events the handler keeps refusing go to the dead-letter topic; a store
+    or broker outage is retried without skipping anything.
 
     `handler` takes one event (called per subject in order, several subjects at once);
     `batch_handler` instead takes the fresh events of one partition's batch, in order, and a
