@@ -80,8 +80,13 @@ class IssuanceStore:
         return int(doc["next"]) if doc else 0
 
     async def raise_counter(self, key: str, at_least: int) -> None:
-        """Move a lagging counter hint past indexes known to be taken."""
-        await self.counters.update_one({"_id": key}, {"$max": {"next": at_least}}, upsert=True)
+        """Move a lagging counter hint past indexes known to be taken (two first upserts at
+        once can both try the insert on FerretDB: the loser updates)."""
+        change = {"$max": {"next": at_least}}
+        try:
+            await self.counters.update_one({"_id": key}, change, upsert=True)
+        except DuplicateKeyError:
+            await self.counters.update_one({"_id": key}, change)
 
     async def claim_number(self, number: str, application_id: str, at: datetime) -> str | None:
         """Claim a permit number for an application; the owner's application id if taken."""
@@ -127,21 +132,23 @@ class IssuanceStore:
         application_id: str,
         region: str,
     ) -> None:
-        """The person's latest issue is active from now on (written by the claim holder)."""
-        await self.holders.update_one(
-            {"_id": base},
-            {
-                "$set": {
-                    "card_number": card_number,
-                    "issue_count": issue_count,
-                    "status": HolderStatus.ACTIVE.value,
-                    "valid_until": iso(valid_until),
-                    "application_id": application_id,
-                    "region": region,
-                }
-            },
-            upsert=True,
-        )
+        """The person's latest issue is active from now on (written by the claim holder). Two
+        upserts of a new person at once (a callback the centre repeated) can both try the
+        insert on FerretDB; the loser finds the document and updates it."""
+        change = {
+            "$set": {
+                "card_number": card_number,
+                "issue_count": issue_count,
+                "status": HolderStatus.ACTIVE.value,
+                "valid_until": iso(valid_until),
+                "application_id": application_id,
+                "region": region,
+            }
+        }
+        try:
+            await self.holders.update_one({"_id": base}, change, upsert=True)
+        except DuplicateKeyError:
+            await self.holders.update_one({"_id": base}, change)
 
     async def set_holder_status(
         self, card_number: str, issue_count: int, status: HolderStatus

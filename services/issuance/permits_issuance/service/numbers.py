@@ -7,8 +7,9 @@ key starts at 0, and the store's counter is read only when a claim is refused fo
 process has not met before (a restart, or another worker numbering the same key). The counter
 is written only when the hint was behind (a claim was refused) or every `PERSIST_EVERY`
 indexes, so after a restart a key's first allocation probes at most that many taken numbers.
-A claimed number that ends up unused (a crash before the decision was recorded, or a lost race
-for the same application) is simply never given out: gaps are allowed.
+An index is taken in memory before its claim is sent, so concurrent allocations of one process
+try different numbers. A claimed number that ends up unused (a crash before the decision was
+recorded, or a lost race for the same application) is simply never given out: gaps are allowed.
 """
 
 from __future__ import annotations
@@ -78,13 +79,12 @@ async def allocate_number(
     refused = False
     while index < last:
         number: PermitNumber = candidate(region, birth_date, sex, index)
+        hints.taken(key, index)
         holder = await claims.claim_number(number.value, application_id, now)
         if holder is None or holder == application_id:
-            hints.taken(key, index)
             if refused or (index + 1) % PERSIST_EVERY == 0:
                 await claims.raise_counter(key, index + 1)
             return number.value
-        hints.taken(key, index)
         refused = True
         if not hints.seeded(key):
             index = max(index + 1, hints.seed(key, await claims.stored_counter(key)))
