@@ -256,6 +256,15 @@ class NotifyStore:
             {"$set": {"next_attempt_at": until, "deferred_reason": reason}},
         )
 
+    async def defer_many(self, delivery_ids: Sequence[str], until: datetime, reason: str) -> None:
+        """Put several claimed deliveries back at once (one recipient's SMS over the rate limit;
+        the filter reads the small work collection)."""
+        if delivery_ids:
+            await self._pending.update_many(
+                {"_id": {"$in": list(delivery_ids)}},
+                {"$set": {"next_attempt_at": until, "deferred_reason": reason}},
+            )
+
     async def retry_later(
         self, delivery_id: str, *, attempts: int, at: datetime, error: str
     ) -> None:

@@ -320,8 +320,11 @@ class NotificationService:
 
         async def attempt_in_order(docs: list[Document]) -> None:
             async with limit:
-                for doc in docs:
-                    await self._attempt(doc, pass_)
+                for index, doc in enumerate(docs):
+                    limited_until = await self._attempt(doc, pass_)
+                    if limited_until is not None:
+                        await self._defer_rest(docs[index + 1 :], limited_until, pass_)
+                        return
 
         await asyncio.gather(*(attempt_in_order(docs) for docs in by_recipient.values()))
         unpublished: list[str] = []
@@ -356,8 +359,20 @@ class NotificationService:
         await self.enqueue(message, recipient)
         await self._store.finish_reminder(reminder["_id"], "queued", now)
 
-    async def _attempt(self, doc: Document, pass_: _Pass) -> None:
-        """Try one claimed delivery once: send it, or defer, retry or fall back."""
+    async def _defer_rest(self, docs: list[Document], until: datetime, pass_: _Pass) -> None:
+        """The recipient's SMS window is full: their other SMS of this pass wait as well (one
+        command for all; their messages by email are tried as usual)."""
+        waiting = [doc for doc in docs if doc["channel"] == "sms"]
+        for doc in docs:
+            if doc["channel"] != "sms":
+                await self._attempt(doc, pass_)
+        await self._store.defer_many([doc["_id"] for doc in waiting], until, "rate_limit")
+        for doc in waiting:
+            NOTIFICATIONS.labels(doc["message_type"], "sms", "deferred").inc()
+
+    async def _attempt(self, doc: Document, pass_: _Pass) -> datetime | None:
+        """Try one claimed delivery once: send it, or defer, retry or fall back. Returns when
+        the recipient's SMS window frees up, if the rate limit deferred it."""
         now = self._clock.now()
         key = doc["_id"]
         message_type = MessageType(doc["message_type"])
@@ -366,7 +381,7 @@ class NotificationService:
         contact = recipient.contact(channel) if recipient else None
         if recipient is None or contact is None:
             await self._after_failure(doc, recipient, pass_, permanent=True, error="no contact")
-            return
+            return None
         release = quiet_hours_release(message_type, channel, now, self._policy.quiet_hours)
         reason = "quiet_hours"
         if release is None and channel == "sms":
@@ -376,7 +391,7 @@ class NotificationService:
         if release is not None:
             await self._store.defer(key, release, reason)
             NOTIFICATIONS.labels(message_type.value, channel, "deferred").inc()
-            return
+            return release if reason == "rate_limit" else None
         try:
             rendered = self._renderer.render(
                 recipient.language, message_type, channel, doc["context"]
@@ -384,7 +399,7 @@ class NotificationService:
         except jinja2.TemplateError as exc:
             log.error("template failed", template=doc["template"], error=type(exc).__name__)
             await self._after_failure(doc, recipient, pass_, permanent=True, error="template error")
-            return
+            return None
         started = time.perf_counter()
         try:
             receipt = await self._senders[channel].send(contact, rendered, key)
@@ -393,7 +408,7 @@ class NotificationService:
             await self._after_failure(
                 doc, recipient, pass_, permanent=exc.permanent, error=str(exc)
             )
-            return
+            return None
         SEND_SECONDS.labels(channel).observe(time.perf_counter() - started)
         sent_at = self._clock.now()
         if channel == "sms":
@@ -413,6 +428,7 @@ class NotificationService:
         pass_.record(outcome, self._outcome_event(doc, outcome))
         NOTIFICATIONS.labels(message_type.value, channel, status).inc()
         log.info("notification sent", delivery=key, type=message_type.value, channel=channel)
+        return None
 
     async def _after_failure(
         self,
