@@ -107,6 +107,26 @@ class CardHistory:
         """`card.reported_lost`, `card.superseded`, `card.revoked` or `card.expired`."""
         return self._move(issue_count, status, at)
 
+    def merge(self, other: CardHistory) -> None:
+        """Take in another view of the same card (a replayed record, or one another worker
+        wrote) without moving back: per issue the further status wins and known details stay."""
+        for issue_count, theirs in other.issues.items():
+            mine = self.issues.get(issue_count)
+            if mine is None:
+                self.issues[issue_count] = IssueRecord(
+                    issue_count, theirs.status, dict(theirs.details), theirs.changed_at
+                )
+                continue
+            if theirs.status is not None and advances(mine.status, theirs.status):
+                mine.status = theirs.status
+                mine.changed_at = theirs.changed_at
+            if not mine.details and theirs.details:
+                mine.details = dict(theirs.details)
+
+    def statuses(self) -> list[HolderStatus]:
+        """The status of every issue that has one (for the register's counts per status)."""
+        return [r.status for r in self.issues.values() if r.status is not None]
+
     def latest(self) -> IssueRecord | None:
         """The newest issue known (the only one that can still be valid)."""
         return self.issues[max(self.issues)] if self.issues else None

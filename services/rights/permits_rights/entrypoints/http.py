@@ -169,7 +169,10 @@ def build_router(runtime: Runtime) -> APIRouter:
     ) -> dict[str, Any]:
         agency = _agency(key)
         return await reconcile(
-            runtime.policies[agency], runtime.holders, agency in runtime.webhook_targets
+            runtime.policies[agency],
+            runtime.records,
+            runtime.deliveries,
+            agency in runtime.webhook_targets,
         )
 
     if runtime.settings.env != "production":
