@@ -1,10 +1,10 @@
-"""The rights service's own database: the feed log and the webhook delivery log.
+"""The rights service's own database: the webhook delivery log.
 
 Only operations FerretDB 1.x supports: plain finds, unordered inserts, and updates by `_id`
 (no transactions, no dotted keys, no `$push` accumulators). What is written per batch is
-appended with one `insert_many` (feed log entries, deliveries, delivery outcomes); the one
-update in place is a failed webhook attempt's next try. The holder register is not here: it
-lives in memory, rebuilt from its changelog topic (see `register_changelog`).
+appended with one `insert_many` (deliveries, delivery outcomes); the one update in place is a
+failed webhook attempt's next try. The holder register and its feed log are not here: they live
+in memory, rebuilt from the register's changelog topic (see `register_changelog`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from permits_common.mongo import Document, ensure_index, insert_new
-from permits_rights.domain.holder import StatusChange
 
 
 async def create_indexes(database: AsyncDatabase[Document]) -> None:
     """Indexes for the queries that are not by `_id` (ops views, the work queue in order)."""
-    await ensure_index(database["feed_log"], [("card_number", ASCENDING)])
     await ensure_index(database["webhook_queue"], [("agency", ASCENDING), ("seq", ASCENDING)])
     await ensure_index(database["deliveries"], [("agency", ASCENDING), ("card_number", ASCENDING)])
     await ensure_index(database["deliveries"], [("agency", ASCENDING), ("seq", ASCENDING)])
@@ -33,38 +31,6 @@ async def create_indexes(database: AsyncDatabase[Document]) -> None:
     await ensure_index(
         database["delivery_outcomes"], [("agency", ASCENDING), ("card_number", ASCENDING)]
     )
-
-
-class FeedLog:
-    """When each status change was acknowledged on the agency topics (one document per change)."""
-
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
-        self._log = database["feed_log"]
-
-    async def record(
-        self, changes: Sequence[StatusChange], agencies: Sequence[str], at: datetime
-    ) -> None:
-        """Note the publication; repeats keep the first record."""
-        await insert_new(
-            self._log,
-            [
-                {
-                    "_id": f"{c.card_number}|{c.issue_count}|{c.status.value}",
-                    "card_number": c.card_number,
-                    "issue_count": c.issue_count,
-                    "status": c.status.value,
-                    "changed_at": c.changed_at,
-                    "published_at": at,
-                    "agencies": list(agencies),
-                }
-                for c in changes
-            ],
-        )
-
-    async def for_card(self, card_number: str) -> list[Document]:
-        """Every published change of one card."""
-        cursor = self._log.find({"card_number": card_number}).sort("published_at", ASCENDING)
-        return [doc async for doc in cursor]
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,10 @@ The register (every card's issues, statuses and printed details) is held in memo
 from its compacted changelog topic, so a batch of card events costs no store reads. Order of
 effects per batch, chosen so a crash at any point loses nothing and repeats nothing visible:
 (1) webhook deliveries are queued in the store (ids derived from the fact, so a repeat inserts
-nothing); (2) feed events go to every agency topic (acks=all, deterministic ids); (3) the feed
-log is appended; (4) the cards' new records go to the changelog topic, and only then into
-memory. A crash before (4) leaves the changelog without the change, so the redelivered batch
-announces it again, with the same ids; after (4) the rebuilt register holds it.
+nothing); (2) feed events go to every agency topic (acks=all, deterministic ids); (3) the cards'
+new records, with when each status was acknowledged (the feed log), go to the changelog topic,
+and only then into memory. A crash before (3) leaves the changelog without the change, so the
+redelivered batch announces it again, with the same ids; after (3) the rebuilt register holds it.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from permits_rights.adapters.register_changelog import (
     encode_record,
     publish_records,
 )
-from permits_rights.adapters.store import DeliveryLog, FeedLog
+from permits_rights.adapters.store import DeliveryLog
 from permits_rights.domain.holder import DETAIL_FIELDS, CardHistory, StatusChange
 from permits_rights.domain.policy import AgencyPolicy
 from permits_rights.service.metrics import DELIVERIES, DELIVERY_LAG
@@ -92,7 +92,6 @@ class HolderUpdates:
     def __init__(
         self,
         *,
-        feed_log: FeedLog,
         deliveries: DeliveryLog,
         publisher: EventPublisher,
         policies: Mapping[Agency, AgencyPolicy],
@@ -101,7 +100,6 @@ class HolderUpdates:
         register_topic: str,
         wake_webhooks: Callable[[Agency], None],
     ) -> None:
-        self._feed_log = feed_log
         self._deliveries = deliveries
         self._publisher = publisher
         self._feeds = [p for p in policies.values() if p.feed]
@@ -124,12 +122,15 @@ class HolderUpdates:
         changes: list[StatusChange] = []
         for event in card_events:
             changes += apply_event(histories[event.data.card_number], event)
+        if changes:
+            acknowledged = await self._announce(changes, histories)
+            for change in changes:
+                histories[change.card_number].published([change], acknowledged)
         records = {
             h.card_number: encode_record(entry, h)
             for h in histories.values()
             if h.touched and (entry := h.entry()) is not None
         }
-        await self._announce(changes, histories)
         if not records:
             return
         await retry_forever(
@@ -140,9 +141,8 @@ class HolderUpdates:
 
     async def _announce(
         self, changes: Sequence[StatusChange], histories: Mapping[str, CardHistory]
-    ) -> None:
-        if not changes:
-            return
+    ) -> datetime:
+        """Queue the webhook deliveries and publish the feed events; when the broker had them."""
         now = datetime.now(UTC)
         feed: list[Event[HolderStatusChanged]] = []
         queued: list[Document] = []
@@ -163,10 +163,9 @@ class HolderUpdates:
             DELIVERY_LAG.labels(event.data.agency).observe(
                 max(0.0, (acknowledged - event.time).total_seconds())
             )
-        agencies = [p.agency.value for p in self._feeds]
-        await retry_forever(lambda: self._feed_log.record(changes, agencies, acknowledged))
         for agency in {Agency(d["agency"]) for d in queued}:
             self._wake_webhooks(agency)
+        return acknowledged
 
     def _delivery(
         self, event: Event[HolderStatusChanged], change: StatusChange, now: datetime, base: int

@@ -15,7 +15,7 @@ from permits_common.mongo import ProcessedEvents, mongo_client, ping
 from permits_common.streams import retry_forever
 from permits_rights.adapters.policy_file import load_policies
 from permits_rights.adapters.register_changelog import RegisterRecords, RegisterReplica
-from permits_rights.adapters.store import DeliveryLog, FeedLog, create_indexes
+from permits_rights.adapters.store import DeliveryLog, create_indexes
 from permits_rights.adapters.webhook_client import WebhookClient
 from permits_rights.config import RightsSettings
 from permits_rights.domain.register import RegisterIndex
@@ -39,7 +39,6 @@ class Runtime:
         }
         self.mongo = mongo_client(settings)
         self.database = self.mongo[settings.mongo_database]
-        self.feed_log = FeedLog(self.database)
         self.deliveries = DeliveryLog(self.database)
         self.processed = ProcessedEvents(self.database, settings.rights_group)
         self.publisher = EventPublisher(settings, SOURCE)
@@ -63,7 +62,6 @@ class Runtime:
             concurrency=settings.webhook_concurrency,
         )
         self.updates = HolderUpdates(
-            feed_log=self.feed_log,
             deliveries=self.deliveries,
             publisher=self.publisher,
             policies=self.policies,
