@@ -106,9 +106,14 @@ class Runtime:
         self.started.set()
 
     async def stop(self) -> None:
-        """Cancel background work and close connections."""
+        """Let the webhook round under way record its outcomes, cancel the other background
+        work and close connections."""
         self._stopping = True
         self.replica.stop()
+        self.dispatcher.stop()
+        delivering = [task for task in self._tasks if task.get_name() == "webhooks"]
+        if delivering:
+            await asyncio.wait(delivering, timeout=self.settings.webhook_timeout_seconds + 5)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

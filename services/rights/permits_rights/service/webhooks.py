@@ -60,6 +60,7 @@ class WebhookDispatcher:
         self._backoff_cap = backoff_max_seconds
         self._concurrency = concurrency
         self._wakeups = {agency: asyncio.Event() for agency in self._targets}
+        self._stopping = False
 
     def wake(self, agency: Agency) -> None:
         """New deliveries for an agency are queued."""
@@ -68,14 +69,21 @@ class WebhookDispatcher:
             event.set()
 
     async def run(self) -> None:
-        """Deliver for every registered agency until cancelled."""
+        """Deliver for every registered agency until stopped or cancelled."""
         await asyncio.gather(*(self._run_agency(target) for target in self._targets.values()))
+
+    def stop(self) -> None:
+        """Finish the current round of attempts and record its outcomes, then return from
+        `run`: a delivery posted but not recorded would be posted again after a restart."""
+        self._stopping = True
+        for wakeup in self._wakeups.values():
+            wakeup.set()
 
     async def _run_agency(self, target: WebhookTarget) -> None:
         wakeup = self._wakeups[target.agency]
         slots = asyncio.Semaphore(self._concurrency)
         await retry_forever(lambda: self._deliveries.drop_settled(target.agency.value))
-        while True:
+        while not self._stopping:
             wakeup.clear()
             pending = await retry_forever(
                 lambda: self._deliveries.pending(target.agency.value, PENDING_PAGE)
