@@ -160,3 +160,18 @@ def test_merged_timelines_keep_each_status_once_published_first() -> None:
         (HolderStatus.ACTIVE, None),
         (HolderStatus.REVOKED, published),
     ]
+
+
+def test_a_newer_record_of_the_same_card_replaces_the_held_one() -> None:
+    records = RegisterRecords(RegisterIndex())
+    history = issued_then()
+    records.apply(NUMBER, record_of(history))
+    history.record_status(1, HolderStatus.REPORTED_LOST, AT)
+    history.record_issued(2, DETAILS, AT)
+    newer = record_of(history)
+    records.apply(NUMBER, newer)
+
+    assert record_of(records.history(NUMBER)) == newer
+    assert records.issues_by_status()["active"] == 1
+    assert records.issues_by_status()["superseded"] == 1
+    assert records.issues_by_status()["reported_lost"] == 0

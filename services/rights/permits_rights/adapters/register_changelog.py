@@ -30,6 +30,7 @@ from permits_common.logs import get_logger
 from permits_common.settings import CommonSettings
 from permits_rights.domain.holder import (
     DETAIL_FIELDS,
+    STATUS_RANK,
     Announcement,
     CardHistory,
     IssueRecord,
@@ -154,9 +155,16 @@ class RegisterRecords:
         current = self._records.get(card_number)
         if current == value:
             return
+        issues = _issues_of(fields)
         if current is None:
             self._records[card_number] = _compact(value)
-            self._issues_by_status.update(i[1] for i in _issues_of(fields) if i[1])
+            self._issues_by_status.update(i[1] for i in issues if i[1])
+            return
+        held = _issues_of(orjson.loads(current))
+        if _covers(issues, held):
+            self._records[card_number] = _compact(value)
+            self._issues_by_status.subtract(i[1] for i in held if i[1])
+            self._issues_by_status.update(i[1] for i in issues if i[1])
             return
         merged = decode_history(card_number, current)
         self._issues_by_status.subtract(s.value for s in merged.statuses())
@@ -166,6 +174,29 @@ class RegisterRecords:
         self._records[card_number] = _compact(
             encode_record(entry, merged) if entry is not None else value
         )
+
+
+def _covers(newer: list[list[Any]], held: list[list[Any]]) -> bool:
+    """True when a record's issues say everything the held ones say (the usual case: the same
+    worker's next record of the card), so it replaces them without a full merge."""
+    by_issue = {issue[0]: issue for issue in newer}
+    for issue_count, status, details, timeline in held:
+        other = by_issue.get(issue_count)
+        if other is None or (details and not other[2]):
+            return False
+        if status and (not other[1] or _rank(other[1]) < _rank(status)):
+            return False
+        published = {reached: at for reached, _, at in other[3]}
+        if any(
+            reached not in published or (at and not published[reached])
+            for reached, _, at in timeline
+        ):
+            return False
+    return True
+
+
+def _rank(status: str) -> int:
+    return STATUS_RANK[HolderStatus(status)]
 
 
 def _compact(value: bytes) -> bytes:
