@@ -106,14 +106,17 @@ class Runtime:
         self.started.set()
 
     async def stop(self) -> None:
-        """Let the webhook round under way record its outcomes, cancel the other background
-        work and close connections."""
+        """Let the webhook round under way record its outcomes (within half the shutdown
+        grace), cancel the other background work and close connections."""
         self._stopping = True
         self.replica.stop()
         self.dispatcher.stop()
         delivering = [task for task in self._tasks if task.get_name() == "webhooks"]
         if delivering:
-            await asyncio.wait(delivering, timeout=self.settings.webhook_timeout_seconds + 5)
+            bound = min(
+                self.settings.webhook_timeout_seconds + 1, self.settings.shutdown_grace_seconds / 2
+            )
+            await asyncio.wait(delivering, timeout=bound)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
