@@ -3,15 +3,25 @@ records from the agent itself, the topic tail and another worker merge."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
 from permits_common.domain.card import HolderStatus
+from permits_common.kafka import ensure_topics
+from permits_common.settings import CommonSettings
 from permits_rights.adapters.register_changelog import (
     RegisterRecords,
+    RegisterReplica,
     decode_entry,
     decode_history,
     encode_entry,
     encode_record,
+    publish_records,
+    register_topic_spec,
 )
 from permits_rights.domain.holder import CardHistory
 from permits_rights.domain.register import RegisterIndex
@@ -175,3 +185,40 @@ def test_a_newer_record_of_the_same_card_replaces_the_held_one() -> None:
     assert records.issues_by_status()["active"] == 1
     assert records.issues_by_status()["superseded"] == 1
     assert records.issues_by_status()["reported_lost"] == 0
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+async def test_the_replica_catches_up_with_records_another_worker_wrote(
+    infrastructure: dict[str, str], unique: str
+) -> None:
+    """What a worker waits for after a partition assignment: every record on the changelog,
+    including those another worker wrote after this worker's replay."""
+    settings = CommonSettings(kafka_bootstrap=infrastructure["PERMITS_KAFKA_BOOTSTRAP"])
+    topic = f"test-register-{unique}"
+    await ensure_topics(settings, [register_topic_spec(topic)])
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    records = RegisterRecords(RegisterIndex())
+    replica = RegisterReplica(settings, topic, records)
+    following = asyncio.create_task(replica.run())
+    try:
+        await publish_records(producer, topic, {NUMBER: record_of(issued_then())})
+        await asyncio.wait_for(replica.ready.wait(), 30)
+        await replica.catch_up()
+        assert records.status_of(NUMBER, 1) == "active"
+
+        other_worker = {NUMBER: record_of(issued_then(HolderStatus.REPORTED_LOST))}
+        await publish_records(producer, topic, other_worker)
+        await asyncio.wait_for(replica.catch_up(), 30)
+        assert records.status_of(NUMBER, 1) == "reported_lost"
+    finally:
+        replica.stop()
+        await asyncio.wait_for(following, 30)
+        await producer.stop()
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics([topic])
+        finally:
+            await admin.close()
