@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
 from datetime import date, datetime
 from typing import Any
 
@@ -129,7 +128,9 @@ class RegisterRecords:
     def __init__(self, index: RegisterIndex) -> None:
         self.index = index
         self._records: dict[str, bytes] = {}
-        self._issues_by_status: Counter[str] = Counter()
+        self._issues_by_status: dict[str, int] = dict.fromkeys(
+            (status.value for status in HolderStatus), 0
+        )
 
     def __len__(self) -> int:
         return len(self._records)
@@ -146,7 +147,7 @@ class RegisterRecords:
 
     def issues_by_status(self) -> dict[str, int]:
         """Card issues at each status."""
-        return {status.value: self._issues_by_status[status.value] for status in HolderStatus}
+        return dict(self._issues_by_status)
 
     def apply(self, card_number: str, value: bytes) -> None:
         """Take in one changelog record (the agent's own, or one read from the topic)."""
@@ -156,20 +157,29 @@ class RegisterRecords:
         if current == value:
             return
         issues = _issues_of(fields)
+        counts = self._issues_by_status
         if current is None:
             self._records[card_number] = _compact(value)
-            self._issues_by_status.update(i[1] for i in issues if i[1])
+            for issue in issues:
+                if issue[1]:
+                    counts[issue[1]] += 1
             return
         held = _issues_of(orjson.loads(current))
         if _covers(issues, held):
             self._records[card_number] = _compact(value)
-            self._issues_by_status.subtract(i[1] for i in held if i[1])
-            self._issues_by_status.update(i[1] for i in issues if i[1])
+            for issue in held:
+                if issue[1]:
+                    counts[issue[1]] -= 1
+            for issue in issues:
+                if issue[1]:
+                    counts[issue[1]] += 1
             return
         merged = decode_history(card_number, current)
-        self._issues_by_status.subtract(s.value for s in merged.statuses())
+        for status in merged.statuses():
+            counts[status.value] -= 1
         merged.merge(decode_history(card_number, value))
-        self._issues_by_status.update(s.value for s in merged.statuses())
+        for status in merged.statuses():
+            counts[status.value] += 1
         entry = merged.entry()
         self._records[card_number] = _compact(
             encode_record(entry, merged) if entry is not None else value
