@@ -1,4 +1,4 @@
-"""python -m bench [intake|pipeline|verify|deadlines|register|all|report] [--quick]
+"""python -m bench [intake|pipeline|verify|deadlines|register|store|all|report] [--quick]
                  [--rounds N] [--size N]
 
 Each benchmark writes bench/results/<name>.json; afterwards the table in docs/benchmarks.md is
@@ -15,7 +15,7 @@ from typing import Any
 from bench.common import say, write_result
 from bench.report import write_report
 
-ORDER = ("intake", "verify", "pipeline", "deadlines", "register")
+ORDER = ("intake", "verify", "pipeline", "deadlines", "register", "store")
 
 
 SIZES = {  # rounds, size per round (requests, applications, deadlines or cards)
@@ -24,8 +24,16 @@ SIZES = {  # rounds, size per round (requests, applications, deadlines or cards)
     "pipeline": (3, 500),
     "deadlines": (3, 1_000_000),
     "register": (3, 1_000_000),
+    "store": (3, 20_000),
 }
-QUICK = {"intake": 500, "verify": 2000, "pipeline": 50, "deadlines": 100_000, "register": 100_000}
+QUICK = {
+    "intake": 500,
+    "verify": 2000,
+    "pipeline": 50,
+    "deadlines": 100_000,
+    "register": 100_000,
+    "store": 2000,
+}
 
 
 def _runner(name: str, rounds: int, size: int) -> Callable[[], dict[str, Any]]:
@@ -49,6 +57,10 @@ def _runner(name: str, rounds: int, size: int) -> Callable[[], dict[str, Any]]:
         from bench import register
 
         return lambda: register.run(rounds=rounds, cards=size)
+    if name == "store":
+        from bench import store
+
+        return lambda: store.run(rounds=rounds, documents=size)
     raise ValueError(name)
 
 
@@ -59,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="small sizes, one round: checks the harness only"
     )
     parser.add_argument("--rounds", type=int, help="repetitions (default 3)")
-    parser.add_argument("--size", type=int, help="requests, applications, deadlines or cards")
+    parser.add_argument(
+        "--size", type=int, help="requests, applications, deadlines, cards or documents"
+    )
     args = parser.parse_args(argv)
     names = ORDER if args.name == "all" else () if args.name == "report" else (args.name,)
     failed = []

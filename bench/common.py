@@ -26,7 +26,8 @@ RESULTS = REPO / "bench" / "results"
 LOGS = REPO / ".local" / "logs"
 KAFKA = os.environ.get("PERMITS_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 MONGO = os.environ.get("PERMITS_MONGO_URL", "mongodb://127.0.0.1:27017/")
-PORT_OFFSET = 200
+PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET", "200"))
+"""The stack's ports are the usual ones plus this (82xx); another offset when those are taken."""
 SERVICES = ("intake", "issuance", "rights", "notify")
 
 

@@ -7,7 +7,8 @@ connections); a tracker in this process reads the public topics from their end o
 marks an application done when all three happened: `card.issued` for it on permits.cards.v1,
 an `active` holder.status for its card on every feed agency's topic, and `notification.sent`
 of its `application_ready` message on permits.notifications.v1. Throughput = applications /
-(last done - first submission); latency = done - intake's 201.
+(last done - first submission); latency = done - intake's 201. Every service writes its store
+profile, and the result reports the store commands per application of each service.
 
 The bare chain has the same shape: source -> applications hop -> a forwarder producing the
 card (cards hop) and the ready event -> a rights-like forwarder fanning out to the feed agencies
@@ -25,12 +26,14 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from bench.common import (
     KAFKA,
+    LOGS,
     REPO,
     cleanup,
     delete_topics,
@@ -206,9 +209,45 @@ async def _submit_and_wait(
     }
 
 
-async def _real(rounds: int, applications: int) -> tuple[list[dict[str, Any]], dict[str, float]]:
+def store_commands(profile_dir: Path, applications: int) -> dict[str, Any]:
+    """Store commands and store time per application, by service, from the store profiles the
+    services wrote (`permits_common.store_profile`); `dedup` is the consumers' event-id claims
+    (the `processed_events` collection). Warm-up applications are counted in `applications`."""
+    per_service: dict[str, dict[str, Any]] = {}
+    for path in sorted(profile_dir.glob("permits_*.json")):
+        service = path.stem.split("-")[0].removeprefix("permits_")
+        row = per_service.setdefault(
+            service, {"calls": 0, "seconds": 0.0, "dedup": 0, "shapes": {}}
+        )
+        for entry in json.loads(path.read_text()):
+            row["calls"] += entry["calls"]
+            row["seconds"] += entry["seconds"]
+            if entry["shape"].startswith("processed_events."):
+                row["dedup"] += entry["calls"]
+            row["shapes"][entry["shape"]] = row["shapes"].get(entry["shape"], 0) + entry["calls"]
+    apps = max(applications, 1)
+    report: dict[str, Any] = {"applications": applications, "services": {}}
+    for service, row in per_service.items():
+        top = sorted(row["shapes"].items(), key=lambda item: -item[1])[:12]
+        report["services"][service] = {
+            "commands_per_application": round(row["calls"] / apps, 2),
+            "dedup_per_application": round(row["dedup"] / apps, 2),
+            "store_ms_per_application": round(row["seconds"] * 1000 / apps, 2),
+            "top_shapes_per_application": {shape: round(n / apps, 2) for shape, n in top},
+        }
+    report["commands_per_application"] = round(
+        sum(row["calls"] for row in per_service.values()) / apps, 2
+    )
+    return report
+
+
+async def _real(
+    rounds: int, applications: int
+) -> tuple[list[dict[str, Any]], dict[str, float], dict[str, Any]]:
     run_id = new_run_id("pipeline")
-    stack = make_stack(run_id, ENV)
+    profile_dir = LOGS / run_id / "store-profile"
+    stack = make_stack(run_id, {**ENV, "PERMITS_MONGO_PROFILE_DIR": str(profile_dir)})
+    submitted = 0
     progress = Progress(feeds=len(feed_topics()))
     stop = asyncio.Event()
     tracking = asyncio.Event()
@@ -222,6 +261,7 @@ async def _real(rounds: int, applications: int) -> tuple[list[dict[str, Any]], d
         # the assignment: warm up until a whole batch goes through.
         for attempt in range(5):
             warm = await _submit_and_wait(stack.url("intake"), 10, progress, 45)
+            submitted += warm["submitted"]
             say(f"pipeline warm-up {attempt + 1}: {warm['done']}/{warm['submitted']} done")
             if warm["done"] == warm["submitted"]:
                 break
@@ -230,6 +270,7 @@ async def _real(rounds: int, applications: int) -> tuple[list[dict[str, Any]], d
         profilers = start_profilers(stack, ["intake", "issuance", "rights", "notify"], run_id)
         for number in range(rounds):
             results.append(await _submit_and_wait(stack.url("intake"), applications, progress, 300))
+            submitted += results[-1]["submitted"]
             say(
                 f"pipeline round {number + 1}: {results[-1]['done']}/{applications} in "
                 f"{results[-1]['seconds']} s = {results[-1]['per_second']}/s, "
@@ -244,7 +285,16 @@ async def _real(rounds: int, applications: int) -> tuple[list[dict[str, Any]], d
         await asyncio.to_thread(stack.stop)
         await asyncio.to_thread(cleanup, run_id)
     sizes = {kind: sum(v) / len(v) for kind, v in progress.sizes.items() if v}
-    return results, sizes
+    commands = store_commands(profile_dir, submitted)
+    say(
+        "store commands per application: "
+        + ", ".join(
+            f"{name} {row['commands_per_application']} (dedup {row['dedup_per_application']})"
+            for name, row in commands["services"].items()
+        )
+        + f"; all {commands['commands_per_application']}"
+    )
+    return results, sizes, commands
 
 
 async def _bare(rounds: int, applications: int, sizes: dict[str, float]) -> list[dict[str, Any]]:
@@ -366,7 +416,7 @@ def _stamp_when_acked(sent: dict[bytes, float], key: bytes) -> Any:
 
 
 def run(rounds: int = 3, applications: int = 500) -> dict[str, Any]:
-    real, sizes = asyncio.run(_real(rounds, applications))
+    real, sizes, commands = asyncio.run(_real(rounds, applications))
     bare = asyncio.run(_bare(rounds, applications, sizes))
     rate = median([r["per_second"] for r in real])
     bare_rate = median([r["per_second"] for r in bare])
@@ -387,6 +437,7 @@ def run(rounds: int = 3, applications: int = 500) -> dict[str, Any]:
             "bare_per_second": bare_rate,
             "ratio_to_bare": ratio(rate, bare_rate),
         },
+        "store_commands": commands,
         "target": {"applications_per_second": 300},
         "rounds": {"pipeline": real, "bare": bare},
     }

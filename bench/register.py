@@ -1,10 +1,11 @@
 """Recovery: rebuild the rights register of 1,000,000 cards from its compacted changelog topic.
 
-The records are written in the service's own format (`encode_entry`, one per card number, the
-same topic spec) to a topic of this run. Each repetition runs in a fresh process (so the peak
-RSS is the rebuild's): the real `RegisterReplica` replays the topic into a `RegisterIndex`
-until `ready`; the baseline is a bare aiokafka consumer with the same fetch settings that only
-counts the records. Both read the same topic, alternately.
+The records are written in the service's own format (`encode_record`: the verification entry
+and the card's history with its printed details, one per card number, the same topic spec) to a
+topic of this run. Each repetition runs in a fresh process (so the peak RSS is the rebuild's):
+the real `RegisterReplica` replays the topic into `RegisterRecords` until `ready`; the baseline
+is a bare aiokafka consumer with the same fetch settings that only counts the records. Both read
+the same topic, alternately.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import resource
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bench.common import (
@@ -46,15 +47,25 @@ async def produce_register(topic: str, numbers: list[str], valid_until: date) ->
     """Write one active entry per card number, as the rights service would; seconds taken."""
     from aiokafka import AIOKafkaProducer
 
-    from permits_common.domain.card import HolderStatus
     from permits_common.kafka import ensure_topics
     from permits_common.settings import CommonSettings
-    from permits_rights.adapters.register_changelog import encode_entry, register_topic_spec
-    from permits_rights.domain.holder import RegisterEntry
-    from permits_rights.domain.names import normalize_name
+    from permits_rights.adapters.register_changelog import encode_record, register_topic_spec
+    from permits_rights.domain.holder import CardHistory
 
     await ensure_topics(CommonSettings(kafka_bootstrap=KAFKA), [register_topic_spec(topic)])
-    chinese, latin = normalize_name("陈大文"), normalize_name("CHAN TAI MAN")
+    details = {
+        "name": "陈大文",
+        "name_latin": "CHAN TAI MAN",
+        "sex": "M",
+        "birth_date": "1990-01-01",
+        "region": "HK",
+        "valid_from": "2026-11-01",
+        "valid_until": valid_until.isoformat(),
+        "issuing_authority": "济南市公安局历下分局",
+        "district": "历下区",
+        "address": "历下区科院路6号",
+    }
+    at = datetime(2026, 11, 1, tzinfo=UTC)
     started = time.perf_counter()
     producer = AIOKafkaProducer(
         bootstrap_servers=KAFKA, linger_ms=20, max_batch_size=512 * 1024, acks=1
@@ -63,8 +74,13 @@ async def produce_register(topic: str, numbers: list[str], valid_until: date) ->
     try:
         pending = []
         for i, number in enumerate(numbers):
-            entry = RegisterEntry(1 + i % 3, HolderStatus.ACTIVE, chinese, latin, valid_until)
-            pending.append(await producer.send(topic, encode_entry(entry), key=number.encode()))
+            history = CardHistory(number)
+            for issue in range(1, 2 + i % 3):
+                history.record_issued(issue, details, at)
+            entry = history.entry()
+            assert entry is not None
+            value = encode_record(entry, history)
+            pending.append(await producer.send(topic, value, key=number.encode()))
             if len(pending) >= 20_000:
                 await asyncio.gather(*pending)
                 pending.clear()
@@ -77,12 +93,12 @@ async def produce_register(topic: str, numbers: list[str], valid_until: date) ->
 async def _replay(topic: str) -> dict[str, Any]:
     """The service's own rebuild path, timed from construction to `ready`."""
     from permits_common.settings import CommonSettings
-    from permits_rights.adapters.register_changelog import RegisterReplica
+    from permits_rights.adapters.register_changelog import RegisterRecords, RegisterReplica
     from permits_rights.domain.register import RegisterIndex
 
     index = RegisterIndex()
     started = time.perf_counter()
-    replica = RegisterReplica(CommonSettings(kafka_bootstrap=KAFKA), topic, index)
+    replica = RegisterReplica(CommonSettings(kafka_bootstrap=KAFKA), topic, RegisterRecords(index))
     task = asyncio.create_task(replica.run())
     await replica.ready.wait()
     seconds = time.perf_counter() - started

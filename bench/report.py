@@ -95,6 +95,18 @@ def rows() -> list[str]:
             f"{_fmt(f['bare_seconds'], 1)} s | {f['ratio_to_bare']:.1f} | < 60 s: "
             f"{_verdict(ok)} | {result['commit']} |"
         )
+    result = _load("store")
+    if result:
+        f = result["figure"]
+        lines.append(
+            f"| store, one client, {_fmt(result['setup']['documents'])} documents | "
+            f"`find_one` by `_id` {_fmt(f['find_by_id_ms'], 2)} ms, by a unique field "
+            f"{_fmt(f['find_by_unique_field_ms'], 2)} ms, `update_one` by `_id` "
+            f"{_fmt(f['update_by_id_ms'], 2)} ms | `ping` {_fmt(f['ping_ms'], 2)} ms | "
+            f"{f['find_by_id_ratio_to_ping']:.1f} / {f['find_by_unique_field_ratio_to_ping']:.1f}"
+            f" / {f['update_by_id_ratio_to_ping']:.1f} | none (what the services' lookups "
+            f"cost) | {result['commit']} |"
+        )
     return lines
 
 

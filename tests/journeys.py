@@ -24,7 +24,9 @@ from permits_intake.domain.examples import application_body
 
 CLERK = {"Authorization": "Bearer dev-clerk"}
 OPS = {"Authorization": "Bearer dev-ops"}
-KAFKA = os.environ.get("PERMITS_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+KAFKA = os.environ.get(
+    "PERMITS_KAFKA_BOOTSTRAP", f"127.0.0.1:{os.environ.get('PERMITS_KAFKA_PORT', '9092')}"
+)
 
 T = TypeVar("T")
 

@@ -3,19 +3,28 @@
 
 Development machines and CI have no Docker and no Kafka/MongoDB packages, so this
 tool builds Apache Kafka 3.9.1 (KRaft, from Maven Central jars) and FerretDB 1.24.2
-(SQLite backend, built with Go) into ``<repo>/.local/`` and runs them on 127.0.0.1.
+(built with Go) into ``<repo>/.local/`` and runs them on 127.0.0.1. The store is
+FerretDB on PostgreSQL 15 from the system's packages (installed with apt-get when
+missing and run as root), with its data folder in ``<repo>/.local/`` too.
 It is stdlib-only because it must work before any virtualenv exists.
 
-    python3 deploy/local/infra.py up [all|kafka|store]
-    python3 deploy/local/infra.py down [all|kafka|store]
+    python3 deploy/local/infra.py up [all|kafka|store|postgres]
+    python3 deploy/local/infra.py down [all|kafka|store|postgres]
     python3 deploy/local/infra.py status [--quiet-if-running]
-    python3 deploy/local/infra.py kill kafka|store
-    python3 deploy/local/infra.py build [all|kafka|store]
+    python3 deploy/local/infra.py kill kafka|store|postgres
+    python3 deploy/local/infra.py build [all|kafka|store|postgres]
+
+``store`` is FerretDB together with the PostgreSQL it keeps its data in;
+``postgres`` is that PostgreSQL alone.
 
 Tests can load this file with importlib and call ``up``, ``down``, ``kill`` and
 ``status``; ``kafka_bootstrap()`` and ``mongo_url()`` give the addresses to use.
 Setting PERMITS_KAFKA_BOOTSTRAP or PERMITS_MONGO_URL makes ``up`` skip the local
-server and use the given one instead.
+server and use the given one instead. PERMITS_STORE_PORT and PERMITS_POSTGRES_PORT
+move the local store and its PostgreSQL to other ports, PERMITS_KAFKA_PORT and
+PERMITS_KAFKA_CONTROLLER_PORT the broker, and PERMITS_INFRA_STATE (a folder relative to the
+repository) keeps that instance's data, logs and pid files apart: `./permits test` runs a
+second instance this way beside the one of `./permits run`.
 """
 
 import argparse
@@ -25,6 +34,7 @@ import fcntl
 import hashlib
 import json
 import os
+import pwd
 import random
 import re
 import shutil
@@ -40,45 +50,73 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+
+class InfraError(Exception):
+    """A failure the user can act on; the message says what to do."""
+
+
+def _port_setting(name: str, default: int) -> int:
+    """A port from the environment, or the default."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise InfraError(f"{name}={raw!r} is not a TCP port number")
+    return int(raw)
+
 
 HOST = "127.0.0.1"
-KAFKA_PORT = 9092
-KAFKA_CONTROLLER_PORT = 9093
-STORE_PORT = 27017
+KAFKA_PORT = _port_setting("PERMITS_KAFKA_PORT", 9092)
+KAFKA_CONTROLLER_PORT = _port_setting("PERMITS_KAFKA_CONTROLLER_PORT", 9093)
+STORE_PORT = _port_setting("PERMITS_STORE_PORT", 27017)
+POSTGRES_PORT = _port_setting("PERMITS_POSTGRES_PORT", 5433)
 KAFKA_BOOTSTRAP = f"{HOST}:{KAFKA_PORT}"
 MONGO_URL = f"mongodb://{HOST}:{STORE_PORT}/"
 KAFKA_ENV = "PERMITS_KAFKA_BOOTSTRAP"
 MONGO_ENV = "PERMITS_MONGO_URL"
-SERVICES = ("kafka", "store")
+SERVICES = ("kafka", "store", "postgres")
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 LOCAL_DIR = REPO_ROOT / ".local"
-LOG_DIR = LOCAL_DIR / "logs"
-RUN_DIR = LOCAL_DIR / "run"
+STATE_DIR = REPO_ROOT / os.environ.get("PERMITS_INFRA_STATE", ".local")
+"""Data, logs and pid files of this instance. The builds (Kafka's jars, FerretDB's binary) stay
+in LOCAL_DIR for every instance; `./permits test` runs its own instance in `.local/test` on its
+own ports, so the suite never touches the topics and databases of a running `./permits run`."""
+LOG_DIR = STATE_DIR / "logs"
+RUN_DIR = STATE_DIR / "run"
 
 KAFKA_SRC = HERE / "kafka"
 KAFKA_DIR = LOCAL_DIR / "kafka"
 KAFKA_LIBS = KAFKA_DIR / "libs"
 KAFKA_LIBS_MANIFEST = KAFKA_DIR / "libs.manifest.json"
-KAFKA_DATA = KAFKA_DIR / "data"
-KAFKA_CONFIG = KAFKA_DIR / "server.properties"
-KAFKA_CLUSTER_ID_FILE = KAFKA_DIR / "cluster-id"
+KAFKA_STATE = STATE_DIR / "kafka"
+KAFKA_DATA = KAFKA_STATE / "data"
+KAFKA_CONFIG = KAFKA_STATE / "server.properties"
+KAFKA_CLUSTER_ID_FILE = KAFKA_STATE / "cluster-id"
 KAFKA_LOG = LOG_DIR / "kafka.log"
 
 FERRETDB_SRC = HERE / "ferretdb"
 FERRETDB_BIN = LOCAL_DIR / "bin" / "ferretdb-local"
-FERRETDB_DATA = LOCAL_DIR / "ferretdb" / "data"
 FERRETDB_LOG = LOG_DIR / "ferretdb.log"
+FERRETDB_POOL_MAX_CONNS = 100
+
+POSTGRES_VERSION = "15"
+POSTGRES_BIN_ENV = "PERMITS_POSTGRES_BIN"
+POSTGRES_USER = "postgres"
+POSTGRES_DATABASE = "ferretdb"
+POSTGRES_DIR = STATE_DIR / "postgresql"
+POSTGRES_DATA = POSTGRES_DIR / "data"
+POSTGRES_LOG = LOG_DIR / "postgres.log"
+POSTGRES_MAX_CONNECTIONS = FERRETDB_POOL_MAX_CONNS + 20
+POSTGRES_URL = f"postgres://{POSTGRES_USER}@{HOST}:{POSTGRES_PORT}/{POSTGRES_DATABASE}"
 
 MIN_JAVA_MAJOR = 11
 MIN_GO_VERSION = (1, 24)
 LOG_ROTATE_BYTES = 20 * 1024 * 1024
 PROBE_TIMEOUT_S = 2.0
-
-
-class InfraError(Exception):
-    """A failure the user can act on; the message says what to do."""
 
 
 class ProbeError(Exception):
@@ -183,18 +221,24 @@ def _run_build(
     log: Path,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
+    stdin: bytes = b"",
+    identity: dict[str, Any] | None = None,
 ) -> None:
-    """Run a build step with its output in a log; on failure show the end of that log."""
+    """Run a build step with its output in a log; on failure show the end of that log.
+
+    `identity` holds the Popen arguments that run it as another user (see _postgres_identity).
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         result = subprocess.run(
             list(argv),
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
+            input=stdin,
             stdout=out,
             stderr=subprocess.STDOUT,
             check=False,
+            **(identity or {}),
         )
     if result.returncode != 0:
         raise InfraError(
@@ -293,6 +337,177 @@ def build_store() -> None:
     )
     os.replace(partial, FERRETDB_BIN)
     say(f"FerretDB ready ({_rel(FERRETDB_BIN)})")
+
+
+def _postgres_bin() -> Path:
+    """The folder of PostgreSQL's server programs: the override, else Debian's for version 15."""
+    override = os.environ.get(POSTGRES_BIN_ENV)
+    return Path(override) if override else Path(f"/usr/lib/postgresql/{POSTGRES_VERSION}/bin")
+
+
+def _postgres_installed() -> bool:
+    folder = _postgres_bin()
+    return all(os.access(folder / tool, os.X_OK) for tool in ("initdb", "postgres", "pg_isready"))
+
+
+def build_postgres() -> None:
+    """Make sure PostgreSQL's server programs are there: installed from Debian's packages when
+    missing and running as root, otherwise an error saying what to install."""
+    if _postgres_installed():
+        return
+    folder = _postgres_bin()
+    if os.environ.get(POSTGRES_BIN_ENV):
+        raise InfraError(
+            f"{POSTGRES_BIN_ENV}={folder} does not hold PostgreSQL's initdb, postgres and "
+            "pg_isready programs"
+        )
+    install = (
+        f"PostgreSQL {POSTGRES_VERSION} (Debian 12: apt-get install postgresql; elsewhere install "
+        f"PostgreSQL {POSTGRES_VERSION} and set {POSTGRES_BIN_ENV} to the folder of its "
+        "initdb and postgres programs)"
+    )
+    apt_get = shutil.which("apt-get")
+    if os.geteuid() != 0 or apt_get is None:
+        raise InfraError(
+            f"PostgreSQL {POSTGRES_VERSION} was not found in {folder}; the document store keeps "
+            f"its data in it. Install {install}."
+        )
+    say(f"installing PostgreSQL {POSTGRES_VERSION} with apt-get (first run only, ~1 min)...")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    _run_build("apt-get update", [apt_get, "update"], LOG_DIR / "apt-update.log", env=env)
+    _run_build(
+        "apt-get install postgresql",
+        [apt_get, "install", "-y", "--no-install-recommends", "postgresql"],
+        LOG_DIR / "install-postgresql.log",
+        env=env,
+    )
+    if not _postgres_installed():
+        raise InfraError(
+            f"apt-get installed `postgresql`, but {folder} still lacks its programs: this "
+            f"system's PostgreSQL is not version {POSTGRES_VERSION}. Install {install}."
+        )
+    say(f"PostgreSQL {POSTGRES_VERSION} installed")
+
+
+def _postgres_identity() -> dict[str, Any]:
+    """Popen arguments that run PostgreSQL's programs as the `postgres` user when this tool runs
+    as root (PostgreSQL refuses to run as root), else as the current user.
+
+    The server is started this way rather than through `runuser`, which stays the parent of
+    the program it runs: the pid this tool tracks, and kills in fault tests, is then the
+    server itself, not a wrapper whose death would leave the server running.
+    """
+    if os.geteuid() != 0:
+        return {}
+    try:
+        user = pwd.getpwnam(POSTGRES_USER)
+    except KeyError:
+        raise InfraError(
+            f"there is no `{POSTGRES_USER}` user to run PostgreSQL as (it refuses to run as "
+            "root); Debian's postgresql package creates it: apt-get install postgresql"
+        ) from None
+    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+
+
+def _postgres_env() -> dict[str, str]:
+    """The environment for PostgreSQL's programs, without PG* variables that would redirect them."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+    env["LC_ALL"] = "C"
+    return env
+
+
+def _postgres_major(bin_dir: Path) -> str:
+    result = subprocess.run(
+        [str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=False
+    )
+    match = re.search(r"\(PostgreSQL\) (\d+)", result.stdout)
+    if match is None:
+        raise InfraError(f"cannot tell the version of {bin_dir / 'postgres'}: {result.stdout}")
+    return match.group(1)
+
+
+def _postgres_folder(identity: dict[str, Any]) -> None:
+    """Create .local/postgresql for the user PostgreSQL runs as, and check it can reach it."""
+    POSTGRES_DIR.mkdir(parents=True, exist_ok=True)
+    if identity:
+        os.chown(POSTGRES_DIR, identity["user"], identity["group"])
+    POSTGRES_DIR.chmod(0o700)
+    probe = subprocess.run(
+        ["test", "-w", str(POSTGRES_DIR), "-a", "-x", str(POSTGRES_DIR)], check=False, **identity
+    )
+    if probe.returncode != 0:
+        raise InfraError(
+            f"the `{POSTGRES_USER}` user cannot use {POSTGRES_DIR}: every folder above it must "
+            "be searchable by that user (chmod o+x on each), or set PERMITS_MONGO_URL to use "
+            "another store"
+        )
+
+
+def _postgres_init(bin_dir: Path, identity: dict[str, Any]) -> None:
+    """Create the cluster and its `ferretdb` database once; a half-made one is made again."""
+    version_file = POSTGRES_DATA / "PG_VERSION"
+    if version_file.is_file():
+        made_by = version_file.read_text().strip()
+        running = _postgres_major(bin_dir)
+        if made_by != running:
+            raise InfraError(
+                f"{_rel(POSTGRES_DATA)} was made by PostgreSQL {made_by}, but the programs in "
+                f"{bin_dir} are PostgreSQL {running}. Delete {_rel(POSTGRES_DIR)} (the store "
+                f"starts empty) or point {POSTGRES_BIN_ENV} at PostgreSQL {made_by}."
+            )
+        return
+    if POSTGRES_DATA.exists():
+        raise InfraError(
+            f"{_rel(POSTGRES_DATA)} exists but is no PostgreSQL data folder; delete it"
+        )
+    partial = POSTGRES_DIR / "data.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    say(f"creating the PostgreSQL cluster in {_rel(POSTGRES_DATA)}")
+    env = _postgres_env()
+    _run_build(
+        "initdb",
+        [
+            str(bin_dir / "initdb"),
+            "--pgdata",
+            str(partial),
+            "--username",
+            POSTGRES_USER,
+            "--auth",
+            "trust",
+            "--encoding",
+            "UTF8",
+            "--no-locale",
+            "--no-instructions",
+        ],
+        LOG_DIR / "postgresql-initdb.log",
+        cwd=POSTGRES_DIR,
+        env=env,
+        identity=identity,
+    )
+    create_log = LOG_DIR / "postgresql-createdb.log"
+    _run_build(
+        "creating the ferretdb database",
+        [
+            str(bin_dir / "postgres"),
+            "--single",
+            "-D",
+            str(partial),
+            "-c",
+            "unix_socket_directories=",
+            "postgres",
+        ],
+        create_log,
+        cwd=POSTGRES_DIR,
+        env=env,
+        stdin=f"CREATE DATABASE {POSTGRES_DATABASE};\n".encode(),
+        identity=identity,
+    )
+    if "ERROR:" in create_log.read_text(errors="replace"):
+        raise InfraError(
+            f"creating the {POSTGRES_DATABASE} database failed\n"
+            f"--- last lines of {_rel(create_log)} ---\n{_tail(create_log)}"
+        )
+    os.replace(partial, POSTGRES_DATA)
 
 
 # --------------------------------------------------------------------------- probes
@@ -434,6 +649,33 @@ def _store_ready() -> None:
         raise ProbeError(f"ping answered ok: {ok}")
 
 
+def _postgres_ready() -> None:
+    """pg_isready: the server accepts connections (not starting up, recovering or stopping)."""
+    if not _postgres_installed():
+        raise ProbeError("PostgreSQL is not installed")
+    result = subprocess.run(
+        [
+            str(_postgres_bin() / "pg_isready"),
+            "--host",
+            HOST,
+            "--port",
+            str(POSTGRES_PORT),
+            "--dbname",
+            POSTGRES_DATABASE,
+            "--username",
+            POSTGRES_USER,
+            "--timeout",
+            str(int(PROBE_TIMEOUT_S)),
+        ],
+        capture_output=True,
+        text=True,
+        env=_postgres_env(),
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ProbeError(result.stdout.strip() or f"pg_isready exited {result.returncode}")
+
+
 # --------------------------------------------------------------------------- processes
 
 _children: dict[int, "subprocess.Popen[bytes]"] = {}
@@ -535,6 +777,9 @@ class _Service:
     prepare: Callable[[], tuple[list[str], Path]]
     owns: Callable[[list[str]], bool]
     ready: Callable[[], None]
+    stop_signal: signal.Signals = signal.SIGTERM
+    requires: str | None = None
+    identity: Callable[[], dict[str, Any]] = dict
 
     @property
     def pid_file(self) -> Path:
@@ -615,7 +860,7 @@ def _kafka_prepare() -> tuple[list[str], Path]:
         "kafka.Kafka",
         str(KAFKA_CONFIG),
     ]
-    return argv, KAFKA_DIR
+    return argv, KAFKA_STATE
 
 
 def _kafka_owns(argv: list[str]) -> bool:
@@ -626,21 +871,100 @@ def _kafka_owns(argv: list[str]) -> bool:
 
 
 def _store_prepare() -> tuple[list[str], Path]:
-    FERRETDB_DATA.mkdir(parents=True, exist_ok=True)
     argv = [
         str(FERRETDB_BIN),
         "-listen-addr",
         f"{HOST}:{STORE_PORT}",
-        "-data-dir",
-        str(FERRETDB_DATA),
+        "-postgresql-url",
+        POSTGRES_URL,
+        "-pool-max-conns",
+        str(FERRETDB_POOL_MAX_CONNS),
         "-log-level",
         "info",
     ]
-    return argv, FERRETDB_DATA.parent
+    return argv, LOCAL_DIR
 
 
 def _store_owns(argv: list[str]) -> bool:
-    return bool(argv) and argv[0] == str(FERRETDB_BIN)
+    return bool(argv) and argv[0] == str(FERRETDB_BIN) and f"{HOST}:{STORE_PORT}" in argv
+
+
+# --------------------------------------------------------------------------- postgres
+
+
+def _shared_memory_attached(shmid: int) -> int:
+    """How many processes still use a System V shared memory segment (0 once it is gone)."""
+    try:
+        rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    for row in rows:
+        fields = row.split()
+        if len(fields) > 6 and fields[1] == str(shmid):
+            return int(fields[6])
+    return 0
+
+
+def _postgres_clear_stale_lock() -> None:
+    """After a crash or kill -9, make the data folder startable again.
+
+    PostgreSQL leaves postmaster.pid behind. It ignores the file when that pid is dead, but
+    refuses to start when the pid now belongs to some other process, and also while backends
+    of the killed server still hold its shared memory (they exit on their own within moments
+    of noticing their parent is gone). So: wait for those, then remove the lock file; the
+    server then recovers from its write-ahead log at start.
+    """
+    lock = POSTGRES_DATA / "postmaster.pid"
+    try:
+        lines = lock.read_text().splitlines()
+    except FileNotFoundError:
+        return
+    pid = int(lines[0]) if lines and lines[0].strip().isdigit() else None
+    if pid is not None and _alive(pid) and _postgres_owns(_cmdline(pid) or []):
+        raise InfraError(
+            f"a PostgreSQL this tool did not start (pid {pid}) runs on {_rel(POSTGRES_DATA)}; "
+            f"stop it first: {_postgres_bin() / 'pg_ctl'} stop -D {POSTGRES_DATA}"
+        )
+    shm = lines[6].split() if len(lines) > 6 else []
+    if len(shm) == 2 and shm[1].isdigit():
+        deadline = time.monotonic() + 30.0
+        while _shared_memory_attached(int(shm[1])) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _shared_memory_attached(int(shm[1])):
+            raise InfraError(
+                "processes of a PostgreSQL that was killed still run on "
+                f"{_rel(POSTGRES_DATA)} after 30 s; end them (ps -u {POSTGRES_USER}) and retry"
+            )
+    lock.unlink(missing_ok=True)
+    say("PostgreSQL did not stop cleanly last time; it recovers from its log at start")
+
+
+def _postgres_prepare() -> tuple[list[str], Path]:
+    """Create the cluster on first use, clear what a crash left, and return the server's argv."""
+    bin_dir = _postgres_bin()
+    identity = _postgres_identity()
+    _postgres_folder(identity)
+    _postgres_init(bin_dir, identity)
+    _postgres_clear_stale_lock()
+    settings = {
+        "listen_addresses": HOST,
+        "port": str(POSTGRES_PORT),
+        "unix_socket_directories": "",
+        "max_connections": str(POSTGRES_MAX_CONNECTIONS),
+        "log_line_prefix": "%m [%p] ",
+    }
+    argv = [str(bin_dir / "postgres"), "-D", str(POSTGRES_DATA)]
+    for name, value in settings.items():
+        argv += ["-c", f"{name}={value}"]
+    return argv, POSTGRES_DIR
+
+
+def _postgres_owns(argv: list[str]) -> bool:
+    return (
+        len(argv) > 2
+        and argv[0] == str(_postgres_bin() / "postgres")
+        and argv[1:3] == ["-D", str(POSTGRES_DATA)]
+    )
 
 
 _SERVICES = {
@@ -658,6 +982,22 @@ _SERVICES = {
         owns=_kafka_owns,
         ready=_kafka_ready,
     ),
+    "postgres": _Service(
+        name="postgres",
+        label=f"PostgreSQL {POSTGRES_VERSION}",
+        address=f"{HOST}:{POSTGRES_PORT}",
+        ports=(POSTGRES_PORT,),
+        env_var=MONGO_ENV,
+        log=POSTGRES_LOG,
+        start_timeout=120.0,
+        stop_timeout=30.0,
+        build=build_postgres,
+        prepare=_postgres_prepare,
+        owns=_postgres_owns,
+        ready=_postgres_ready,
+        stop_signal=signal.SIGINT,
+        identity=_postgres_identity,
+    ),
     "store": _Service(
         name="store",
         label="FerretDB 1.24.2",
@@ -671,17 +1011,19 @@ _SERVICES = {
         prepare=_store_prepare,
         owns=_store_owns,
         ready=_store_ready,
+        requires="postgres",
     ),
 }
 
 
 def _select(which: str | None) -> list[_Service]:
-    """None or "all" means both services."""
+    """None or "all" means every server; a server comes after the one it requires."""
     if which is None or which == "all":
         return list(_SERVICES.values())
     if which not in _SERVICES:
         raise InfraError(f"unknown service {which!r}; expected all, {', '.join(SERVICES)}")
-    return [_SERVICES[which]]
+    service = _SERVICES[which]
+    return [*_select(service.requires), service] if service.requires else [service]
 
 
 @contextlib.contextmanager
@@ -773,6 +1115,7 @@ def _start(service: _Service) -> int:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            **service.identity(),
         )
     _children[child.pid] = child
     service.pid_file.write_text(f"{child.pid}\n")
@@ -840,7 +1183,7 @@ class ServiceStatus:
 
     def line(self) -> str:
         pid = str(self.pid) if self.pid is not None else "-"
-        return f"{self.name:<6} {self.state:<24} pid {pid:<8} {self.address}"
+        return f"{self.name:<8} {self.state:<24} pid {pid:<8} {self.address}"
 
 
 def build(which: str | None = None) -> None:
@@ -867,15 +1210,20 @@ def up(which: str | None = None) -> list[str]:
         return []
     with _lock():
         _build_all(services)
-        pids = {}
+        pids: dict[str, int] = {}
+        ready: set[str] = set()
         for service in services:
+            required = service.requires
+            if required in pids and required not in ready:
+                _wait_ready(_SERVICES[required], pids[required])
+                ready.add(required)
             pid = _our_pid(service)
             if pid is not None and _answering(service):
                 say(f"{service.label} already running on {service.address} (pid {pid})")
                 continue
             pids[service.name] = _start(service)
         for service in services:
-            if service.name in pids:
+            if service.name in pids and service.name not in ready:
                 _wait_ready(service, pids[service.name])
     return list(pids)
 
@@ -883,20 +1231,22 @@ def up(which: str | None = None) -> list[str]:
 def down(which: str | None = None) -> None:
     """Stop the servers this tool started, nothing else: SIGTERM, then SIGKILL after a timeout."""
     with _lock():
-        for service in _select(which):
+        for service in reversed(_select(which)):
             pid = _our_pid(service)
             if pid is None:
                 say(f"{service.label}: not running")
                 continue
             say(f"stopping {service.label} (pid {pid})...")
-            _stop(service, signal.SIGTERM, service.stop_timeout)
+            _stop(service, service.stop_signal, service.stop_timeout)
             say(f"{service.label} stopped")
 
 
 def kill(which: str) -> None:
-    """SIGKILL our server, as a crash would (fault injection); `up` restarts it on its data."""
+    """SIGKILL our server, as a crash would (fault injection); `up` restarts it on its data.
+
+    `store` kills FerretDB and its PostgreSQL both."""
     with _lock():
-        for service in _select(which):
+        for service in reversed(_select(which)):
             pid = _our_pid(service)
             if pid is None or not _stop(service, signal.SIGKILL, 10.0):
                 raise InfraError(

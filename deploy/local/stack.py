@@ -88,6 +88,8 @@ def components(ports: Ports, extra_env: Mapping[str, str] | None = None) -> list
     """The stack in start order: external parties first, then the services."""
     py = sys.executable
     shared = {
+        "PERMITS_KAFKA_BOOTSTRAP": infra.kafka_bootstrap(),
+        "PERMITS_MONGO_URL": infra.mongo_url(),
         "PERMITS_INTAKE_PORT": str(ports.intake),
         "PERMITS_ISSUANCE_PORT": str(ports.issuance),
         "PERMITS_RIGHTS_PORT": str(ports.rights),
@@ -487,7 +489,7 @@ def reset_topics() -> None:
     from permits_common.settings import CommonSettings
 
     async def _reset() -> None:
-        settings = CommonSettings()
+        settings = CommonSettings(kafka_bootstrap=infra.kafka_bootstrap())
         admin = AIOKafkaAdminClient(**connection_options(settings))
         await admin.start()
         try:
@@ -520,7 +522,7 @@ def ensure_topics() -> None:
     from permits_common.kafka import ensure_topics as create
     from permits_common.settings import CommonSettings
 
-    asyncio.run(create(CommonSettings()))
+    asyncio.run(create(CommonSettings(kafka_bootstrap=infra.kafka_bootstrap())))
 
 
 def _print_welcome(stack: Stack) -> None:
@@ -538,7 +540,7 @@ def _print_welcome(stack: Stack) -> None:
         f"  production centre simulator  {stack.url('production-centre')}",
         f"  SMS gateway simulator        {stack.url('sms-gateway')}/api/v1/messages",
         f"  mail sink (SMTP {HOST}:{stack.ports.smtp})  {stack.url('smtp')}/messages",
-        "  Kafka 127.0.0.1:9092, document store mongodb://127.0.0.1:27017/",
+        f"  Kafka {infra.kafka_bootstrap()}, document store {infra.mongo_url()}",
         "",
         "Development tokens (refused when PERMITS_ENV=production):",
     ]
@@ -574,7 +576,7 @@ def run(replicas: int = 1) -> int:
         return 1
     finally:
         stack.stop()
-        for name in started:
+        for name in reversed(started):
             infra.down(name)
     return 0
 

@@ -1,81 +1,145 @@
-"""The local FerretDB wrapper gives every collection an index its `{_id: value}` queries use.
+"""The local store, FerretDB on PostgreSQL, as the services rely on it.
 
-Without it, every lookup, update and delete by `_id` reads the whole SQLite table, and the
-services' throughput falls as their collections grow (see docs/architecture.md).
+FerretDB sends an equality filter `{f: v}` to PostgreSQL as `_jsonb->'f' @> v`, which its own
+btree indexes cannot serve; the local wrapper adds a GIN index for `_id` and for every indexed
+field, and makes PostgreSQL plan each query with its parameters. Without both, every lookup
+reads the whole collection (see docs/architecture.md). FerretDB's `explain` runs PostgreSQL's
+EXPLAIN on the very query, with the very connection settings, a `find` uses.
+
+"First one wins" steps rely on unique indexes refusing a second document, one by one, with
+MongoDB's duplicate key code, also inside an unordered `insert_many`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import os
-import sqlite3
 import uuid
-from pathlib import Path
+from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
+
+from permits_common.mongo import DUPLICATE_KEY, insert_new
 
 pytestmark = pytest.mark.integration
 
-LOOKUP = "_ferretdb_sjson->'$._id' = ?"
-INFRA = Path(__file__).resolve().parents[2] / "deploy" / "local" / "infra.py"
+DOCUMENTS = 20_000
+LOOKUP_INDEX_PREFIX = "permits_gin_"
+PLAN_CACHE_SWITCH = 5
+"""Executions of a prepared statement after which PostgreSQL may switch to a generic plan."""
+
+Document = dict[str, Any]
 
 
-def _store_data_dir() -> Path:
-    """Where the local store keeps its SQLite files, as the infrastructure tool says."""
-    spec = importlib.util.spec_from_file_location("permits_infra_paths", INFRA)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    data_dir: Path = module.FERRETDB_DATA
-    return data_dir
+def _index_scans(plan: Document) -> list[str]:
+    """The names of the indexes a PostgreSQL JSON plan reads, at any depth."""
+    names = [plan["Index Name"]] if "Index Name" in plan else []
+    for child in plan.get("Plans", []):
+        names += _index_scans(child)
+    return names
 
 
-def _query_plans(database_file: Path) -> dict[str, str]:
-    """For each collection table: how SQLite would run FerretDB's `_id` query on it."""
-    with sqlite3.connect(f"file:{database_file}?mode=ro", uri=True) as connection:
-        tables = [
-            row[0]
-            for row in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name NOT LIKE '\\_ferretdb\\_%' ESCAPE '\\'"
-            )
-        ]
-        plans = {}
-        for table in tables:
-            rows = connection.execute(  # the table names come from sqlite_master itself
-                f'EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM "{table}" WHERE {LOOKUP}',  # noqa: S608
-                ('"x"',),
-            ).fetchall()
-            plans[table] = " ".join(str(row[-1]) for row in rows)
-    return plans
+async def _postgres_plan(collection: AsyncCollection[Document], query: Document) -> Document:
+    """The PostgreSQL plan FerretDB would run for a `find` with this filter."""
+    database = collection.database
+    answer = await database.command("explain", {"find": collection.name, "filter": query})
+    planner: Document = answer["queryPlanner"]
+    if "Plan" not in planner:
+        pytest.skip("the store is not FerretDB on PostgreSQL")
+    assert answer.get("filterPushdown") is True, answer
+    plan: Document = planner["Plan"]
+    return plan
 
 
-async def test_lookups_by_id_use_an_index_soon_after_a_collection_appears(
-    infrastructure: dict[str, str],
-) -> None:
-    if "PERMITS_MONGO_URL" in os.environ:
-        pytest.skip("the store is not the local FerretDB")
+@pytest.fixture
+async def database(infrastructure: dict[str, str]) -> Any:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(infrastructure["PERMITS_MONGO_URL"])
     name = f"permits_test_{uuid.uuid4().hex[:10]}"
-    database_file = _store_data_dir() / f"{name}.sqlite"
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
-        infrastructure["PERMITS_MONGO_URL"]
-    )
     try:
-        await client[name]["applications"].insert_one({"_id": "a1", "status": "received"})
-        await client[name]["cards"].insert_one({"_id": "c1"})
-        plans: dict[str, str] = {}
-        async with asyncio.timeout(10):
-            while True:
-                plans = _query_plans(database_file)
-                if len(plans) == 2 and all("USING INDEX" in plan for plan in plans.values()):
-                    break
-                await asyncio.sleep(0.2)
-        assert all("_permits_pk_lookup" in plan for plan in plans.values()), plans
-        found = await client[name]["applications"].find_one({"_id": "a1"})
-        assert found == {"_id": "a1", "status": "received"}
+        yield client[name]
     finally:
         await client.drop_database(name)
         await client.close()
+
+
+async def test_lookups_by_id_and_by_indexed_fields_use_an_index(database: Any) -> None:
+    applications: AsyncCollection[Document] = database["applications"]
+    await applications.create_index([("status", ASCENDING), ("due_at", ASCENDING)])
+    await applications.create_index([("idempotency_key", ASCENDING)], unique=True)
+    await applications.insert_many(
+        [
+            {"_id": f"a{i}", "status": f"s{i % 100}", "idempotency_key": f"k{i}", "due_at": i}
+            for i in range(DOCUMENTS)
+        ]
+    )
+    lookups = [{"_id": "a12345"}, {"status": "s7"}, {"idempotency_key": "k777"}]
+
+    async def all_indexed() -> bool:
+        plans = [await _postgres_plan(applications, query) for query in lookups]
+        return all(
+            any(name.startswith(LOOKUP_INDEX_PREFIX) for name in _index_scans(plan))
+            for plan in plans
+        )
+
+    async with asyncio.timeout(15):
+        while not await all_indexed():
+            await asyncio.sleep(0.2)
+
+    for query in lookups:
+        for _ in range(PLAN_CACHE_SWITCH + 3):
+            plan = await _postgres_plan(applications, query)
+            assert any(name.startswith(LOOKUP_INDEX_PREFIX) for name in _index_scans(plan)), plan
+    assert await applications.find_one({"_id": "a12345"}) == {
+        "_id": "a12345",
+        "status": "s45",
+        "idempotency_key": "k12345",
+        "due_at": 12345,
+    }
+    assert await applications.count_documents({"status": "s7"}) == DOCUMENTS // 100
+
+
+async def test_an_unordered_insert_many_refuses_each_duplicate_with_the_duplicate_key_code(
+    database: Any,
+) -> None:
+    requests: AsyncCollection[Document] = database["requests"]
+    await requests.create_index([("idempotency_key", ASCENDING)], unique=True)
+    await requests.insert_one({"_id": "r1", "idempotency_key": "k1", "version": 1})
+    batch = [
+        {"_id": "r1", "idempotency_key": "k-other", "version": 2},
+        {"_id": "r2", "idempotency_key": "k1", "version": 2},
+        {"_id": "r3", "idempotency_key": "k3", "version": 2},
+        {"_id": "r3", "idempotency_key": "k3b", "version": 3},
+    ]
+
+    with pytest.raises(BulkWriteError) as refused:
+        await requests.insert_many(batch, ordered=False)
+
+    details = refused.value.details
+    assert details["nInserted"] == 1
+    assert [(error["index"], error["code"]) for error in details["writeErrors"]] == [
+        (0, DUPLICATE_KEY),
+        (1, DUPLICATE_KEY),
+        (3, DUPLICATE_KEY),
+    ]
+    assert await requests.find({}, sort=[("_id", ASCENDING)]).to_list() == [
+        {"_id": "r1", "idempotency_key": "k1", "version": 1},
+        {"_id": "r3", "idempotency_key": "k3", "version": 2},
+    ]
+
+    existing = await insert_new(
+        requests,
+        [
+            {"_id": "r3", "idempotency_key": "k3c", "version": 4},
+            {"_id": "r4", "idempotency_key": "k4", "version": 4},
+            {"_id": "r5", "idempotency_key": "k1", "version": 4},
+        ],
+    )
+    assert existing == {"r3", "r5"}
+    assert await requests.count_documents({}) == 3
+    assert await requests.find_one({"_id": "r3"}) == {
+        "_id": "r3",
+        "idempotency_key": "k3",
+        "version": 2,
+    }

@@ -344,7 +344,7 @@ async def _first_application_through(clients: Clients) -> None:
 @pytest.fixture(scope="module")
 def two_of_everything(infrastructure: dict[str, str]) -> Iterator[Any]:
     """A second system with two processes of every service behind local balancers."""
-    stack = build_system(infrastructure, port_offset=200, replicas=2, offset_reset="latest")
+    stack = build_system(infrastructure, port_offset=400, replicas=2, offset_reset="latest")
     stack.start()
     try:
         yield stack

@@ -28,7 +28,7 @@ from permits_common.events.envelope import Event, PoisonMessageError, decode, ne
 from permits_common.events.models import DeadLetter, EventData
 from permits_common.logs import get_logger
 from permits_common.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED
-from permits_common.mongo import TRANSIENT_STORE_ERRORS, ProcessedEvents
+from permits_common.mongo import TRANSIENT_STORE_ERRORS, Delivered, ProcessedEvents
 from permits_common.ordering import handle_by_subject
 from permits_common.settings import CommonSettings
 
@@ -215,14 +215,22 @@ def dead_letter_data(record: Any, consumer: str, error: str) -> DeadLetter:
 
 
 Handler = Callable[[Event[Any]], Awaitable[None]]
+BatchHandler = Callable[[Sequence[Event[Any]]], Awaitable[None]]
 
 
 class EventConsumer:
     """A consumer group member that decodes, deduplicates and hands events to a handler.
 
-    Offsets are committed only after a batch is handled and recorded, so a crash redelivers
-    rather than loses. Poison messages and events the handler keeps refusing go to the
-    dead-letter topic; a store or broker outage is retried without skipping anything.
+    A partition's batch is claimed with one store command before it is handled (see
+    `ProcessedEvents`), and its offsets are committed only after it is handled, so a crash
+    redelivers rather than loses, and the claim hands the redelivered records out again.
+    Poison messages and events the handler keeps refusing go to the dead-letter topic; a store
+    or broker outage is retried without skipping anything.
+
+    `handler` takes one event (called per subject in order, several subjects at once);
+    `batch_handler` instead takes the fresh events of one partition's batch, in order, and a
+    batch it keeps refusing is handed to it again one event at a time, so only the bad event
+    is dead-lettered.
     """
 
     def __init__(
@@ -232,18 +240,22 @@ class EventConsumer:
         service: str,
         group_id: str,
         subscribe: Sequence[str],
-        handler: Handler,
+        handler: Handler | None = None,
+        batch_handler: BatchHandler | None = None,
         publisher: EventPublisher,
         processed: ProcessedEvents,
         max_attempts: int = 3,
         offset_reset: Literal["earliest", "latest"] = "earliest",
     ) -> None:
+        if (handler is None) == (batch_handler is None):
+            raise ValueError("give exactly one of handler and batch_handler")
         self._settings = settings
         self._offset_reset = offset_reset
         self._service = service
         self._group_id = group_id
         self._topics = list(subscribe)
         self._handler = handler
+        self._batch_handler = batch_handler
         self._publisher = publisher
         self._processed = processed
         self._max_attempts = max_attempts
@@ -299,20 +311,47 @@ class EventConsumer:
                 decoded.append((record, decode(record.value or b"")))
             except PoisonMessageError as exc:
                 await self._dead_letter(record, str(exc))
-        seen = await self._processed.seen(event.id for _, event in decoded)
+        claimed = await self._processed.claim(
+            [Delivered(event.id, r.topic, r.partition, r.offset) for r, event in decoded]
+        )
         fresh: dict[str, ConsumerRecord[bytes, bytes]] = {}
         events: list[Event[Any]] = []
         for record, event in decoded:
-            if event.id in seen or event.id in fresh:
+            if event.id not in claimed.handle or event.id in fresh:
                 EVENTS_CONSUMED.labels(self._service, record.topic, "duplicate").inc()
                 continue
             fresh[event.id] = record
             events.append(event)
-        await handle_by_subject(
-            events, lambda event: self._handle_with_retries(fresh[event.id], event)
-        )
-        await self._processed.mark(fresh)
+        if not await self._handled_as_batch(events):
+            await handle_by_subject(
+                events, lambda event: self._handle_with_retries(fresh[event.id], event)
+            )
         await consumer.commit({partition: records[-1].offset + 1})
+
+    async def _handled_as_batch(self, events: list[Event[Any]]) -> bool:
+        """Hand the whole batch to the batch handler; False when there is none or it kept
+        refusing the batch."""
+        if self._batch_handler is None:
+            return False
+        if not events:
+            return True
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._batch_handler(events)
+            except TRANSIENT_ERRORS:
+                await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+                continue
+            except Exception as exc:
+                if attempt < self._max_attempts:
+                    await asyncio.sleep(0.1 * attempt)
+                    continue
+                log.warning("batch refused, handling its events one by one", error=repr(exc))
+                return False
+            for event in events:
+                EVENTS_CONSUMED.labels(self._service, event.topic, "processed").inc()
+            return True
 
     async def _handle_with_retries(
         self, record: ConsumerRecord[bytes, bytes], event: Event[Any]
@@ -321,7 +360,7 @@ class EventConsumer:
         while True:
             attempt += 1
             try:
-                await self._handler(event)
+                await self._handle_one(event)
             except TRANSIENT_ERRORS:
                 await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
                 continue
@@ -334,6 +373,12 @@ class EventConsumer:
                 return
             EVENTS_CONSUMED.labels(self._service, record.topic, "processed").inc()
             return
+
+    async def _handle_one(self, event: Event[Any]) -> None:
+        if self._handler is not None:
+            await self._handler(event)
+        elif self._batch_handler is not None:
+            await self._batch_handler([event])
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: str) -> None:
         EVENTS_CONSUMED.labels(self._service, record.topic, "deadletter").inc()

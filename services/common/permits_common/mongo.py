@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo import AsyncMongoClient, DeleteOne, InsertOne, ReplaceOne, UpdateMany, UpdateOne
@@ -58,12 +59,43 @@ async def ping(database: AsyncDatabase[Document]) -> bool:
     return True
 
 
-class ProcessedEvents:
-    """Which event ids one consumer has already handled, so redelivery does nothing twice.
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """One consumed event: its id and where Kafka holds it (topic, partition, offset)."""
 
-    Lookups are by `_id` only, one per id, run concurrently: FerretDB answers `{_id: value}` from
-    the table's primary key but scans the whole collection for anything else (`$in`
-    included), and this collection grows with every event the consumer ever handled.
+    event_id: str
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def position(self) -> str:
+        """The record's place in Kafka, unique for the life of the topic."""
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What a batch's claim decided: the ids to handle, and which of those were claimed before
+    (a redelivery of a record whose work may or may not have been done)."""
+
+    handle: set[str]
+    again: set[str]
+
+
+class ProcessedEvents:
+    """Which event ids one consumer has taken on, so a duplicate event does nothing twice.
+
+    One command per batch: an unordered `insert_many` of the batch's ids (keyed by consumer and
+    event id) with each record's Kafka position. An id the store refuses was claimed before;
+    the claim is read back (by `_id`, one per refused id, which only happens after a crash, a
+    rebalance or a true duplicate) and decides:
+    - claimed at this very position: the same Kafka record is being delivered again, which
+      only happens when its offset was never committed, so its work may be unfinished: handle
+      it again (the handlers are idempotent);
+    - claimed at another position: another copy of the event, whose own record is either
+      committed (its work done) or will itself be redelivered and handled: skip this one.
+    So an id claimed before its work is done never makes a redelivered event be skipped.
     """
 
     def __init__(
@@ -76,23 +108,30 @@ class ProcessedEvents:
     def _key(self, event_id: str) -> str:
         return f"{self._consumer}|{event_id}"
 
-    async def _handled(self, event_id: str) -> bool:
+    async def _claimed_at(self, event_id: str) -> str | None:
         async with self._concurrency:
-            found = await self._collection.find_one({"_id": self._key(event_id)}, {"_id": 1})
-        return found is not None
+            found = await self._collection.find_one({"_id": self._key(event_id)}, {"at": 1})
+        return None if found is None else str(found.get("at"))
 
-    async def seen(self, event_ids: Iterable[str]) -> set[str]:
-        """The subset of ids already handled."""
-        unique = list(dict.fromkeys(event_ids))
-        answers = await asyncio.gather(*(self._handled(event_id) for event_id in unique))
-        return {event_id for event_id, handled in zip(unique, answers, strict=True) if handled}
-
-    async def mark(self, event_ids: Iterable[str]) -> None:
-        """Record ids as handled; ids recorded before are fine."""
-        await insert_new(
+    async def claim(self, delivered: Sequence[Delivered]) -> Claimed:
+        """Claim a batch's events; the first record of an id in the batch stands for it."""
+        first: dict[str, Delivered] = {}
+        for item in delivered:
+            first.setdefault(item.event_id, item)
+        refused = await insert_new(
             self._collection,
-            [{"_id": self._key(event_id)} for event_id in dict.fromkeys(event_ids)],
+            [{"_id": self._key(i), "at": item.position} for i, item in first.items()],
         )
+        prefix = len(self._key(""))
+        refused_ids = [key[prefix:] for key in refused]
+        positions = await asyncio.gather(*(self._claimed_at(i) for i in refused_ids))
+        again = {
+            event_id
+            for event_id, at in zip(refused_ids, positions, strict=True)
+            if at is None or at == first[event_id].position
+        }
+        handle = (set(first) - set(refused_ids)) | again
+        return Claimed(handle=handle, again=again)
 
 
 DUPLICATE_KEY = 11000

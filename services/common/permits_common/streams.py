@@ -2,14 +2,14 @@
 
 Topics are read as raw bytes and decoded with the shared envelope, so every service applies the
 same rules: a poison message goes to the dead-letter topic and the stream goes on; an event id
-already handled by this consumer is skipped; batches keep store round trips off the hot path.
+already taken on by this consumer is skipped; one store command per batch finds them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import faust
@@ -18,7 +18,7 @@ from permits_common.events.envelope import Event, PoisonMessageError, decode
 from permits_common.kafka import TRANSIENT_ERRORS, EventPublisher, dead_letter_data
 from permits_common.logs import get_logger
 from permits_common.metrics import EVENTS_CONSUMED
-from permits_common.mongo import ProcessedEvents
+from permits_common.mongo import Delivered, ProcessedEvents
 from permits_common.settings import CommonSettings
 
 log = get_logger("streams")
@@ -75,6 +75,15 @@ def raw_topic(app: faust.App, name: str) -> faust.TopicT:
     )
 
 
+class EventBatch(list[Event[Any]]):
+    """Events to handle, in Kafka order; `again` holds the ids claimed before (redelivered
+    after a crash or a rebalance), whose handlers must check what is already done."""
+
+    def __init__(self, events: list[Event[Any]], again: set[str]) -> None:
+        super().__init__(events)
+        self.again = again
+
+
 async def event_batches(
     stream: Any,
     *,
@@ -82,20 +91,23 @@ async def event_batches(
     consumer: str,
     publisher: EventPublisher,
     processed: ProcessedEvents,
+    relevant: Callable[[Event[Any]], bool] | None = None,
     max_batch: int = 200,
     within: float = 0.05,
-) -> AsyncIterator[list[Event[Any]]]:
-    """Decoded, not-yet-handled events in small batches; poison messages are dead-lettered.
+) -> AsyncIterator[EventBatch]:
+    """Decoded events to handle, in batches; poison messages are dead-lettered.
 
-    The consumer marks the batch as handled after the loop body finishes, so a crash in the
-    middle redelivers the batch and the handler's own idempotency absorbs the repeats.
+    The batch is claimed (one store command, see `ProcessedEvents`) before it is yielded, and
+    Faust commits its offsets only after the loop body finished, so a crash in the middle
+    redelivers the same records, which the claim hands out again. Events the consumer ignores
+    (`relevant` says no) are neither claimed nor yielded.
     """
     async for batch in stream.take_events(max_batch, within=within):
-        events: list[Event[Any]] = []
+        events: list[tuple[Event[Any], Delivered]] = []
         for received in batch:
             message = received.message
             try:
-                events.append(decode(message.value or b""))
+                event = decode(message.value or b"")
             except PoisonMessageError as exc:
                 EVENTS_CONSUMED.labels(service, message.topic, "deadletter").inc()
                 await retry_forever(
@@ -103,20 +115,27 @@ async def event_batches(
                         publisher.event(dead_letter_data(m, consumer, str(e)))
                     )
                 )
+                continue
+            if relevant is not None and not relevant(event):
+                EVENTS_CONSUMED.labels(service, message.topic, "ignored").inc()
+                continue
+            events.append(
+                (event, Delivered(event.id, message.topic, message.partition, message.offset))
+            )
         if not events:
             continue
-        seen = await retry_forever(lambda ids=[e.id for e in events]: processed.seen(ids))
+        claimed = await retry_forever(
+            lambda delivered=[d for _, d in events]: processed.claim(delivered)
+        )
         fresh: list[Event[Any]] = []
-        fresh_ids: set[str] = set()
-        for event in events:
-            if event.id in seen or event.id in fresh_ids:
+        for event, _ in events:
+            if event.id not in claimed.handle:
                 EVENTS_CONSUMED.labels(service, event.topic, "duplicate").inc()
                 continue
-            fresh_ids.add(event.id)
+            claimed.handle.discard(event.id)
             fresh.append(event)
         if fresh:
-            yield fresh
-            await retry_forever(lambda ids=fresh_ids: processed.mark(ids))
+            yield EventBatch(fresh, claimed.again)
             for event in fresh:
                 EVENTS_CONSUMED.labels(service, event.topic, "processed").inc()
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pymongo import UpdateOne
 from pymongo.errors import DuplicateKeyError
 
@@ -19,6 +19,8 @@ from permits_common.events.envelope import Event, decode
 from permits_common.events.models import SlaScheduled
 from permits_common.kafka import EventConsumer, EventPublisher, ensure_topics
 from permits_common.mongo import (
+    Claimed,
+    Delivered,
     ProcessedEvents,
     bulk_write_in_chunks,
     ensure_index,
@@ -107,12 +109,26 @@ async def test_documents_are_written_indexed_uniquely_and_read(database: Any) ->
     assert await people.find_one({"permit": "H12345678"}) == {"_id": "a", "permit": "H12345678"}
 
 
-async def test_processed_events_are_remembered_per_consumer(database: Any) -> None:
+async def test_a_claimed_event_is_skipped_elsewhere_and_handed_out_again_at_its_position(
+    database: Any,
+) -> None:
     processed = ProcessedEvents(database, "intake")
-    await processed.mark(["e1", "e2"])
-    await processed.mark(["e2", "e3"])
-    assert await processed.seen(["e1", "e3", "e4"]) == {"e1", "e3"}
-    assert await ProcessedEvents(database, "notify").seen(["e1"]) == set()
+    first = await processed.claim([Delivered("e1", "t", 0, 1), Delivered("e2", "t", 0, 2)])
+    assert first == Claimed(handle={"e1", "e2"}, again=set())
+
+    # e2 again at its own position (its offset was never committed: a crash or a rebalance),
+    # e1 published a second time elsewhere, e3 new, and e3 repeated within the batch.
+    second = await processed.claim(
+        [
+            Delivered("e2", "t", 0, 2),
+            Delivered("e1", "t", 1, 7),
+            Delivered("e3", "t", 0, 3),
+            Delivered("e3", "t", 0, 4),
+        ]
+    )
+    assert second == Claimed(handle={"e2", "e3"}, again={"e2"})
+    other_consumer = await ProcessedEvents(database, "notify").claim([Delivered("e1", "t", 1, 7)])
+    assert other_consumer.handle == {"e1"}
 
 
 async def test_large_bulk_updates_do_not_lock_the_store(database: Any) -> None:
@@ -172,3 +188,50 @@ async def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_consumer_g
     assert letter["data"]["original_topic"] == topics.SLA
     assert "not JSON" in letter["data"]["error"]
     assert [e.id for e in handled] == [good.id], "the duplicate was handled twice"
+
+
+class _Commits:
+    """Stands in for the group's offset commits of one partition handled directly."""
+
+    def __init__(self) -> None:
+        self.offsets: list[dict[TopicPartition, int]] = []
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.offsets.append(offsets)
+
+
+async def test_a_batch_the_handler_refuses_is_handled_event_by_event(
+    settings: CommonSettings, publisher: EventPublisher, database: Any
+) -> None:
+    marker = uuid.uuid4().hex
+    good, bad = publisher.event(_sla(marker)), publisher.event(_sla(marker))
+    batches: list[list[str]] = []
+
+    async def handle_batch(events: Any) -> None:
+        batches.append([event.id for event in events])
+        if bad.id in batches[-1]:
+            raise ValueError("refused")
+
+    consumer = EventConsumer(
+        settings,
+        service="tests",
+        group_id=f"tests-{marker}",
+        subscribe=[topics.SLA],
+        batch_handler=handle_batch,
+        publisher=publisher,
+        processed=ProcessedEvents(database, f"tests-{marker}"),
+        max_attempts=1,
+    )
+    records = [
+        ConsumerRecord(
+            topics.SLA, 0, offset, 0, 0, marker.encode(), event.to_json(), None, 0, 0, []
+        )
+        for offset, event in enumerate([good, bad])
+    ]
+    commits = _Commits()
+    partition = TopicPartition(topics.SLA, 0)
+    await consumer._handle_partition(commits, partition, records)
+    assert batches == [[good.id, bad.id], [good.id], [bad.id]]
+    assert commits.offsets == [{partition: 2}]
+    await consumer._handle_partition(commits, partition, records)
+    assert len(batches) == 3, "handled events were handed over again"

@@ -45,6 +45,16 @@ CONSUMED_TOPICS = (topics.APPLICATIONS, topics.SLA, topics.CARDS)
 MAX_BACKOFF_SECONDS = 5.0
 
 
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and wait for its end, cancelling again if the cancellation
+    was swallowed (PyMongo's server selection can swallow one while the store is down)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.5)
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.result()
+
+
 def unavailable(what: str) -> ProblemError:
     """503 with Retry-After: a dependency is not (yet) reachable."""
     return ProblemError(
@@ -71,6 +81,7 @@ class IntakeRuntime:
         self.relay = OutboxRelay(
             self.store,
             self.publisher,
+            clock=self.clock,
             batch_size=settings.outbox_batch_size,
             sweep_seconds=settings.outbox_sweep_seconds,
         )
@@ -78,12 +89,13 @@ class IntakeRuntime:
             self.store,
             self.clock,
             self.calendar,
+            publisher=self.publisher,
             known_points=frozenset(point.code for point in self.points),
             jinan_districts=frozenset(normalized_district(p.district) for p in self.points),
             on_outbox_write=self.relay.signal,
         )
-        self.dispatch = CardDispatch(self.store, self.clock, self.relay.signal)
-        self.extension = DeadlineExtension(self.store, self.clock, self.calendar, self.relay.signal)
+        self.dispatch = CardDispatch(self.store, self.clock, self.publisher)
+        self.extension = DeadlineExtension(self.store, self.clock, self.calendar, self.publisher)
         self.views = StatusViews(self.store)
         self.calendar_follower = CalendarFollower(
             settings, self._reload_calendar, lambda year: self.calendar.load([year])
@@ -97,7 +109,7 @@ class IntakeRuntime:
             service=SOURCE,
             group_id=settings.intake_group,
             subscribe=CONSUMED_TOPICS,
-            handler=self.views.handle,
+            batch_handler=self.views.handle_batch,
             publisher=self.publisher,
             processed=ProcessedEvents(self.database, settings.intake_group),
             offset_reset=settings.intake_offset_reset,
@@ -119,10 +131,7 @@ class IntakeRuntime:
         """Stop consuming and relaying, flush the producer, close the store client."""
         await self.consumer.stop()
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await _cancelled(task)
         if self._kafka_probe is not None:
             self._kafka_probe.cancel()
         with contextlib.suppress(Exception):

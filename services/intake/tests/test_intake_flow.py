@@ -148,13 +148,7 @@ async def test_status_follows_issuance_events(
         return shown if ok and shown["due_date"] != due.isoformat() else None
 
     shown = await eventually(approved)
-    assert shown["card"] == {
-        "number": number,
-        "issue_count": 1,
-        "valid_from": None,
-        "valid_until": None,
-        "issuing_authority": None,
-    }
+    assert shown["card"] is None
     assert shown["due_date"] == (due + timedelta(days=1)).isoformat()
 
     await publish(
@@ -175,6 +169,53 @@ async def test_status_follows_issuance_events(
     assert shown["card"]["valid_until"] == "2031-03-20"
     assert shown["card"]["issuing_authority"] == "济南市公安局历下分局"
     assert [h["status"] for h in shown["history"]] == ["accepted", "approved", "ready"]
+
+
+async def test_ready_is_shown_only_with_the_whole_card(
+    intake: RunningIntake, issuance: EventPublisher
+) -> None:
+    """`application.ready` and `card.issued` travel on two topics; whichever the views see
+    first, the application is never shown ready without its issued card."""
+    body = application_body()
+    application_id = await submit(intake, body)
+    number = fresh_card_number()
+    common = {"application_id": application_id, "acceptance_point": "LIXIA"}
+    await publish(
+        issuance,
+        ApplicationApproved(**common, kind="first", card_number=number, issue_count=1),
+        ApplicationInProduction(
+            **common, card_number=number, issue_count=1, production_request_id="pr-1"
+        ),
+        ApplicationReady(**common, card_number=number, issue_count=1, ready_on=date(2026, 3, 20)),
+    )
+    steps = intake.app.state.runtime.store.steps
+
+    async def ready_step_recorded() -> bool:
+        return await steps.find_one({"_id": f"{application_id}|ready"}) is not None
+
+    await eventually(ready_step_recorded)
+    shown = await view(intake, application_id)
+    assert shown["status"] == "in_production"
+    assert shown["card"] is None
+    assert [h["status"] for h in shown["history"]] == ["accepted", "approved", "in_production"]
+
+    await publish(
+        issuance, card_issued(application_id, number, body["applicant"]["travel_permit_number"])
+    )
+
+    async def ready() -> dict[str, Any] | None:
+        shown = await view(intake, application_id)
+        return shown if shown["status"] == "ready" else None
+
+    shown = await eventually(ready)
+    assert shown["card"] == {
+        "number": number,
+        "issue_count": 1,
+        "valid_from": "2026-03-20",
+        "valid_until": "2031-03-20",
+        "issuing_authority": "济南市公安局历下分局",
+    }
+    assert [h["status"] for h in shown["history"]][-1] == "ready"
 
 
 async def test_collect_only_from_ready_and_releases_the_person(

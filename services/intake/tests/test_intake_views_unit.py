@@ -19,9 +19,16 @@ from permits_common.events.models import (
 from permits_intake.domain.cards import CardView, apply_card_event, card_refusals
 from permits_intake.domain.forms import ApplicationForm
 from permits_intake.domain.progress import (
+    CardStep,
+    DueStep,
+    SlaStep,
+    StatusStep,
+    Step,
     effective_sla,
+    fold,
     sla_of,
     sla_states_before,
+    steps_of,
 )
 
 NUMBER = "810000199001010011"
@@ -160,3 +167,106 @@ def test_effective_sla() -> None:
     assert effective_sla(SlaState.ON_TRACK, ready, due, date(2026, 4, 9), date(2026, 3, 31)) is (
         SlaState.BREACHED
     )
+
+
+def _at(minute: int) -> datetime:
+    return NOW.replace(minute=minute)
+
+
+CARD = CardStep(NUMBER, 1, date(2026, 3, 20), date(2031, 3, 20), "济南市公安局历下分局")
+DUE = date(2026, 3, 30)
+
+
+def test_ready_counts_only_with_the_issued_card() -> None:
+    before_card = [
+        StatusStep(ApplicationStatus.APPROVED, _at(1)),
+        StatusStep(ApplicationStatus.READY, _at(3), ready_on=date(2026, 3, 20)),
+        StatusStep(ApplicationStatus.IN_PRODUCTION, _at(2)),
+    ]
+    waiting = fold(NOW, DUE, False, before_card)
+    assert waiting.status is ApplicationStatus.IN_PRODUCTION
+    assert waiting.card is None
+    assert waiting.ready_on is None
+    done = fold(NOW, DUE, False, [*before_card, CARD])
+    assert done.status is ApplicationStatus.READY
+    assert done.card is not None
+    assert done.card["issuing_authority"] == "济南市公安局历下分局"
+    assert [h["status"] for h in done.history] == ["accepted", "approved", "in_production", "ready"]
+    assert done.ready_on == date(2026, 3, 20)
+
+
+def test_issued_card_is_not_shown_before_ready() -> None:
+    early = fold(NOW, DUE, False, [StatusStep(ApplicationStatus.APPROVED, _at(1)), CARD])
+    assert early.status is ApplicationStatus.APPROVED
+    assert early.card is None
+
+
+def test_late_steps_never_move_back() -> None:
+    steps: list[Step] = [
+        StatusStep(ApplicationStatus.APPROVED, _at(1)),
+        StatusStep(ApplicationStatus.READY, _at(2)),
+        StatusStep(ApplicationStatus.IN_PRODUCTION, _at(3)),
+        StatusStep(ApplicationStatus.COLLECTED, _at(0)),
+        CARD,
+    ]
+    view = fold(NOW, DUE, False, steps)
+    assert view.status is ApplicationStatus.COLLECTED
+    assert [h["status"] for h in view.history] == ["accepted", "approved", "ready", "collected"]
+    rejected = fold(
+        NOW,
+        DUE,
+        False,
+        [
+            StatusStep(ApplicationStatus.REJECTED, _at(1), rejection={"code": "x", "message": "y"}),
+            StatusStep(ApplicationStatus.APPROVED, _at(2)),
+        ],
+    )
+    assert rejected.status is ApplicationStatus.REJECTED
+    assert rejected.rejection == {"code": "x", "message": "y"}
+
+
+def test_deadline_steps() -> None:
+    view = fold(
+        NOW,
+        DUE,
+        True,
+        [
+            SlaStep(SlaState.AT_RISK),
+            SlaStep(SlaState.MET),
+            DueStep(date(2026, 4, 2), False, _at(5), "b"),
+            DueStep(date(2026, 4, 1), True, _at(4), "a"),
+        ],
+    )
+    assert view.sla is SlaState.MET
+    assert (view.due_date, view.due_date_provisional) == (date(2026, 4, 2), False)
+    untouched = fold(NOW, DUE, True, [])
+    assert (untouched.sla, untouched.due_date, untouched.due_date_provisional) == (
+        SlaState.ON_TRACK,
+        DUE,
+        True,
+    )
+
+
+def test_events_become_steps() -> None:
+    assert steps_of("e1", NOW, issued()) == [CARD]
+    met = SlaMet(
+        application_id="a",
+        acceptance_point="LIXIA",
+        due_date=DUE,
+        ready_on=date(2026, 3, 20),
+        working_days_taken=14,
+    )
+    assert steps_of("e2", NOW, met) == [SlaStep(SlaState.MET, NOW, "e2")]
+    lost = CardReportedLost(card_number=NUMBER, issue_count=1, reported_at=NOW)
+    assert steps_of("e3", NOW, lost) == []
+
+
+def test_steps_at_the_same_moment_follow_the_order_of_statuses() -> None:
+    steps: list[Step] = [
+        StatusStep(ApplicationStatus.READY, _at(1)),
+        StatusStep(ApplicationStatus.APPROVED, _at(1)),
+        StatusStep(ApplicationStatus.IN_PRODUCTION, _at(1)),
+        CARD,
+    ]
+    view = fold(NOW, DUE, False, steps)
+    assert [h["status"] for h in view.history] == ["accepted", "approved", "in_production", "ready"]

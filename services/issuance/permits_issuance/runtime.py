@@ -123,15 +123,21 @@ class IssuanceRuntime:
             self._started = False
         await self.client.close()
 
-    async def handle_application_event(self, event: Event[Any]) -> None:
-        """Acceptances and extensions need issuance; the rest are its own or intake's."""
+    def wants_application_event(self, event: Event[Any]) -> bool:
+        """Acceptances and extension grants need issuance; the rest are its own or intake's."""
         data = event.data
-        if not isinstance(data, ApplicationAccepted | ApplicationExtensionGranted):
+        return isinstance(
+            data, ApplicationAccepted | ApplicationExtensionGranted
+        ) and data.application_id.startswith(self.settings.issuance_only_application_prefix)
+
+    async def handle_application_event(self, event: Event[Any], redelivered: bool = True) -> None:
+        """Decide an accepted application or move a due date by a granted extension (other
+        application events are not for issuance)."""
+        if not self.wants_application_event(event):
             return
-        if not data.application_id.startswith(self.settings.issuance_only_application_prefix):
-            return
+        data = event.data
         if isinstance(data, ApplicationAccepted):
-            await self.approval.handle_accepted(data)
+            await self.approval.handle_accepted(data, redelivered=redelivered)
         else:
             await self.extensions.grant(event.id, data)
 

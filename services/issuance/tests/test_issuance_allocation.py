@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from issuance_harness import accepted, free_port
@@ -15,11 +15,12 @@ from issuance_harness import accepted, free_port
 from permits_common.domain import permit_number
 from permits_common.domain.regions import Region, Sex
 from permits_issuance.config import IssuanceSettings
-from permits_issuance.domain.numbering import counter_key
+from permits_issuance.domain.numbering import candidate, counter_key
 from permits_issuance.runtime import IssuanceRuntime
 from permits_issuance.service.approval import APPROVED, REJECTED
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -79,6 +80,9 @@ async def test_exhausted_sequences_are_refused(two_workers: list[IssuanceRuntime
     birth = date(1977, 7, 7)
     store = two_workers[0].store
     await store.counters.insert_one({"_id": counter_key(Region.HK, birth, Sex.FEMALE), "next": 498})
+    await store.claim_number(
+        candidate(Region.HK, birth, Sex.FEMALE, 0).value, "an earlier application", NOW
+    )
     last = await two_workers[0].approval.handle_accepted(
         accepted(f"isstest-last-{uuid.uuid4().hex}", birth_date=birth, sex="F")
     )

@@ -11,7 +11,7 @@ from permits_common.domain import permit_number
 from permits_common.domain.permit_number import SequenceExhaustedError
 from permits_common.domain.regions import Region, Sex
 from permits_issuance.domain.numbering import candidate, capacity, counter_key
-from permits_issuance.service.numbers import allocate_number
+from permits_issuance.service.numbers import PERSIST_EVERY, CounterHints, allocate_number
 
 NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 BIRTH = date(1990, 1, 1)
@@ -20,39 +20,43 @@ BIRTH = date(1990, 1, 1)
 class InMemoryClaims:
     """The claim rules of the store (first insert of a number wins) without a store.
 
-    `lagging=True` behaves like FerretDB's non-atomic counter: the hint never moves on.
+    `lagging=True` behaves like a stored counter that is never written.
     """
 
     def __init__(self, *, lagging: bool = False) -> None:
         self.counters: dict[str, int] = {}
         self.numbers: dict[str, str] = {}
         self.lagging = lagging
+        self.attempts = 0
 
-    async def next_counter_hint(self, key: str) -> int:
-        current = self.counters.get(key, 0)
+    async def stored_counter(self, key: str) -> int:
         await asyncio.sleep(0)
-        if not self.lagging:
-            self.counters[key] = current + 1
-        return current
+        return self.counters.get(key, 0)
 
     async def raise_counter(self, key: str, at_least: int) -> None:
         if not self.lagging:
             self.counters[key] = max(self.counters.get(key, 0), at_least)
 
     async def claim_number(self, number: str, application_id: str, at: datetime) -> str | None:
+        self.attempts += 1
         await asyncio.sleep(0)
         if number in self.numbers:
             return self.numbers[number]
         self.numbers[number] = application_id
         return None
 
-    async def number_claimed_by(self, application_id: str) -> str | None:
-        return next((n for n, a in self.numbers.items() if a == application_id), None)
 
-
-async def _allocate(claims: InMemoryClaims, application_id: str, sex: Sex) -> str:
+async def _allocate(
+    claims: InMemoryClaims, application_id: str, sex: Sex, hints: CounterHints | None = None
+) -> str:
     return await allocate_number(
-        claims, application_id=application_id, region=Region.HK, birth_date=BIRTH, sex=sex, now=NOW
+        claims,
+        hints or CounterHints(),
+        application_id=application_id,
+        region=Region.HK,
+        birth_date=BIRTH,
+        sex=sex,
+        now=NOW,
     )
 
 
@@ -64,34 +68,44 @@ def test_first_numbers_follow_the_standard() -> None:
 
 
 async def test_sequence_parity_follows_sex_and_numbers_are_valid() -> None:
-    claims = InMemoryClaims()
-    men = [await _allocate(claims, f"m{i}", Sex.MALE) for i in range(5)]
-    women = [await _allocate(claims, f"f{i}", Sex.FEMALE) for i in range(5)]
+    claims, hints = InMemoryClaims(), CounterHints()
+    men = [await _allocate(claims, f"m{i}", Sex.MALE, hints) for i in range(5)]
+    women = [await _allocate(claims, f"f{i}", Sex.FEMALE, hints) for i in range(5)]
     assert [int(n[14:17]) for n in men] == [1, 3, 5, 7, 9]
     assert [int(n[14:17]) for n in women] == [2, 4, 6, 8, 10]
     for number in men + women:
         assert permit_number.is_valid(number)
         assert number.startswith("81000019900101")
+    assert claims.attempts == 10, "one claim per number while the hint is right"
 
 
-async def test_concurrent_allocation_with_a_lagging_counter_never_repeats_a_number() -> None:
+async def test_concurrent_workers_with_a_lagging_counter_never_repeat_a_number() -> None:
     claims = InMemoryClaims(lagging=True)
-    numbers = await asyncio.gather(*(_allocate(claims, f"a{i}", Sex.MALE) for i in range(40)))
+    workers = [CounterHints() for _ in range(4)]
+    numbers = await asyncio.gather(
+        *(_allocate(claims, f"a{i}", Sex.MALE, workers[i % 4]) for i in range(40))
+    )
     assert len(set(numbers)) == 40
 
 
-async def test_the_same_application_gets_its_number_back() -> None:
+async def test_after_a_restart_a_key_probes_at_most_a_few_taken_numbers() -> None:
     claims = InMemoryClaims()
-    first = await _allocate(claims, "same", Sex.FEMALE)
-    assert await _allocate(claims, "same", Sex.FEMALE) == first
-    assert len(claims.numbers) == 1
+    before_restart = CounterHints()
+    taken = {await _allocate(claims, f"b{i}", Sex.FEMALE, before_restart) for i in range(40)}
+    claims.attempts = 0
+    after = await _allocate(claims, "after", Sex.FEMALE, CounterHints())
+    assert after not in taken
+    assert int(after[14:17]) == 2 * 40 + 2, "the next number, no gap"
+    assert claims.attempts <= PERSIST_EVERY + 1
 
 
 async def test_exhausted_sequences_raise() -> None:
     claims = InMemoryClaims()
     assert capacity(Sex.MALE) == 500
     assert capacity(Sex.FEMALE) == 499
-    claims.counters[counter_key(Region.HK, BIRTH, Sex.FEMALE)] = capacity(Sex.FEMALE) - 1
+    key = counter_key(Region.HK, BIRTH, Sex.FEMALE)
+    claims.counters[key] = capacity(Sex.FEMALE) - 1
+    claims.numbers[candidate(Region.HK, BIRTH, Sex.FEMALE, 0).value] = "someone"
     last = await _allocate(claims, "last", Sex.FEMALE)
     assert last[14:17] == "998"
     with pytest.raises(SequenceExhaustedError):

@@ -142,36 +142,34 @@ async def test_excess_sms_are_deferred_by_the_rate_limit_not_dropped(dispatch: D
 
 async def test_a_crash_after_sending_resends_without_a_second_sms(dispatch: Dispatch) -> None:
     """The crash window: the gateway took the SMS but the worker died before recording it.
-    The pending record comes back after its lease, the resend carries the same idempotency
-    key, and the gateway answers from memory instead of sending again."""
+    The work item is still there and its claim is held; once the lease has run out another
+    pass takes the claim over, the resend carries the same idempotency key, and the gateway
+    answers from memory instead of sending again."""
     dispatch.clock.advance(timedelta(days=1))
     application_id, phone = f"A-{uuid.uuid4().hex[:12]}", unique_phone()
     event = new_event(accepted(application_id, phone=phone), source="t")
     await dispatch.service.handle(event)
-    await dispatch.service.dispatch_due()
-    key = f"{event.id}|sms"
     database = dispatch.store.database
-    record = await dispatch.store.delivery(key)
-    assert record is not None
-    await database["deliveries"].update_one(
-        {"_id": key},
-        {"$set": {"status": "pending", "next_attempt_at": dispatch.clock.now(), "sent_at": None}},
-    )
-    await database["pending_deliveries"].insert_one(
-        {
-            "_id": key,
-            "next_attempt_at": dispatch.clock.now(),
-            "created_at": record["created_at"],
-            "application_id": application_id,
-            "recipient_key": record["recipient_key"],
-        }
-    )
-    await database["outcomes_to_publish"].delete_one({"_id": key})
+    key = f"{event.id}|sms"
+    work = await database["pending_deliveries"].find_one({"_id": key})
+    assert work is not None
+    await dispatch.service.dispatch_due()
+    assert len(sms_to(dispatch, phone)) == 1
+    # Undo what the worker recorded after the send: as if it had died right after it.
+    await database["delivery_outcomes"].delete_one({"_id": key})
+    await database["pending_deliveries"].insert_one(work)
 
     await dispatch.service.handle(event)
+    await dispatch.service.dispatch_due()
+    record = await dispatch.store.delivery(key)
+    assert record is not None
+    assert record["status"] == "pending", "the claim is held until its lease runs out"
+
+    dispatch.clock.advance(timedelta(seconds=61))
     await dispatch.service.dispatch_due()
     assert len(sms_to(dispatch, phone)) == 1
     record = await dispatch.store.delivery(key)
     assert record is not None
     assert record["status"] == "delivered"
-    assert record["attempts"] == 2
+    assert record["attempts"] == 1, "the same attempt, taken over"
+    assert await database["pending_deliveries"].find_one({"_id": key}) is None

@@ -1,11 +1,12 @@
 """The outbox relay: puts events stored inside application documents onto Kafka.
 
 FerretDB has no transactions, so an accepted application and its event are written as one
-document; this relay publishes what is waiting there (in batches), then removes exactly what
-went out. Event ids were fixed when stored, so publishing twice after a crash sends the same ids
-and consumers drop the repeat. `signal(application_id)` right after each write hands it the
-documents to look at (by primary key); a slow sweep of the collection catches leftovers from
-other replicas or from a previous process.
+document, flagged `outbox_pending`. The writer hands the relay the event it has just stored
+(`signal`), and the relay publishes it from memory, in batches, then clears event and flag by
+primary key: one store command per application. A sweep of the flagged documents (at start-up,
+then every few seconds for those older than half a minute) publishes what a crash or another
+replica left behind. Event ids were fixed when stored, so publishing twice sends the same ids
+and consumers drop the repeat.
 """
 
 from __future__ import annotations
@@ -13,52 +14,62 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
+from permits_common.clock import Clock
 from permits_common.events.envelope import Event, PoisonMessageError, decode
 from permits_common.kafka import TRANSIENT_ERRORS, EventPublisher
 from permits_common.logs import get_logger
+from permits_common.mongo import Document
 from permits_intake.adapters.store import IntakeStore, OutboxDocument
 
 log = get_logger("outbox")
 
 MAX_BACKOFF_SECONDS = 5.0
+SWEEP_MIN_AGE = timedelta(seconds=30)
+"""How old a flagged event must be before a periodic sweep sends it: younger ones are still in
+this or another replica's relay."""
 
 
 class OutboxRelay:
-    """Drains unpublished outbox entries whenever signalled, and on a slow sweep."""
+    """Publishes the events it is handed, and sweeps for those left behind."""
 
     def __init__(
         self,
         store: IntakeStore,
         publisher: EventPublisher,
         *,
+        clock: Clock | None = None,
         batch_size: int = 500,
         sweep_seconds: float = 5.0,
     ) -> None:
         self._store = store
         self._publisher = publisher
+        self._clock = clock or Clock()
         self._batch_size = batch_size
         self._sweep_seconds = sweep_seconds
         self._wake = asyncio.Event()
-        self._pending: set[str] = set()
+        self._pending: dict[str, list[Document]] = {}
 
-    def signal(self, application_id: str) -> None:
-        """An event was written to this application's outbox: publish it now."""
-        self._pending.add(application_id)
+    def signal(self, application_id: str, entries: Sequence[Document]) -> None:
+        """These outbox entries were just stored with the application: publish them now."""
+        self._pending[application_id] = list(entries)
         self._wake.set()
 
     async def run(self) -> None:
-        """Sweep at start (leftovers of a previous process), then publish what is signalled,
-        sweeping again whenever nothing was signalled for a while; retries with backoff while
-        the store or Kafka is unreachable."""
+        """Sweep everything at start (leftovers of a previous process), then publish what is
+        signalled, sweeping for old leftovers whenever nothing was signalled for a while;
+        retries with backoff while the store or Kafka is unreachable."""
         failures = 0
         last_sweep: float | None = None
         while True:
             self._wake.clear()
             try:
                 if last_sweep is None or time.monotonic() - last_sweep >= self._sweep_seconds:
-                    await self.drain()
+                    now = self._clock.now()
+                    await self.drain(now if last_sweep is None else now - SWEEP_MIN_AGE)
                     last_sweep = time.monotonic()
                 await self.drain_signalled()
                 failures = 0
@@ -74,29 +85,34 @@ class OutboxRelay:
         """Publish the outboxes of the applications signalled so far."""
         sent = 0
         while self._pending:
-            batch = [self._pending.pop() for _ in range(min(len(self._pending), self._batch_size))]
+            batch = [
+                OutboxDocument(application_id, self._pending.pop(application_id))
+                for application_id in list(self._pending)[: self._batch_size]
+            ]
             try:
-                sent += await self._publish(await self._store.outboxes(batch))
+                sent += await self._publish(batch)
             except BaseException:
-                self._pending.update(batch)
+                for document in batch:
+                    self._pending.setdefault(document.application_id, document.entries)
                 raise
         return sent
 
-    async def drain(self) -> int:
-        """Sweep: publish every outbox entry in the collection; how many events went out."""
+    async def drain(self, created_before: datetime) -> int:
+        """Sweep: publish the flagged outbox entries stored before the given time; how many
+        events went out."""
         sent = 0
-        while True:
-            documents = await self._store.unpublished(self._batch_size)
-            if not documents:
-                return sent
-            sent += await self._publish(documents)
-            if len(documents) < self._batch_size:
-                return sent
+        batch: list[OutboxDocument] = []
+        async for document in self._store.unpublished(created_before):
+            batch.append(document)
+            if len(batch) == self._batch_size:
+                sent += await self._publish(batch)
+                batch = []
+        return sent + await self._publish(batch)
 
     async def _publish(self, documents: list[OutboxDocument]) -> int:
         events = [event for doc in documents for event in self._decoded(doc)]
         await self._publisher.publish_all(events)
-        await self._store.mark_published(documents)
+        await self._store.mark_published(doc.application_id for doc in documents)
         return len(events)
 
     @staticmethod

@@ -1,17 +1,19 @@
 """Everything intake keeps in the document store, behind methods named after what they mean.
 
-Works on FerretDB 1.x as on MongoDB: no transactions, so every state change that must be
-atomic (accepting an application together with its outbox event, releasing a person's open
-application lock, collecting a card) is a single-document write with a conditional filter.
-Everything on the busy path (the status view consumer, the outbox, duplicate checks) reads
-and writes by `_id` alone: the local store answers any other filter by reading the whole
-collection.
+Works on FerretDB 1.x as on MongoDB: no transactions, so what must be atomic (an accepted
+application with its idempotency answer, the person's open-application lock and its outbox
+event; the answer to an idempotency key) is one inserted document, and "first one wins" is an
+insert on a unique key. Application views are not updated in place: what events add is
+appended as steps (one `insert_many` per consumed batch) and folded when read. The few writes
+in place are the outbox mark, releasing a person and card views. Everything else is read by
+`_id`, or by one top-level field with an index (`application_steps.application_id`), which
+FerretDB on PostgreSQL answers from that index.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -19,7 +21,6 @@ from typing import Any
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.results import UpdateResult
 
 from permits_common.domain.calendar import YearArrangement, official_arrangement
 from permits_common.domain.card import ApplicationStatus, HolderStatus, SlaState
@@ -28,10 +29,20 @@ from permits_common.mongo import (
     KeyedLocks,
     bulk_write_in_chunks,
     ensure_index,
+    insert_new,
     insert_once,
 )
 from permits_common.reference import AcceptancePoint
 from permits_intake.domain.cards import CardView
+from permits_intake.domain.progress import (
+    CardStep,
+    DueStep,
+    ExtensionStep,
+    SlaStep,
+    StatusStep,
+    Step,
+    fold,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +56,7 @@ class StoredAnswer:
 
 @dataclass(frozen=True, slots=True)
 class OutboxDocument:
-    """An application's events not yet on Kafka, exactly as stored (to remove them once sent)."""
+    """An application's events not yet known to be on Kafka."""
 
     application_id: str
     entries: list[Document]
@@ -69,38 +80,69 @@ def _day(value: Any) -> date | None:
     return date.fromisoformat(value) if isinstance(value, str) else None
 
 
+@dataclass(frozen=True, slots=True)
+class ApplicationRecord:
+    """An accepted application as stored, with the steps events have added to it."""
+
+    stored: Document
+    steps: tuple[Step, ...]
+
+    def with_steps(self, steps: Sequence[Step]) -> ApplicationRecord:
+        """The same application with steps just recorded (to answer without reading again)."""
+        return ApplicationRecord(self.stored, (*self.steps, *steps))
+
+    def shown(self) -> Document:
+        """The application as its views show it: the stored fields, with the status,
+        history, deadline, rejection and card its steps make."""
+        stored = self.stored
+        progress = fold(
+            stored["created_at"],
+            date.fromisoformat(stored["due_date"]),
+            bool(stored["due_date_provisional"]),
+            self.steps,
+        )
+        return {
+            **stored,
+            "status": progress.status.value,
+            "history": progress.history,
+            "sla": progress.sla.value,
+            "due_date": progress.due_date.isoformat(),
+            "due_date_provisional": progress.due_date_provisional,
+            "ready_on": _iso(progress.ready_on),
+            "rejection": progress.rejection,
+            "card": progress.card,
+            "dispatch": progress.dispatch,
+            "calendar": progress.calendar or stored.get("calendar"),
+            "extension": progress.extension,
+            "extension_days": progress.extension["working_days"] if progress.extension else 0,
+        }
+
+
 class IntakeStore:
-    """The intake database: applications (with outbox), idempotency answers, views, reference."""
+    """The intake database: applications (with outbox) and refusal answers, the steps of the
+    application views, card views, reference data."""
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self.database = database
         self.applications: AsyncCollection[Document] = database["applications"]
-        self.idempotency: AsyncCollection[Document] = database["idempotency"]
+        self.steps: AsyncCollection[Document] = database["application_steps"]
         self.cards: AsyncCollection[Document] = database["cards"]
         self.holder_cards: AsyncCollection[Document] = database["holder_cards"]
         self._application_locks = KeyedLocks()
         self.calendar_years: AsyncCollection[Document] = database["calendar_years"]
         self.points: AsyncCollection[Document] = database["acceptance_points"]
 
-    async def _update_application(
-        self, application_id: str, condition: Document, update: Document
-    ) -> UpdateResult:
-        """Update one application, one writer at a time in this process. FerretDB applies an
-        update by reading, changing and rewriting the document, so the outbox relay removing
-        sent events and the status views recording a step at the same moment could each undo
-        the other's change; MongoDB needs no lock but loses nothing by it."""
-        async with self._application_locks.hold(application_id):
-            return await self.applications.update_one({"_id": application_id, **condition}, update)
-
     async def ensure_indexes(self) -> None:
-        """Unique keys carry the guarantees: one answer per idempotency key, one open
-        application per person (the field is removed when the application closes)."""
-        await ensure_index(
-            self.applications, [("idempotency_key", 1)], unique=True, name="idempotency_key"
-        )
+        """One open application per person (the field is removed when the application
+        closes); an application's steps found by its id; the outbox sweep's flag. An
+        idempotency key needs no index of its own: the application's `_id` derives from it."""
         await ensure_index(
             self.applications, [("open_person", 1)], unique=True, sparse=True, name="open_person"
         )
+        await ensure_index(
+            self.applications, [("outbox_pending", 1)], sparse=True, name="outbox_pending"
+        )
+        await ensure_index(self.steps, [("application_id", 1)], name="application_id")
 
     async def upsert_points(self, points: Iterable[AcceptancePoint]) -> None:
         """Seed the reference data, by code, so reports and tools can read it from the store."""
@@ -160,32 +202,33 @@ class IntakeStore:
         """The year's `calendar.loaded` is on Kafka: loading the same again publishes nothing."""
         await self.calendar_years.update_one({"_id": year}, {"$set": {"announced": event_id}})
 
-    # Idempotency.
+    # Answers to idempotency keys: an accepted application, or a refusal kept under the id
+    # the key would have given the application, so that one insert decides which came first.
 
-    async def stored_answer(self, idempotency_key: str, application_id: str) -> StoredAnswer | None:
-        """The answer already given for this key: the application it created (whose id
-        derives from the key) or a refusal."""
+    async def stored_answer(self, application_id: str) -> StoredAnswer | None:
+        """The answer already given for the key this application id derives from."""
         doc = await self.applications.find_one(
-            {"_id": application_id}, {"idempotency_key": 1, "body_hash": 1, "response": 1}
+            {"_id": application_id}, {"body_hash": 1, "response": 1, "refusal": 1}
         )
-        if doc is not None and doc.get("idempotency_key") == idempotency_key:
-            return StoredAnswer(doc["body_hash"], 201, doc["response"])
-        doc = await self.idempotency.find_one({"_id": idempotency_key})
-        if doc is not None:
-            return StoredAnswer(doc["body_hash"], int(doc["status"]), doc["body"])
-        return None
+        if doc is None:
+            return None
+        refusal = doc.get("refusal")
+        if refusal is not None:
+            return StoredAnswer(doc["body_hash"], int(refusal["status"]), refusal["body"])
+        return StoredAnswer(doc["body_hash"], 201, doc["response"])
 
     async def record_refusal(
-        self, idempotency_key: str, answer: StoredAnswer, at: datetime
-    ) -> None:
-        """Keep a refusal so a retry with the same key gets the same answer; the first wins."""
-        await insert_once(
-            self.idempotency,
+        self, application_id: str, idempotency_key: str, answer: StoredAnswer, at: datetime
+    ) -> bool:
+        """Keep a refusal so a retry with the same key gets the same answer; False when the
+        key already has an answer (that one stands)."""
+        return await insert_once(
+            self.applications,
             {
-                "_id": idempotency_key,
+                "_id": application_id,
+                "idempotency_key": idempotency_key,
                 "body_hash": answer.body_hash,
-                "status": answer.status,
-                "body": answer.body,
+                "refusal": {"status": answer.status, "body": answer.body},
                 "created_at": at,
             },
         )
@@ -193,180 +236,63 @@ class IntakeStore:
     # Applications.
 
     async def insert_application(self, doc: Document) -> bool:
-        """Store a new application with its outbox; False when its idempotency key or the
-        person's open-application lock is taken."""
-        return await insert_once(self.applications, doc)
+        """Store a new application with its outbox; False when its id (its idempotency key)
+        or the person's open-application lock is taken."""
+        return await insert_once(self.applications, {**doc, "outbox_pending": True})
 
-    async def application(self, application_id: str) -> Document | None:
-        """The application's view document, without its outbox. Until `card.issued` gives the
-        whole card, `card` is the number issuance assigned."""
+    async def application(self, application_id: str) -> ApplicationRecord | None:
+        """The accepted application and its steps (None for an unknown id, and for the id of
+        a refused submission): two reads, one by `_id`, one by the indexed application id."""
         doc = await self.applications.find_one(
-            {"_id": application_id}, {"outbox": 0, "response": 0}
+            {"_id": application_id}, {"outbox": 0, "response": 0, "idempotency_key": 0}
         )
-        if doc is not None:
-            assigned = doc.pop("assigned_card", None)
-            if doc.get("card") is None:
-                doc["card"] = assigned
-        return doc
-
-    async def progress_of(self, application_id: str) -> tuple[ApplicationStatus, SlaState] | None:
-        """Status and deadline standing of an application (None if this intake never took it)."""
-        doc = await self.applications.find_one({"_id": application_id}, {"status": 1, "sla": 1})
-        if doc is None:
+        if doc is None or "refusal" in doc:
             return None
-        return ApplicationStatus(doc["status"]), SlaState(doc.get("sla") or SlaState.ON_TRACK)
+        steps = [_step(step) async for step in self.steps.find({"application_id": application_id})]
+        return ApplicationRecord(doc, tuple(steps))
 
-    async def advance_status(
-        self,
-        application_id: str,
-        new: ApplicationStatus,
-        allowed_from: Sequence[ApplicationStatus],
-        at: datetime,
-        *,
-        fields: Mapping[str, Any] | None = None,
-        release_person: bool = False,
-        outbox: Document | None = None,
-    ) -> bool:
-        """Move the status forward (and only forward) in one conditional write: for requests,
-        which may race each other (two clerks collecting the same card)."""
-        result = await self._update_application(
-            application_id,
-            {"status": {"$in": [status.value for status in allowed_from]}},
-            _status_update(new, at, fields, release_person, outbox),
-        )
-        return result.modified_count == 1
-
-    async def record_status(
-        self,
-        application_id: str,
-        new: ApplicationStatus,
-        at: datetime,
-        *,
-        fields: Mapping[str, Any] | None = None,
-        release_person: bool = False,
-    ) -> None:
-        """Write a status the caller has checked is a step forward, by `_id` alone.
-
-        For the status view consumer: an application's events reach it in order on one
-        partition, and the only other status writer (collecting, from `ready`) never races a
-        step it takes, so a check-then-write is safe, and it costs no collection scan on the
-        local store (a conditional filter there reads every application)."""
-        await self._update_application(
-            application_id, {}, _status_update(new, at, fields, release_person, None)
+    async def append_steps(self, steps: Sequence[tuple[str, Step]]) -> None:
+        """Record what events added to application views, in one command; a step recorded
+        before (a redelivered event) stays as it was."""
+        await insert_new(
+            self.steps,
+            [_step_document(application_id, step) for application_id, step in steps],
         )
 
-    async def set_assigned_card(self, application_id: str, number: str, issue_count: int) -> None:
-        """Remember the card number issuance assigned; shown until the issued card is known."""
-        await self._update_application(
-            application_id,
-            {},
-            {"$set": {"assigned_card": _card_document(number, issue_count)}},
-        )
+    async def release_person(self, application_id: str) -> None:
+        """The application is closed: its person may open another one."""
+        await self._update_in_place(application_id, {"$unset": {"open_person": ""}})
 
-    async def set_card(
-        self,
-        application_id: str,
-        *,
-        number: str,
-        issue_count: int,
-        valid_from: date,
-        valid_until: date,
-        issuing_authority: str,
-    ) -> None:
-        """The application's card as issued."""
-        await self._update_application(
-            application_id,
-            {},
-            {
-                "$set": {
-                    "card": _card_document(
-                        number, issue_count, valid_from, valid_until, issuing_authority
-                    )
-                }
-            },
-        )
-
-    async def set_due_date(
-        self,
-        application_id: str,
-        due_date: date,
-        provisional: bool,
-        extra: Mapping[str, Any] | None = None,
-    ) -> None:
-        """The deadline as issuance scheduled or recomputed it (`extra`: the calendar behind
-        it, or the standing an extension gives back)."""
-        await self._update_application(
-            application_id,
-            {},
-            {
-                "$set": {
-                    "due_date": due_date.isoformat(),
-                    "due_date_provisional": provisional,
-                    **(extra or {}),
-                }
-            },
-        )
-
-    async def record_extension(
-        self,
-        application_id: str,
-        *,
-        granted_so_far: int,
-        before_ready: Sequence[ApplicationStatus],
-        fields: Mapping[str, Any],
-        grant: Document,
-        outbox: Document,
-    ) -> bool:
-        """Record an extension with its outbox event in one conditional write: only while the
-        card is not ready and no other extension was recorded since the caller read the
-        application (an absent total counts as 0)."""
-        result = await self._update_application(
-            application_id,
-            {
-                "status": {"$in": [status.value for status in before_ready]},
-                "extension_days": granted_so_far if granted_so_far else {"$in": [0, None]},
-            },
-            {"$set": dict(fields), "$push": {"extension_grants": grant, "outbox": outbox}},
-        )
-        return result.modified_count == 1
-
-    async def set_sla(self, application_id: str, standing: SlaState) -> None:
-        """Record the deadline standing the caller has checked is more definite (the view
-        consumer, in partition order, is its only writer)."""
-        await self._update_application(application_id, {}, {"$set": {"sla": standing.value}})
+    async def _update_in_place(self, application_id: str, update: Document) -> None:
+        """Update one application document, one writer at a time in this process. FerretDB
+        applies an update by reading, changing and rewriting the document, so the relay
+        clearing a sent event and the views releasing the person at the same moment could
+        undo each other; these are the only two writes in place of an application."""
+        async with self._application_locks.hold(application_id):
+            await self.applications.update_one({"_id": application_id}, update)
 
     # Outbox.
 
-    async def outboxes(self, application_ids: Iterable[str]) -> list[OutboxDocument]:
-        """The waiting events of the given applications, looked up by primary key."""
-        docs = await asyncio.gather(
-            *(
-                self.applications.find_one({"_id": application_id}, {"outbox": 1})
-                for application_id in dict.fromkeys(application_ids)
-            )
-        )
-        return [
-            OutboxDocument(doc["_id"], list(doc["outbox"]))
-            for doc in docs
-            if doc is not None and doc.get("outbox")
-        ]
-
-    async def unpublished(self, limit: int) -> list[OutboxDocument]:
-        """Applications whose outbox still holds events (a sweep: it reads the collection)."""
-        cursor = self.applications.find({"outbox.0": {"$exists": True}}, {"outbox": 1}).limit(limit)
-        return [OutboxDocument(doc["_id"], list(doc["outbox"])) async for doc in cursor]
-
-    async def mark_published(self, documents: Sequence[OutboxDocument]) -> None:
-        """Remove exactly the entries that went out: an event added meanwhile stays for the
-        next round, and every write is by primary key."""
+    async def mark_published(self, application_ids: Iterable[str]) -> None:
+        """The applications' events are on Kafka: drop them from the documents and from the
+        sweep, by primary key."""
         await asyncio.gather(
             *(
-                self._update_application(
-                    doc.application_id, {}, {"$pullAll": {"outbox": doc.entries}}
+                self._update_in_place(
+                    application_id, {"$unset": {"outbox": "", "outbox_pending": ""}}
                 )
-                for doc in documents
+                for application_id in application_ids
             )
         )
+
+    async def unpublished(self, created_before: datetime) -> AsyncIterator[OutboxDocument]:
+        """Applications written before the given time whose event was never seen on Kafka
+        (a sweep: one query on the flag, which only such applications carry)."""
+        async for doc in self.applications.find(
+            {"outbox_pending": True}, {"outbox": 1, "created_at": 1}
+        ):
+            if doc.get("outbox") and doc["created_at"] < created_before:
+                yield OutboxDocument(doc["_id"], list(doc["outbox"]))
 
     # Cards.
 
@@ -385,9 +311,10 @@ class IntakeStore:
                 return card
         return None
 
-    async def save_card(self, card: CardView) -> None:
-        """Replace the view of a card number, and list it under its holder."""
-        if card.holder:
+    async def save_card(self, card: CardView, *, new_holder: bool) -> None:
+        """Replace the view of a card number, and list it under its holder when it is new
+        to them."""
+        if card.holder and new_holder:
             await self.holder_cards.update_one(
                 {"_id": card.holder}, {"$addToSet": {"cards": card.number}}, upsert=True
             )
@@ -417,6 +344,86 @@ class IntakeStore:
         return _card_view(doc) if doc is not None else None
 
 
+def _step_document(application_id: str, step: Step) -> Document:
+    """A step as stored; times as ISO text, to the microsecond (a BSON date keeps
+    milliseconds, and the fold orders an application's steps by time)."""
+    doc: Document = {"_id": f"{application_id}|{step.key}", "application_id": application_id}
+    if isinstance(step, StatusStep):
+        doc |= {
+            "status": step.status.value,
+            "at": step.at.isoformat(),
+            "ready_on": _iso(step.ready_on),
+            "rejection": step.rejection,
+            "dispatch": step.dispatch,
+        }
+    elif isinstance(step, SlaStep):
+        doc |= {"sla": step.standing.value, "at": _iso(step.at), "event_id": step.event_id}
+    elif isinstance(step, DueStep):
+        doc |= {
+            "due_date": step.due_date.isoformat(),
+            "provisional": step.provisional,
+            "at": step.at.isoformat(),
+            "event_id": step.event_id,
+            "calendar": step.calendar,
+        }
+    elif isinstance(step, ExtensionStep):
+        doc["extension"] = {
+            "working_days": step.working_days,
+            "reason": step.reason,
+            "granted_at": step.granted_at.isoformat(),
+        }
+    else:
+        doc["card"] = {
+            "number": step.number,
+            "issue_count": step.issue_count,
+            "valid_from": step.valid_from.isoformat(),
+            "valid_until": step.valid_until.isoformat(),
+            "issuing_authority": step.issuing_authority,
+        }
+    return doc
+
+
+def _step(doc: Document) -> Step:
+    if "status" in doc:
+        return StatusStep(
+            ApplicationStatus(doc["status"]),
+            datetime.fromisoformat(doc["at"]),
+            ready_on=_day(doc.get("ready_on")),
+            rejection=doc.get("rejection"),
+            dispatch=doc.get("dispatch"),
+        )
+    if "sla" in doc:
+        at = doc.get("at")
+        return SlaStep(
+            SlaState(doc["sla"]),
+            datetime.fromisoformat(at) if at else None,
+            str(doc.get("event_id", "")),
+        )
+    if "due_date" in doc:
+        return DueStep(
+            date.fromisoformat(doc["due_date"]),
+            bool(doc["provisional"]),
+            datetime.fromisoformat(doc["at"]),
+            str(doc["event_id"]),
+            doc.get("calendar"),
+        )
+    if "extension" in doc:
+        extension = doc["extension"]
+        return ExtensionStep(
+            int(extension["working_days"]),
+            str(extension["reason"]),
+            datetime.fromisoformat(extension["granted_at"]),
+        )
+    card = doc["card"]
+    return CardStep(
+        card["number"],
+        int(card["issue_count"]),
+        date.fromisoformat(card["valid_from"]),
+        date.fromisoformat(card["valid_until"]),
+        card["issuing_authority"],
+    )
+
+
 def _card_view(doc: Document) -> CardView:
     return CardView(
         number=str(doc["_id"]),
@@ -428,37 +435,3 @@ def _card_view(doc: Document) -> CardView:
         issuing_authority=doc.get("issuing_authority"),
         application_id=doc.get("application_id"),
     )
-
-
-def _status_update(
-    new: ApplicationStatus,
-    at: datetime,
-    fields: Mapping[str, Any] | None,
-    release_person: bool,
-    outbox: Document | None,
-) -> Document:
-    update: dict[str, Any] = {
-        "$set": {"status": new.value, **(fields or {})},
-        "$push": {"history": {"status": new.value, "at": at}},
-    }
-    if release_person:
-        update["$unset"] = {"open_person": ""}
-    if outbox is not None:
-        update["$push"]["outbox"] = outbox
-    return update
-
-
-def _card_document(
-    number: str,
-    issue_count: int,
-    valid_from: date | None = None,
-    valid_until: date | None = None,
-    issuing_authority: str | None = None,
-) -> Document:
-    return {
-        "number": number,
-        "issue_count": issue_count,
-        "valid_from": _iso(valid_from),
-        "valid_until": _iso(valid_until),
-        "issuing_authority": issuing_authority,
-    }

@@ -157,10 +157,10 @@ def build_router(dev_endpoints: bool) -> APIRouter:
     async def get_application(
         application_id: ApplicationId, _principal: ClerkOrOps, runtime: Runtime
     ) -> ApplicationOut:
-        document = await runtime.store.application(application_id)
-        if document is None:
+        record = await runtime.store.application(application_id)
+        if record is None:
             raise application_not_found()
-        return application_view(document, runtime.clock.today())
+        return application_view(record.shown(), runtime.clock.today())
 
     @router.get(
         "/applications/{application_id}/status",
@@ -173,12 +173,13 @@ def build_router(dev_endpoints: bool) -> APIRouter:
         runtime: Runtime,
         travel_permit_number: Annotated[str, Query(min_length=1, max_length=32)],
     ) -> ApplicantStatusOut:
-        document = await runtime.store.application(application_id)
-        if document is None or not hmac.compare_digest(
+        record = await runtime.store.application(application_id)
+        if record is None or not hmac.compare_digest(
             travel_permit.base_number(travel_permit_number.strip()).encode(),
-            str(document["person"]).encode(),
+            str(record.stored["person"]).encode(),
         ):
             raise application_not_found()
+        document = record.shown()
         view = application_view(document, runtime.clock.today())
         point = next(p for p in runtime.points if p.code == document["acceptance_point"])
         return ApplicantStatusOut(
@@ -207,6 +208,7 @@ def build_router(dev_endpoints: bool) -> APIRouter:
         application_id: ApplicationId, principal: Clerk, runtime: Runtime
     ) -> ApplicationOut:
         runtime.require_store()
+        runtime.require_kafka()
         document = await runtime.applications.collect(principal, application_id)
         return application_view(document, runtime.clock.today())
 

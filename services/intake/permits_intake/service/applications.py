@@ -2,13 +2,17 @@
 
 Acceptance is one document write holding the application, its idempotency answer, the person's
 open-application lock and the `application.accepted` event (outbox); the relay publishes it.
+A submission costs at most three store commands, a retry included: the card view (for the
+rules that need it), the insert, and only when the insert finds the key taken, the reading of
+the answer given before. Refusals are kept under the id the key would have given the
+application, so the insert itself tells a retry from a new submission.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,10 +20,12 @@ import orjson
 
 from permits_common.clock import Clock
 from permits_common.domain import travel_permit
-from permits_common.domain.card import ApplicationKind, ApplicationStatus, SlaState
+from permits_common.domain.card import ApplicationKind, ApplicationStatus
 from permits_common.domain.rule_codes import RuleCode
 from permits_common.events.envelope import derived_event_id, new_event
 from permits_common.events.models import ApplicationAccepted, ApplicationCollected
+from permits_common.kafka import EventPublisher
+from permits_common.mongo import Document
 from permits_common.web.auth import Principal
 from permits_common.web.problems import ProblemError, problem_body
 from permits_intake.adapters.store import IntakeStore, StoredAnswer, outbox_entry
@@ -31,6 +37,7 @@ from permits_intake.domain.collection import (
 )
 from permits_intake.domain.eligibility import Refusal, eligibility_refusals
 from permits_intake.domain.forms import ApplicationForm
+from permits_intake.domain.progress import StatusStep
 from permits_intake.service.calendar import CalendarBook
 from permits_intake.service.metrics import APPLICATIONS
 
@@ -80,13 +87,15 @@ class ApplicationIntake:
         clock: Clock,
         calendar: CalendarBook,
         *,
+        publisher: EventPublisher,
         known_points: Collection[str],
         jinan_districts: Collection[str],
-        on_outbox_write: Callable[[str], None],
+        on_outbox_write: Callable[[str, Sequence[Document]], None],
     ) -> None:
         self._store = store
         self._clock = clock
         self._calendar = calendar
+        self._publisher = publisher
         self._points = known_points
         self._districts = jinan_districts
         self._on_outbox_write = on_outbox_write
@@ -96,10 +105,8 @@ class ApplicationIntake:
         if not principal.may_act_for_point(form.acceptance_point):
             raise forbidden_point()
         scoped_key = f"{principal.role}|{key}"
+        application_id = application_id_for(scoped_key)
         digest = body_hash(form)
-        stored = await self._store.stored_answer(scoped_key, application_id_for(scoped_key))
-        if stored is not None:
-            return replay(stored, digest)
         today = self._clock.today()
         refusals = [
             *eligibility_refusals(form, today, self._points, self._districts),
@@ -108,9 +115,8 @@ class ApplicationIntake:
         if not refusals:
             refusals = await self._register_refusals(form)
         if refusals:
-            return await self._refuse(scoped_key, digest, form, refusals)
+            return await self._refuse(application_id, scoped_key, digest, form, refusals)
 
-        application_id = application_id_for(scoped_key)
         now = self._clock.now()
         due = self._calendar.due_date(today)
         person = travel_permit.base_number(form.applicant.travel_permit_number)
@@ -139,6 +145,7 @@ class ApplicationIntake:
             "due_date": due.due_date.isoformat(),
             "due_date_provisional": due.provisional,
         }
+        outbox = [outbox_entry(event.id, event.to_json())]
         document = {
             "_id": application_id,
             "idempotency_key": scoped_key,
@@ -148,23 +155,16 @@ class ApplicationIntake:
             "acceptance_point": form.acceptance_point,
             "person": person,
             "open_person": person,
-            "status": ApplicationStatus.ACCEPTED.value,
             "accepted_on": today.isoformat(),
             "due_date": due.due_date.isoformat(),
             "due_date_provisional": due.provisional,
-            "sla": SlaState.ON_TRACK.value,
-            "ready_on": None,
             "collection": collection.model_dump(mode="json"),
             "calendar": self._calendar.stamp(today, due.due_date).as_document(),
-            "extension": None,
-            "card": None,
-            "rejection": None,
-            "history": [{"status": ApplicationStatus.ACCEPTED.value, "at": now}],
-            "outbox": [outbox_entry(event.id, event.to_json())],
+            "outbox": outbox,
             "created_at": now,
         }
         if not await self._store.insert_application(document):
-            stored = await self._store.stored_answer(scoped_key, application_id)
+            stored = await self._store.stored_answer(application_id)
             if stored is not None:
                 return replay(stored, digest)
             duplicate = Refusal(
@@ -172,8 +172,8 @@ class ApplicationIntake:
                 "applicant.travel_permit_number",
                 "this person already has an open application",
             )
-            return await self._refuse(scoped_key, digest, form, [duplicate])
-        self._on_outbox_write(application_id)
+            return await self._refuse(application_id, scoped_key, digest, form, [duplicate])
+        self._on_outbox_write(application_id, outbox)
         APPLICATIONS.labels(form.kind.value, "accepted", "none", form.acceptance_point).inc()
         return Answer(201, response)
 
@@ -195,7 +195,12 @@ class ApplicationIntake:
         return card_refusals(form, await self._store.card(form.card_number))
 
     async def _refuse(
-        self, scoped_key: str, digest: str, form: ApplicationForm, refusals: list[Refusal]
+        self,
+        application_id: str,
+        scoped_key: str,
+        digest: str,
+        form: ApplicationForm,
+        refusals: list[Refusal],
     ) -> Answer:
         first = refusals[0]
         duplicate = any(r.code is RuleCode.DUPLICATE_OPEN_APPLICATION for r in refusals)
@@ -208,56 +213,53 @@ class ApplicationIntake:
             "; ".join(f"{r.field}: {r.message}" for r in refusals),
             [r.as_error() for r in refusals],
         )
-        await self._store.record_refusal(
-            scoped_key, StoredAnswer(digest, status, body), self._clock.now()
-        )
+        answer = StoredAnswer(digest, status, body)
+        if not await self._store.record_refusal(
+            application_id, scoped_key, answer, self._clock.now()
+        ):
+            stored = await self._store.stored_answer(application_id)
+            if stored is not None:
+                return replay(stored, digest)
         point = form.acceptance_point if form.acceptance_point in self._points else "unknown"
         APPLICATIONS.labels(form.kind.value, "refused", code.value, point).inc()
         return Answer(status, body)
 
     async def collect(self, principal: Principal, application_id: str) -> dict[str, Any]:
         """The applicant collects the card (from `ready`), or its delivery by post is confirmed
-        (from `dispatched`); publishes `application.collected`."""
-        document = await self._store.application(application_id)
-        if document is None:
+        (from `dispatched`). `application.collected` is on Kafka before the answer (its id
+        derives from the application, so a retry is the same fact); the step it adds and the
+        person's release are written here at once, and again, harmlessly, by the status views
+        when they consume the event."""
+        record = await self._store.application(application_id)
+        if record is None:
             raise application_not_found()
-        if not principal.may_act_for_point(document["acceptance_point"]):
+        shown = record.shown()
+        if not principal.may_act_for_point(shown["acceptance_point"]):
             raise forbidden_point()
-        card = document.get("card")
-        collection = collection_of(document.get("collection"))
-        allowed_from = collected_from(collection)
-        if document["status"] != allowed_from.value or not card:
-            raise invalid_state(document["status"])
+        card = shown.get("card")
+        collection = collection_of(shown.get("collection"))
+        if shown["status"] != collected_from(collection).value or not card:
+            raise invalid_state(shown["status"])
         now = self._clock.now()
         collected = ApplicationCollected(
             application_id=application_id,
-            acceptance_point=document["acceptance_point"],
+            acceptance_point=shown["acceptance_point"],
             card_number=card["number"],
             collected_on=self._clock.today(),
             method=collection.method,
         )
-        event = new_event(
-            collected,
-            source=SOURCE,
-            event_id=derived_event_id(application_id, collected.event_type()),
-            time=now,
+        await self._publisher.publish(
+            new_event(
+                collected,
+                source=SOURCE,
+                event_id=derived_event_id(application_id, collected.event_type()),
+                time=now,
+            )
         )
-        moved = await self._store.advance_status(
-            application_id,
-            ApplicationStatus.COLLECTED,
-            [allowed_from],
-            now,
-            release_person=True,
-            outbox=outbox_entry(event.id, event.to_json()),
-        )
-        if not moved:
-            current = await self._store.application(application_id)
-            raise invalid_state(current["status"] if current else "unknown")
-        self._on_outbox_write(application_id)
-        updated = await self._store.application(application_id)
-        if updated is None:
-            raise application_not_found()
-        return updated
+        step = StatusStep(ApplicationStatus.COLLECTED, now)
+        await self._store.append_steps([(application_id, step)])
+        await self._store.release_person(application_id)
+        return record.with_steps([step]).shown()
 
 
 def replay(stored: StoredAnswer, digest: str) -> Answer:

@@ -1,15 +1,15 @@
 """An operator extends an application's issuing time (延长, at most 10 working days in total,
 before the card is ready).
 
-The extension and its `application.extension_granted` event are one conditional write (the
-outbox relay publishes it); issuance, which owns the clock, moves the deadline and answers with
-`sla.extended`, which the status view follows. The answer already shows the new due date,
-counted on this process's calendar, which is the calendar issuance counts with.
+`application.extension_granted` is on Kafka before the answer (its id derives from the
+application and the total granted, so a retry is the same fact), then the extension and the new
+due date are appended as steps of the view. Issuance, which owns the clock, moves the deadline
+and answers with `sla.extended`, which the status view follows. The answer already shows the
+new due date, counted on this process's calendar, which is the calendar issuance counts with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -18,15 +18,16 @@ from permits_common.domain.calendar import ISSUING_WORKING_DAYS
 from permits_common.domain.card import ApplicationStatus
 from permits_common.domain.extension import (
     MAX_EXTENSION_WORKING_DAYS,
-    STATUSES_BEFORE_READY,
     extension_fits,
     extension_in_time,
 )
 from permits_common.domain.rule_codes import RuleCode
 from permits_common.events.envelope import derived_event_id, new_event
 from permits_common.events.models import ApplicationExtensionGranted
+from permits_common.kafka import EventPublisher
 from permits_common.web.problems import ProblemError
-from permits_intake.adapters.store import IntakeStore, outbox_entry
+from permits_intake.adapters.store import IntakeStore
+from permits_intake.domain.progress import DueStep, ExtensionStep, Step
 from permits_intake.service.applications import SOURCE, application_not_found
 from permits_intake.service.calendar import CalendarBook
 
@@ -39,27 +40,28 @@ class DeadlineExtension:
         store: IntakeStore,
         clock: Clock,
         calendar: CalendarBook,
-        on_outbox_write: Callable[[str], None],
+        publisher: EventPublisher,
     ) -> None:
         self._store = store
         self._clock = clock
         self._calendar = calendar
-        self._on_outbox_write = on_outbox_write
+        self._publisher = publisher
 
     async def grant(self, application_id: str, working_days: int, reason: str) -> dict[str, Any]:
         """Extend by `working_days`; 409 `extension_too_late` once the card is ready (or the
         application refused), 422 `extension_too_long` past 10 working days in total."""
-        document = await self._store.application(application_id)
-        if document is None:
+        record = await self._store.application(application_id)
+        if record is None:
             raise application_not_found()
-        granted_so_far = _refuse_unless_allowed(document, working_days)
+        shown = record.shown()
+        granted_so_far = _refuse_unless_allowed(shown, working_days)
         total = granted_so_far + working_days
-        accepted_on = date.fromisoformat(document["accepted_on"])
+        accepted_on = date.fromisoformat(shown["accepted_on"])
         due = self._calendar.calendar.due_date(accepted_on, ISSUING_WORKING_DAYS + total)
         now = self._clock.now()
         granted = ApplicationExtensionGranted(
             application_id=application_id,
-            acceptance_point=document["acceptance_point"],
+            acceptance_point=shown["acceptance_point"],
             working_days=working_days,
             total_working_days=total,
             reason=reason,
@@ -71,37 +73,19 @@ class DeadlineExtension:
             event_id=derived_event_id(application_id, granted.event_type(), total),
             time=now,
         )
-        recorded = await self._store.record_extension(
-            application_id,
-            granted_so_far=granted_so_far,
-            before_ready=STATUSES_BEFORE_READY,
-            fields={
-                "extension_days": total,
-                "extension": {"working_days": total, "reason": reason, "granted_at": now},
-                "due_date": due.due_date.isoformat(),
-                "due_date_provisional": due.provisional,
-                "calendar": self._calendar.stamp(accepted_on, due.due_date).as_document(),
-            },
-            grant={"working_days": working_days, "reason": reason, "granted_at": now},
-            outbox=outbox_entry(event.id, event.to_json()),
-        )
-        if not recorded:
-            current = await self._store.application(application_id)
-            if current is None:
-                raise application_not_found()
-            _refuse_unless_allowed(current, working_days)
-            raise ProblemError(
-                409,
-                RuleCode.INVALID_STATE.value,
-                "Changed meanwhile",
-                "Another extension was recorded at the same moment; read the application "
-                "and try again",
-            )
-        self._on_outbox_write(application_id)
-        updated = await self._store.application(application_id)
-        if updated is None:
-            raise application_not_found()
-        return updated
+        await self._publisher.publish(event)
+        steps: list[Step] = [
+            ExtensionStep(total, reason, now),
+            DueStep(
+                due.due_date,
+                due.provisional,
+                now,
+                event.id,
+                self._calendar.stamp(accepted_on, due.due_date).as_document(),
+            ),
+        ]
+        await self._store.append_steps([(application_id, step) for step in steps])
+        return record.with_steps(steps).shown()
 
 
 def _refuse_unless_allowed(document: dict[str, Any], working_days: int) -> int:

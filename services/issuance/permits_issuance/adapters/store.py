@@ -5,7 +5,7 @@ atomically: measured with 200 concurrent `$inc` upserts on one counter, the valu
 with duplicates, and 100 concurrent "set owner where owner is null" updates had two winners.
 Inserting a document whose `_id` exists fails atomically on both FerretDB and MongoDB, so every
 "first one wins" decision here is an insert keyed by what must be unique (the permit number,
-the application id, the person, the order attempt); counters are only a fast-path hint.
+the application id, the person, the order attempt); counters are only a hint.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from permits_common.domain.calendar import YearArrangement, official_arrangement
 from permits_common.domain.card import HolderStatus
-from permits_common.mongo import Document, ensure_index, insert_once
+from permits_common.mongo import Document, ensure_index
 from permits_issuance.domain.register import HolderRecord
 
 
@@ -42,7 +42,6 @@ class IssuanceStore:
         self.database = database
         self.counters: AsyncCollection[Document] = database["sequence_counters"]
         self.permit_numbers: AsyncCollection[Document] = database["permit_numbers"]
-        self.numbers_by_application: AsyncCollection[Document] = database["numbers_by_application"]
         self.person_claims: AsyncCollection[Document] = database["person_claims"]
         self.issuances: AsyncCollection[Document] = database["issuances"]
         self.holders: AsyncCollection[Document] = database["holders"]
@@ -77,25 +76,19 @@ class IssuanceStore:
             await collection.insert_one(doc)
         return doc
 
-    async def next_counter_hint(self, key: str) -> int:
-        """The counter's next index (0-based). Atomic on MongoDB; only a hint on FerretDB."""
-        for _ in range(5):
-            try:
-                doc = await self.counters.find_one_and_update(
-                    {"_id": key},
-                    {"$inc": {"next": 1}},
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-            except DuplicateKeyError:
-                continue
-            if doc is not None:
-                return int(doc["next"]) - 1
-        raise RuntimeError(f"sequence counter {key} keeps racing")
+    async def stored_counter(self, key: str) -> int:
+        """The stored counter's next index (0-based; 0 when the key was never written)."""
+        doc = await self.counters.find_one({"_id": key})
+        return int(doc["next"]) if doc else 0
 
     async def raise_counter(self, key: str, at_least: int) -> None:
-        """Move a lagging counter hint past indexes known to be taken."""
-        await self.counters.update_one({"_id": key}, {"$max": {"next": at_least}}, upsert=True)
+        """Move a lagging counter hint past indexes known to be taken (two first upserts at
+        once can both try the insert on FerretDB: the loser updates)."""
+        change = {"$max": {"next": at_least}}
+        try:
+            await self.counters.update_one({"_id": key}, change, upsert=True)
+        except DuplicateKeyError:
+            await self.counters.update_one({"_id": key}, change)
 
     async def claim_number(self, number: str, application_id: str, at: datetime) -> str | None:
         """Claim a permit number for an application; the owner's application id if taken."""
@@ -106,15 +99,7 @@ class IssuanceStore:
         except DuplicateKeyError:
             existing = await self.permit_numbers.find_one({"_id": number})
             return str(existing["application_id"]) if existing else ""
-        await insert_once(self.numbers_by_application, {"_id": application_id, "number": number})
         return None
-
-    async def number_claimed_by(self, application_id: str) -> str | None:
-        """A number this application already claimed (a redelivery after a crash), looked up
-        by primary key: FerretDB reads the whole collection for any other filter. A crash
-        between the claim and this record leaves a gap in the sequence, never a shared number."""
-        doc = await self.numbers_by_application.find_one({"_id": application_id})
-        return str(doc["number"]) if doc else None
 
     async def claim_person(self, base: str, application_id: str) -> bool:
         """Hold the person's one open application slot; True when this application holds it."""
@@ -149,21 +134,23 @@ class IssuanceStore:
         application_id: str,
         region: str,
     ) -> None:
-        """The person's latest issue is active from now on (written by the claim holder)."""
-        await self.holders.update_one(
-            {"_id": base},
-            {
-                "$set": {
-                    "card_number": card_number,
-                    "issue_count": issue_count,
-                    "status": HolderStatus.ACTIVE.value,
-                    "valid_until": iso(valid_until),
-                    "application_id": application_id,
-                    "region": region,
-                }
-            },
-            upsert=True,
-        )
+        """The person's latest issue is active from now on (written by the claim holder). Two
+        upserts of a new person at once (a callback the centre repeated) can both try the
+        insert on FerretDB; the loser finds the document and updates it."""
+        change = {
+            "$set": {
+                "card_number": card_number,
+                "issue_count": issue_count,
+                "status": HolderStatus.ACTIVE.value,
+                "valid_until": iso(valid_until),
+                "application_id": application_id,
+                "region": region,
+            }
+        }
+        try:
+            await self.holders.update_one({"_id": base}, change, upsert=True)
+        except DuplicateKeyError:
+            await self.holders.update_one({"_id": base}, change)
 
     async def set_holder_status(
         self, card_number: str, issue_count: int, status: HolderStatus

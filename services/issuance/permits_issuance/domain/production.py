@@ -17,11 +17,11 @@ SIGNATURE_HEADER = "X-Permits-Signature"
 
 class OrderState(StrEnum):
     """`pending`: to be sent at `next_attempt_at`; `sent`: waiting for the callback until
-    `next_attempt_at`, then sent again; `ready`: the centre confirmed the card."""
+    `next_attempt_at`, then sent again. The centre's confirmation is recorded apart (the
+    order's completion), so no attempt written later can undo it."""
 
     PENDING = "pending"
     SENT = "sent"
-    READY = "ready"
 
 
 def order_id(application_id: str, issue_count: int) -> str:

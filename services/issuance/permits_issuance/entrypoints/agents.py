@@ -2,8 +2,9 @@
 and the HTTP server as a Faust task in the same event loop.
 
 Every agent reads raw bytes through `event_batches` (decode, dead-letter poison, skip event ids
-already handled). An event whose handler fails with a non-transient error is dead-lettered too,
-so one bad event never stops the stream; outages (store, broker) are retried without skipping.
+already taken on, leave out the event types the agent ignores). An event whose handler fails
+with a non-transient error is dead-lettered too, so one bad event never stops the stream;
+outages (store, broker) are retried without skipping.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from permits_issuance.entrypoints.http import build_http_app
 from permits_issuance.runtime import SERVICE, IssuanceRuntime
 
 log = get_logger("agents")
-EventHandler = Callable[[Event[Any]], Awaitable[None]]
+EventHandler = Callable[[Event[Any], bool], Awaitable[None]]
+"""Handles one event; the flag says whether it was claimed before (a redelivery)."""
 
 
 def build_faust_app(runtime: IssuanceRuntime, *, serve_http: bool = True) -> faust.App:
@@ -38,9 +40,25 @@ def build_faust_app(runtime: IssuanceRuntime, *, serve_http: bool = True) -> fau
         consumer_auto_offset_reset=settings.issuance_offset_reset,
     )
 
-    _consume(app, runtime, topics.APPLICATIONS, "applications", runtime.handle_application_event)
-    _consume(app, runtime, topics.CARDS, "cards", runtime.register.handle_card_event)
-    _consume(app, runtime, topics.CALENDAR, "calendar", runtime.handle_calendar_event)
+    _consume(
+        app,
+        runtime,
+        topics.APPLICATIONS,
+        "applications",
+        runtime.handle_application_event,
+        relevant=runtime.wants_application_event,
+    )
+    _consume(
+        app,
+        runtime,
+        topics.CARDS,
+        "cards",
+        _first_time_or_not(runtime.register.handle_card_event),
+        relevant=runtime.register.wants_card_event,
+    )
+    _consume(
+        app, runtime, topics.CALENDAR, "calendar", _first_time_or_not(runtime.handle_calendar_event)
+    )
 
     _every(app, runtime, settings.deadline_scan_seconds, "deadline_timer", runtime.deadline_pass)
     _every(
@@ -69,12 +87,23 @@ def build_faust_app(runtime: IssuanceRuntime, *, serve_http: bool = True) -> fau
     return app
 
 
+def _first_time_or_not(handler: Callable[[Event[Any]], Awaitable[None]]) -> EventHandler:
+    """A handler that does the same whether or not the event was claimed before."""
+
+    async def handle(event: Event[Any], redelivered: bool) -> None:
+        await handler(event)
+
+    return handle
+
+
 def _consume(
     app: faust.App,
     runtime: IssuanceRuntime,
     topic_name: str,
     short: str,
     handler: EventHandler,
+    *,
+    relevant: Callable[[Event[Any]], bool] | None = None,
 ) -> None:
     consumer = f"{runtime.settings.issuance_group}:{short}"
 
@@ -86,15 +115,27 @@ def _consume(
             consumer=consumer,
             publisher=runtime.publisher,
             processed=runtime.processed(short),
+            relevant=relevant,
         )
         async for batch in batches:
-            await handle_by_subject(batch, lambda event: _handle(runtime, consumer, event, handler))
+            again = batch.again
+
+            async def handle_one(event: Event[Any], again: set[str] = again) -> None:
+                async def run(e: Event[Any]) -> None:
+                    await handler(e, e.id in again)
+
+                await _handle(runtime, consumer, event, run)
+
+            await handle_by_subject(batch, handle_one)
 
     app.agent(raw_topic(app, topic_name), name=f"issuance.{short}")(agent)
 
 
 async def _handle(
-    runtime: IssuanceRuntime, consumer: str, event: Event[Any], handler: EventHandler
+    runtime: IssuanceRuntime,
+    consumer: str,
+    event: Event[Any],
+    handler: Callable[[Event[Any]], Awaitable[None]],
 ) -> None:
     try:
         async with runtime.handling():

@@ -28,7 +28,7 @@ from permits_common.mongo import Document
 from permits_issuance.adapters.store import IssuanceStore
 from permits_issuance.domain.register import Approval, Decision, Refusal, decide
 from permits_issuance.service.deadlines import DeadlineService
-from permits_issuance.service.numbers import allocate_number
+from permits_issuance.service.numbers import CounterHints, allocate_number
 from permits_issuance.service.production import ProductionService
 
 log = get_logger("approval")
@@ -53,19 +53,28 @@ class ApprovalService:
         self._clock = clock
         self._deadlines = deadlines
         self._production = production
+        self._hints = CounterHints()
 
-    async def handle_accepted(self, accepted: ApplicationAccepted) -> Document:
-        """Decide once, publish the outcome, and start production when approved."""
+    async def handle_accepted(
+        self, accepted: ApplicationAccepted, *, redelivered: bool = True
+    ) -> Document:
+        """Decide once, publish the outcome, and start production when approved.
+
+        An event this consumer claims for the first time (`redelivered=False`) cannot have a
+        decision yet, so the look-up is skipped; the decision's insert still decides if another
+        worker got there first."""
         application_id = accepted.application_id
-        await self._deadlines.start_clock(
+        deadline = await self._deadlines.start_clock(
             application_id, accepted.acceptance_point, accepted.accepted_on
         )
-        record = await self._store.issuances.find_one({"_id": application_id})
+        record = None
+        if redelivered:
+            record = await self._store.issuances.find_one({"_id": application_id})
         if record is None:
             record = await self._decide_and_record(accepted)
         await self._publisher.publish(self._outcome_event(record))
         if record["outcome"] == APPROVED:
-            await self._production.open_order(record)
+            await self._production.open_order(record, deadline)
         else:
             await self._deadlines.stop_clock(application_id)
             await self._store.release_person(record["travel_permit_base"], application_id)
@@ -79,6 +88,7 @@ class ApprovalService:
             try:
                 number = await allocate_number(
                     self._store,
+                    self._hints,
                     application_id=accepted.application_id,
                     region=accepted.applicant.region,
                     birth_date=accepted.applicant.birth_date,

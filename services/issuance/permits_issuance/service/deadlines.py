@@ -59,8 +59,9 @@ class DeadlineService:
         self._clock = clock
         self._at_risk_days = at_risk_working_days
 
-    async def start_clock(self, application_id: str, point: str, accepted_on: date) -> None:
-        """Schedule the deadline of a newly accepted application (idempotent)."""
+    async def start_clock(self, application_id: str, point: str, accepted_on: date) -> Document:
+        """Schedule the deadline of a newly accepted application (idempotent); returns the
+        deadline as stored."""
         planned = schedule(self._calendar.current, accepted_on, self._at_risk_days)
         doc = await self._store.insert_first(
             self._store.deadlines,
@@ -87,6 +88,7 @@ class DeadlineService:
                 event_id=derived_event_id(application_id, "sla.scheduled"),
             )
         )
+        return doc
 
     async def stop_clock(self, application_id: str) -> None:
         """The application was refused: nothing is due any more."""
@@ -94,9 +96,22 @@ class DeadlineService:
             {"_id": application_id}, {"$set": {"state": CLOSED, "open": False}}
         )
 
-    async def card_ready(self, application_id: str, ready_on: date, *, first_time: bool) -> None:
-        """Meet the deadline, or confirm the breach when the card came late."""
-        doc = await self._store.deadlines.find_one({"_id": application_id})
+    async def card_ready(
+        self,
+        application_id: str,
+        ready_on: date,
+        *,
+        first_time: bool,
+        scheduled: Document | None = None,
+    ) -> None:
+        """Meet the deadline, or confirm the breach when the card came late.
+
+        `scheduled` is the deadline as it was at approval (carried by the production order):
+        a final (not provisional) due date never moves, so a card ready in time is met without
+        reading the deadline again; a late card or a provisional date reads it."""
+        doc = scheduled
+        if doc is None or doc["provisional"] or not met_when_ready(schedule_of(doc), ready_on):
+            doc = await self._store.deadlines.find_one({"_id": application_id})
         if doc is None:
             return
         planned = schedule_of(doc)

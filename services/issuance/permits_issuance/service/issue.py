@@ -56,7 +56,9 @@ class IssueService:
         first_time = completion.get("token") == token
         ready_on = day_of(completion["ready_on"])
         application_id = str(order["application_id"])
-        record = await self._store.issuances.find_one({"_id": application_id})
+        record = order.get("decision") or await self._store.issuances.find_one(
+            {"_id": application_id}
+        )
         if record is None:
             raise LookupError(f"no decision recorded for application {application_id}")
         accepted = ApplicationAccepted.model_validate(record["accepted"])
@@ -66,7 +68,9 @@ class IssueService:
         await self._publisher.publish_all(
             self._events(record, accepted, card_number, issue_count, ready_on)
         )
-        await self._deadlines.card_ready(application_id, ready_on, first_time=first_time)
+        await self._deadlines.card_ready(
+            application_id, ready_on, first_time=first_time, scheduled=order.get("deadline")
+        )
         await self._store.record_issue(
             str(record["travel_permit_base"]),
             card_number,

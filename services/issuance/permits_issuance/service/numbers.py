@@ -1,9 +1,15 @@
 """Allocating a new permit number: unique per address code and birth date, never reused.
 
-The counter gives the index to try first; the claim (an insert keyed by the number) decides.
-When the counter lags (FerretDB does not increment atomically) the claim fails and the next
-index is tried, so two workers never give out the same number; a claimed number that ends up
-unused (a lost race for the same application) is simply never given out: gaps are allowed.
+The claim (an insert keyed by the number) decides: two workers never give out the same number,
+and a claimed number stays claimed after any crash, so it is never given out again. Which
+index to try first is only a hint, kept in memory per (address code, birth date, sex): a new
+key starts at 0, and the store's counter is read only when a claim is refused for a key this
+process has not met before (a restart, or another worker numbering the same key). The counter
+is written only when the hint was behind (a claim was refused) or every `PERSIST_EVERY`
+indexes, so after a restart a key's first allocation probes at most that many taken numbers.
+An index is taken in memory before its claim is sent, so concurrent allocations of one process
+try different numbers. A claimed number that ends up unused (a crash before the decision was
+recorded, or a lost race for the same application) is simply never given out: gaps are allowed.
 """
 
 from __future__ import annotations
@@ -15,25 +21,51 @@ from permits_common.domain.permit_number import PermitNumber, SequenceExhaustedE
 from permits_common.domain.regions import Region, Sex
 from permits_issuance.domain.numbering import candidate, capacity, counter_key
 
+PERSIST_EVERY = 16
+
 
 class NumberClaims(Protocol):
     """Where counters and claimed numbers are kept (the store, or a dict in unit tests)."""
 
-    async def next_counter_hint(self, key: str) -> int:
-        """The next index the counter suggests (0-based)."""
+    async def stored_counter(self, key: str) -> int:
+        """The next index the stored counter suggests (0 when there is none)."""
 
     async def raise_counter(self, key: str, at_least: int) -> None:
-        """Move the counter past indexes found taken."""
+        """Move the stored counter past indexes found taken."""
 
     async def claim_number(self, number: str, application_id: str, at: datetime) -> str | None:
         """None when claimed now; otherwise the application id that holds it."""
 
-    async def number_claimed_by(self, application_id: str) -> str | None:
-        """A number this application claimed before, if any."""
+
+class CounterHints:
+    """The next index to try per counter key, in this process's memory."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+        self._seeded: set[str] = set()
+
+    def next_index(self, key: str) -> int:
+        """Where to start for this key."""
+        return self._next.get(key, 0)
+
+    def seeded(self, key: str) -> bool:
+        """Whether the stored counter was read for this key already."""
+        return key in self._seeded
+
+    def seed(self, key: str, stored: int) -> int:
+        """Take the stored counter into account; returns the index to go on from."""
+        self._seeded.add(key)
+        self._next[key] = max(self._next.get(key, 0), stored)
+        return self._next[key]
+
+    def taken(self, key: str, index: int) -> None:
+        """`index` is claimed: never start below the next one."""
+        self._next[key] = max(self._next.get(key, 0), index + 1)
 
 
 async def allocate_number(
     claims: NumberClaims,
+    hints: CounterHints,
     *,
     application_id: str,
     region: Region,
@@ -42,18 +74,20 @@ async def allocate_number(
     now: datetime,
 ) -> str:
     """A permit number no one else holds; SequenceExhaustedError when none is left."""
-    earlier = await claims.number_claimed_by(application_id)
-    if earlier is not None:
-        return earlier
     key = counter_key(region, birth_date, sex)
-    hint = await claims.next_counter_hint(key)
-    index, last = hint, capacity(sex)
+    index, last = hints.next_index(key), capacity(sex)
+    refused = False
     while index < last:
         number: PermitNumber = candidate(region, birth_date, sex, index)
+        hints.taken(key, index)
         holder = await claims.claim_number(number.value, application_id, now)
         if holder is None or holder == application_id:
-            if index > hint:
+            if refused or (index + 1) % PERSIST_EVERY == 0:
                 await claims.raise_counter(key, index + 1)
             return number.value
+        refused = True
+        if not hints.seeded(key):
+            index = max(index + 1, hints.seed(key, await claims.stored_counter(key)))
+            continue
         index += 1
     raise SequenceExhaustedError(sex)

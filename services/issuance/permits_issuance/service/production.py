@@ -1,27 +1,27 @@
 """Production orders: sent to the centre, retried with backoff until a card is confirmed.
 
 Orders live in the store with a state and `next_attempt_at`, so a restart loses none; a timer
-sends what is due. One attempt is one lease (an insert keyed by order and attempt number), so
-two workers never send the same attempt twice. An order the centre refused (5xx), reported as
+sends what is due. The first attempt belongs to the worker whose insert created the order;
+every later one is a lease (an insert keyed by order and attempt number), so two workers never
+send the same attempt twice. An order the centre refused (5xx), reported as
 failed, or never called back about within the timeout is sent again; it is never dropped.
 
 Every write is by `_id`. The timer reads `order_schedule`, which holds only the orders still
 open (the local store reads a whole collection for any query not by `_id`, and the order log
-grows with every card). The centre's "ready" is final: it sets `ready_at`, which no later
-write touches, so an attempt recorded after the callback cannot reopen the order.
+grows with every card). The centre's "ready" is final: it records the order's completion,
+which no later write touches, so an attempt recorded after the callback cannot reopen the order.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from permits_common.clock import Clock
 from permits_common.events.envelope import derived_event_id
 from permits_common.events.models import ApplicationInProduction
 from permits_common.kafka import EventPublisher
 from permits_common.logs import get_logger
-from permits_common.mongo import Document
+from permits_common.mongo import Document, insert_once
 from permits_issuance.adapters.production_centre import (
     ProductionCentreClient,
     ProductionRequest,
@@ -37,9 +37,7 @@ _SCAN_BATCH = 100
 
 
 def order_state(order: Document) -> OrderState:
-    """Where an order stands: ready once the centre confirmed it, whatever was written after."""
-    if order.get("ready_at") is not None:
-        return OrderState.READY
+    """Where an order's attempts stand (its completion, once confirmed, is kept apart)."""
     return OrderState(order["state"])
 
 
@@ -66,32 +64,57 @@ class ProductionService:
         self._settings = settings
         self._issue = issue
 
-    async def open_order(self, record: Document) -> None:
-        """Create the order of an approved application (once) and send it if it is due."""
+    async def open_order(self, record: Document, deadline: Document | None = None) -> None:
+        """Create the order of an approved application (once) and send it.
+
+        The worker whose insert creates the order sends its first attempt, with no lease: no
+        one else can hold that attempt, since the order is written as already sent and waiting
+        for the callback (so the timer and a redelivered event leave it alone until then). If
+        the worker dies before the send, the timer sends it again after the callback timeout;
+        nothing is lost. `application.in_production` is published before the send (the order
+        is placed; the centre's refusals are retried until the card exists). The order carries
+        its decision and deadline, which the centre's callback needs."""
         now = self._clock.now()
         placed = order_id(str(record["_id"]), int(record["issue_count"]))
-        order = await self._store.insert_first(
-            self._store.orders,
-            {
-                "_id": placed,
-                "application_id": str(record["_id"]),
-                "acceptance_point": record["acceptance_point"],
-                "card_number": record["card_number"],
-                "issue_count": int(record["issue_count"]),
-                "state": OrderState.PENDING.value,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "in_production_published": False,
-                "created_at": now,
-            },
-        )
-        if order_state(order) is OrderState.READY:
+        waiting_until = now + timedelta(seconds=self._settings.production_callback_timeout_seconds)
+        order: Document = {
+            "_id": placed,
+            "application_id": str(record["_id"]),
+            "acceptance_point": record["acceptance_point"],
+            "card_number": record["card_number"],
+            "issue_count": int(record["issue_count"]),
+            "state": OrderState.SENT.value,
+            "attempts": 1,
+            "next_attempt_at": waiting_until,
+            "created_at": now,
+            "decision": record,
+            "deadline": deadline,
+        }
+        if await insert_once(self._store.orders, order):
+            await insert_once(
+                self._store.order_schedule, {"_id": placed, "next_attempt_at": waiting_until}
+            )
+            await self.publish_in_production(order)
+            error = await self._submit(order, 1)
+            if error is not None:
+                await self._failed(order, 1, error)
+            return
+        existing = await self._store.orders.find_one({"_id": placed})
+        if existing is None:
+            raise LookupError(f"production order {placed} vanished")
+        if await self._completed(existing):
             return
         await self._store.insert_first(
-            self._store.order_schedule, {"_id": placed, "next_attempt_at": order["next_attempt_at"]}
+            self._store.order_schedule,
+            {"_id": placed, "next_attempt_at": existing["next_attempt_at"]},
         )
-        if order_state(order) is OrderState.PENDING and order["next_attempt_at"] <= now:
-            await self._attempt(order)
+        await self.publish_in_production(existing)
+        if order_state(existing) is OrderState.PENDING and existing["next_attempt_at"] <= now:
+            await self._attempt(existing)
+
+    async def _completed(self, order: Document) -> bool:
+        """Whether the centre confirmed this order's card (its completion is recorded)."""
+        return await self._store.completions.find_one({"_id": order["_id"]}) is not None
 
     async def retry_due(self) -> int:
         """Send every order whose next attempt is due; returns how many were tried."""
@@ -102,7 +125,7 @@ class ProductionService:
         due = [entry["_id"] async for entry in cursor]
         for placed in due:
             order = await self._store.orders.find_one({"_id": placed})
-            if order is None or order_state(order) is OrderState.READY:
+            if order is None or await self._completed(order):
                 await self._store.order_schedule.delete_one({"_id": placed})
                 continue
             if order_state(order) is OrderState.SENT:
@@ -111,11 +134,31 @@ class ProductionService:
         return len(due)
 
     async def _attempt(self, order: Document) -> None:
+        """A retry (timer or redelivery): one lease per attempt, so two workers never send
+        the same attempt."""
         attempt = int(order["attempts"]) + 1
         now = self._clock.now()
         lease_for = timedelta(seconds=self._settings.production_request_timeout_seconds * 3)
         if not await self._store.take_lease(f"{order['_id']}|{attempt}", now, now + lease_for):
             return
+        error = await self._submit(order, attempt)
+        if error is not None:
+            await self._failed(order, attempt, error)
+            return
+        timeout = timedelta(seconds=self._settings.production_callback_timeout_seconds)
+        sent_at = self._clock.now()
+        await self._reschedule(
+            str(order["_id"]),
+            {
+                "state": OrderState.SENT.value,
+                "attempts": attempt,
+                "last_attempt_at": sent_at,
+                "next_attempt_at": sent_at + timeout,
+            },
+        )
+
+    async def _submit(self, order: Document, attempt: int) -> str | None:
+        """Send one attempt to the centre; the error when it refused or could not be reached."""
         error = await self._centre.submit(
             ProductionRequest(
                 order_id=str(order["_id"]),
@@ -125,31 +168,27 @@ class ProductionService:
                 callback_url=self._settings.callback_url,
             )
         )
+        PRODUCTION_ATTEMPTS.labels("accepted" if error is None else "failed").inc()
+        return error
+
+    async def _failed(self, order: Document, attempt: int, error: str) -> None:
+        """The attempt did not reach the centre: send it again after the backoff."""
+        log.warning("production order failed", order_id=order["_id"], error=error)
         now = self._clock.now()
-        fields: dict[str, Any] = {"attempts": attempt, "last_attempt_at": now}
-        if error is None:
-            PRODUCTION_ATTEMPTS.labels("accepted").inc()
-            await self.publish_in_production(order)
-            timeout = timedelta(seconds=self._settings.production_callback_timeout_seconds)
-            fields.update(
-                state=OrderState.SENT.value,
-                next_attempt_at=now + timeout,
-                in_production_published=True,
-            )
-        else:
-            PRODUCTION_ATTEMPTS.labels("failed").inc()
-            delay = self._backoff(attempt)
-            log.warning("production order failed", order_id=order["_id"], error=error)
-            fields.update(
-                state=OrderState.PENDING.value,
-                next_attempt_at=now + delay,
-                last_error=error,
-            )
-        await self._reschedule(str(order["_id"]), fields)
+        await self._reschedule(
+            str(order["_id"]),
+            {
+                "state": OrderState.PENDING.value,
+                "attempts": attempt,
+                "last_attempt_at": now,
+                "next_attempt_at": now + self._backoff(attempt),
+                "last_error": error,
+            },
+        )
 
     async def _reschedule(self, placed: str, fields: Document) -> None:
         """Record an attempt's outcome and when to look at the order again. If the centre
-        confirmed the card meanwhile, its `ready_at` still says so and the timer drops the
+        confirmed the card meanwhile, its completion still says so and the timer drops the
         order when it comes round."""
         await self._store.orders.update_one({"_id": placed}, {"$set": fields})
         await self._store.order_schedule.update_one(
@@ -173,27 +212,22 @@ class ProductionService:
         )
 
     async def callback(self, order_ref: str, attempt: int, status: str, error: str | None) -> None:
-        """The centre reports an attempt's outcome: the card is ready, or it must be redone."""
+        """The centre reports an attempt's outcome: the card is ready, or it must be redone.
+
+        "Ready" records the order's completion (the first one fixes the ready day) and drops
+        the order from the schedule; the order document itself is not written again."""
         order = await self._store.orders.find_one({"_id": order_ref})
         if order is None:
             raise UnknownOrderError(order_ref)
         if status == "ready":
-            if not order.get("in_production_published"):
-                await self.publish_in_production(order)
             await self._issue.card_ready(order)
-            await self._store.orders.update_one(
-                {"_id": order_ref},
-                {
-                    "$set": {
-                        "state": OrderState.READY.value,
-                        "ready_at": self._clock.now(),
-                        "next_attempt_at": None,
-                    }
-                },
-            )
             await self._store.order_schedule.delete_one({"_id": order_ref})
             return
-        if order_state(order) is OrderState.SENT and int(order["attempts"]) == attempt:
+        if (
+            order_state(order) is OrderState.SENT
+            and int(order["attempts"]) == attempt
+            and not await self._completed(order)
+        ):
             log.warning("production centre reports failure", order_id=order_ref, error=error)
             await self._reschedule(
                 order_ref,

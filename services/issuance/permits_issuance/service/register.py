@@ -27,6 +27,11 @@ class RegisterService:
         self._publisher = publisher
         self._clock = clock
 
+    @staticmethod
+    def wants_card_event(event: Event[Any]) -> bool:
+        """Only intake's lost and revoked cards change the register here."""
+        return isinstance(event.data, CardReportedLost | CardRevoked)
+
     async def handle_card_event(self, event: Event[Any]) -> None:
         """Apply intake's card news; our own card events need nothing here."""
         data = event.data

@@ -1,22 +1,34 @@
-"""The notify service's own documents: recipients, card map, reminders and the delivery log.
+"""The notify service's own documents: recipients, card issues, reminders and the delivery log.
 
-Every write that must happen once uses a unique `_id` (duplicate inserts are ignored), and a
-send is claimed with one find-and-modify of its work item, so two workers never send the same
-delivery. Everything a busy moment touches is read and written by `_id`.
+Written for a store whose cheap commands are an unordered `insert_many` and a look-up by `_id`
+(FerretDB): what a batch of events or a dispatch pass produces is appended with one
+`insert_many` per collection, "first one wins" is an insert on a unique `_id`, and updates in
+place are left to the exceptions (a deferred or retried send, a cancelled reminder).
+
+A delivery is three documents with the same `_id`: the log entry (what was queued, written once),
+its work item in `pending_deliveries` (the working copy the timer scans and sends from, while
+the message is not sent) and its outcome in `delivery_outcomes` (sent, delivered or failed,
+written once, before the work item is removed). An attempt is claimed by inserting
+`<delivery>|<attempt>|<due time>` into `delivery_claims`, so two workers never send the same
+attempt; a claim whose lease ran out (its worker died) is taken over.
+
 Only features FerretDB 1.x has are used (no transactions, no TTL indexes, no dotted keys).
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
-from permits_common.mongo import Document, ensure_index, insert_once
+from permits_common.mongo import Document, ensure_index, insert_new
 from permits_notify.domain.messages import Recipient, resolve_language
 
 PENDING = "pending"
@@ -24,6 +36,25 @@ SENT = "sent"
 DELIVERED = "delivered"
 FAILED = "failed"
 REMINDER_SCHEDULED = "scheduled"
+RECIPIENTS_CACHED = 100_000
+"""Recipients kept in memory (a few hundred bytes each): an application's messages are handled
+by the worker that saw its acceptance, so the look-ups of a busy day are answered from here."""
+
+WORK_FIELDS = (
+    "_id",
+    "cause_event_id",
+    "application_id",
+    "message_type",
+    "language",
+    "channel",
+    "template",
+    "recipient",
+    "recipient_key",
+    "context",
+    "attempts",
+    "created_at",
+    "next_attempt_at",
+)
 
 
 class NotifyStore:
@@ -32,12 +63,17 @@ class NotifyStore:
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self.database = database
         self._recipients: AsyncCollection[Document] = database["recipients"]
-        self._cards: AsyncCollection[Document] = database["cards"]
+        self._card_issues: AsyncCollection[Document] = database["card_issues"]
         self._reminders: AsyncCollection[Document] = database["reminders"]
         self._deliveries: AsyncCollection[Document] = database["deliveries"]
         self._pending: AsyncCollection[Document] = database["pending_deliveries"]
-        self._outcomes: AsyncCollection[Document] = database["outcomes_to_publish"]
+        self._claims: AsyncCollection[Document] = database["delivery_claims"]
+        self._outcomes: AsyncCollection[Document] = database["delivery_outcomes"]
+        self._unpublished: AsyncCollection[Document] = database["outcomes_to_publish"]
         self._sms_sends: AsyncCollection[Document] = database["sms_sends"]
+        self._recipient_cache: OrderedDict[str, Recipient] = OrderedDict()
+        self._sms_recent: dict[str, list[datetime]] = {}
+        self._sms_stored: set[str] = set()
 
     async def ensure_indexes(self) -> None:
         """The indexes the timer's scans and the ops listing rely on."""
@@ -48,34 +84,31 @@ class NotifyStore:
             self._deliveries, [("application_id", ASCENDING), ("created_at", ASCENDING)]
         )
         await ensure_index(self._reminders, [("status", ASCENDING), ("due_at", ASCENDING)])
-        await ensure_index(
-            self._reminders, [("card_number", ASCENDING), ("issue_count", ASCENDING)]
-        )
 
-    # Recipients and the card map -------------------------------------------------------
+    # Recipients and card issues -----------------------------------------------------------
 
-    async def save_recipient(self, recipient: Recipient) -> None:
-        """Remember how to reach the applicant of one application."""
-        await self._recipients.replace_one(
-            {"_id": recipient.application_id},
-            {
-                "_id": recipient.application_id,
-                "name": recipient.name,
-                "language": recipient.language,
-                "acceptance_point": recipient.acceptance_point,
-                "phone": recipient.phone,
-                "email": recipient.email,
-                "posted": recipient.posted,
-            },
-            upsert=True,
-        )
+    def _remember(self, recipient: Recipient) -> None:
+        self._recipient_cache[recipient.application_id] = recipient
+        self._recipient_cache.move_to_end(recipient.application_id)
+        while len(self._recipient_cache) > RECIPIENTS_CACHED:
+            self._recipient_cache.popitem(last=False)
+
+    async def save_recipients(self, recipients: Sequence[Recipient]) -> None:
+        """Remember how to reach the applicants of a batch (one insert; repeats change nothing:
+        an application's applicant is fixed at acceptance)."""
+        for recipient in recipients:
+            self._remember(recipient)
+        await insert_new(self._recipients, [_recipient_doc(r) for r in recipients])
 
     async def recipient(self, application_id: str) -> Recipient | None:
         """The applicant of an application, if its acceptance was seen."""
+        cached = self._recipient_cache.get(application_id)
+        if cached is not None:
+            return cached
         doc = await self._recipients.find_one({"_id": application_id})
         if doc is None:
             return None
-        return Recipient(
+        recipient = Recipient(
             application_id=doc["_id"],
             name=doc["name"],
             language=resolve_language(doc.get("language")),
@@ -84,45 +117,44 @@ class NotifyStore:
             email=doc.get("email"),
             posted=bool(doc.get("posted", False)),
         )
+        self._remember(recipient)
+        return recipient
 
-    async def map_card(self, card_number: str, issue_count: int, application_id: str) -> None:
-        """Point a card number at the application of its latest issue (older issues lose).
-
-        A card's events arrive on one partition and are handled in order by one worker, so
-        this read-then-write by `_id` has no concurrent writer for the same card."""
-        current = await self._cards.find_one({"_id": card_number}, {"issue_count": 1})
-        if current is not None and int(current["issue_count"]) > issue_count:
-            return
-        await self._cards.replace_one(
-            {"_id": card_number},
-            {"issue_count": issue_count, "application_id": application_id},
-            upsert=True,
+    async def map_cards(self, issues: Sequence[tuple[str, int, str]]) -> None:
+        """Record which application each (card number, issue) belongs to, appended at once."""
+        await insert_new(
+            self._card_issues,
+            [{"_id": f"{card}|{issue}", "application_id": app} for card, issue, app in issues],
         )
 
-    async def application_for_card(self, card_number: str) -> str | None:
-        """The application whose applicant holds this card."""
-        doc = await self._cards.find_one({"_id": card_number})
+    async def application_for_card(self, card_number: str, issue_count: int) -> str | None:
+        """The application whose applicant holds this issue of the card."""
+        doc = await self._card_issues.find_one({"_id": f"{card_number}|{issue_count}"})
         return None if doc is None else str(doc["application_id"])
 
     # Reminders ---------------------------------------------------------------------------
 
-    async def schedule_reminder(self, reminder: Document) -> None:
-        """Insert a reminder once; a redelivered card.issued changes nothing."""
-        await insert_once(self._reminders, reminder)
+    async def schedule_reminders(self, reminders: Sequence[Document]) -> None:
+        """Insert reminders once; a redelivered card.issued changes nothing."""
+        await insert_new(self._reminders, reminders)
 
     async def cancel_reminders(
-        self, card_number: str, issue_count: int, reason: str, now: datetime
+        self, reminder_ids: Iterable[str], reason: str, now: datetime
     ) -> int:
-        """Cancel the scheduled reminders of one card issue; returns how many."""
-        result = await self._reminders.update_many(
-            {
-                "card_number": card_number,
-                "issue_count": issue_count,
-                "status": REMINDER_SCHEDULED,
-            },
-            {"$set": {"status": "cancelled", "cancel_reason": reason, "updated_at": now}},
-        )
-        return result.modified_count
+        """Cancel those of the given reminders still scheduled; returns how many. Each is
+        read and written by `_id` (a card ending is rare; a filter on status would make the
+        local store read every reminder ever scheduled)."""
+        ids = list(reminder_ids)
+        docs = await asyncio.gather(*(self._reminders.find_one({"_id": i}) for i in ids))
+        cancelled = 0
+        for doc in docs:
+            if doc is not None and doc.get("status") == REMINDER_SCHEDULED:
+                await self._reminders.update_one(
+                    {"_id": doc["_id"]},
+                    {"$set": {"status": "cancelled", "cancel_reason": reason, "updated_at": now}},
+                )
+                cancelled += 1
+        return cancelled
 
     async def due_reminders(self, now: datetime, limit: int) -> list[Document]:
         """Scheduled reminders whose time has come (index on status, due_at)."""
@@ -134,10 +166,10 @@ class NotifyStore:
         return [doc async for doc in cursor]
 
     async def finish_reminder(self, reminder_id: str, status: str, now: datetime) -> None:
-        """Record that a reminder was queued for sending, or skipped."""
+        """Record that a reminder was queued for sending, or skipped (the due scan found it
+        scheduled just now, and one worker runs the scan at a time)."""
         await self._reminders.update_one(
-            {"_id": reminder_id, "status": REMINDER_SCHEDULED},
-            {"$set": {"status": status, "updated_at": now}},
+            {"_id": reminder_id}, {"$set": {"status": status, "updated_at": now}}
         )
 
     async def reminders_for_card(self, card_number: str) -> list[Document]:
@@ -145,175 +177,213 @@ class NotifyStore:
         return [doc async for doc in self._reminders.find({"card_number": card_number})]
 
     # Deliveries ----------------------------------------------------------------------------
-    #
-    # `deliveries` is the log: one document per message and channel, only ever written by
-    # `_id`. The work still to do lives in two small collections, `pending_deliveries` (what
-    # the timer scans and claims) and `outcomes_to_publish` (sent or failed, event not on
-    # Kafka yet), so the queries that are not by `_id` read the in-flight messages only, not
-    # every message ever sent (FerretDB reads a whole collection for those).
 
-    async def create_delivery(self, delivery: Document) -> bool:
-        """Write a delivery as pending before anything is sent; False if it already exists.
+    async def create_deliveries(self, deliveries: Sequence[Document]) -> list[str]:
+        """Queue deliveries (log entries first, then their work items, one insert each);
+        returns the ids that are new.
 
-        The log entry goes first and the work item second, so the timer never claims a work
-        item whose delivery is not written yet. After a crash between the two, the redelivered
-        cause event queues the still-pending delivery again."""
-        created = await insert_once(self._deliveries, delivery)
-        if not created:
-            existing = await self.delivery(delivery["_id"])
-            if existing is None or existing.get("status") != PENDING:
-                return False
-        await insert_once(
-            self._pending,
-            {
-                "_id": delivery["_id"],
-                "next_attempt_at": delivery["next_attempt_at"],
-                "created_at": delivery["created_at"],
-                "application_id": delivery["application_id"],
-                "recipient_key": delivery["recipient_key"],
-            },
+        A delivery already in the log (its cause event redelivered) gets its work item again
+        only if it has no outcome: after a crash between the two inserts it is still to send;
+        otherwise it was sent, or is being sent (its work item is still there)."""
+        if not deliveries:
+            return []
+        existing = await insert_new(self._deliveries, deliveries)
+        finished = await asyncio.gather(
+            *(self._outcomes.find_one({"_id": key}, {"_id": 1}) for key in existing)
         )
-        return created
-
-    async def delivery(self, delivery_id: str) -> Document | None:
-        """One delivery record."""
-        return await self._deliveries.find_one({"_id": delivery_id})
+        done = {doc["_id"] for doc in finished if doc is not None}
+        await insert_new(
+            self._pending,
+            [work_item(delivery) for delivery in deliveries if delivery["_id"] not in done],
+        )
+        return [d["_id"] for d in deliveries if d["_id"] not in existing]
 
     async def due_deliveries(self, now: datetime, limit: int) -> list[Document]:
-        """Pending deliveries whose next attempt is due (new, deferred, retrying, or orphaned
-        by a crash once their claim lease ran out)."""
+        """Work items whose next attempt is due (new, deferred, retrying, or left by a worker
+        that died while its claim was held), oldest first."""
         cursor = (
-            self._pending.find(
-                {"next_attempt_at": {"$lte": now}},
-                {"_id": 1, "application_id": 1, "recipient_key": 1},
-            )
+            self._pending.find({"next_attempt_at": {"$lte": now}})
             .sort([("next_attempt_at", ASCENDING), ("created_at", ASCENDING)])
             .limit(limit)
         )
         return [doc async for doc in cursor]
 
     async def claim(
-        self, delivery_id: str, now: datetime, lease_until: datetime
-    ) -> Document | None:
-        """Take a due delivery for one attempt: counts the attempt and hides it until the lease
-        ends. Whoever loses the race gets None."""
-        taken = await self._pending.find_one_and_update(
-            {"_id": delivery_id, "next_attempt_at": {"$lte": now}},
-            {"$set": {"next_attempt_at": lease_until}},
+        self, work: Sequence[Document], now: datetime, lease_until: datetime
+    ) -> list[Document]:
+        """Claim the next attempt of each work item with one insert; returns those this call
+        holds, with `attempts` counting the claimed one. A claim whose lease ran out is taken
+        over (delete, then insert: only one taker wins) if its work item is still unchanged and
+        its delivery has no outcome yet (a worker that died after recording it)."""
+        if not work:
+            return []
+        keys = {doc["_id"]: _claim_key(doc) for doc in work}
+        refused = await insert_new(
+            self._claims,
+            [{"_id": keys[doc["_id"]], "lease_until": lease_until} for doc in work],
         )
-        if taken is None:
-            return None
-        doc = await self._deliveries.find_one_and_update(
-            {"_id": delivery_id},
-            {
-                "$set": {"next_attempt_at": lease_until, "last_attempt_at": now, "updated_at": now},
-                "$inc": {"attempts": 1},
-            },
-            return_document=ReturnDocument.AFTER,
-        )
-        if doc is None or doc.get("status") != PENDING:
-            await self._pending.delete_one({"_id": delivery_id})
-            return None
-        return doc
+        held: list[Document] = []
+        for doc in work:
+            key = keys[doc["_id"]]
+            if key in refused and not await self._take_over(doc, key, now, lease_until):
+                continue
+            held.append({**doc, "attempts": int(doc.get("attempts", 0)) + 1})
+        return held
 
-    async def defer(self, delivery_id: str, until: datetime, reason: str, now: datetime) -> None:
+    async def _take_over(
+        self, doc: Document, key: str, now: datetime, lease_until: datetime
+    ) -> bool:
+        claim = await self._claims.find_one({"_id": key})
+        if claim is not None and claim["lease_until"] > now:
+            return False
+        current = await self._pending.find_one({"_id": doc["_id"]})
+        if current is None or _claim_key(current) != key:
+            return False
+        if await self.outcome(doc["_id"]) is not None:
+            await self.drop_work(doc["_id"])
+            return False
+        if claim is not None:
+            await self._claims.delete_one({"_id": key, "lease_until": claim["lease_until"]})
+        try:
+            await self._claims.insert_one({"_id": key, "lease_until": lease_until})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def defer(self, delivery_id: str, until: datetime, reason: str) -> None:
         """Put a claimed delivery back without counting the attempt (quiet hours, rate limit)."""
-        await self._pending.update_one({"_id": delivery_id}, {"$set": {"next_attempt_at": until}})
-        await self._deliveries.update_one(
+        await self._pending.update_one(
             {"_id": delivery_id},
-            {
-                "$set": {"next_attempt_at": until, "deferred_reason": reason, "updated_at": now},
-                "$inc": {"attempts": -1},
-            },
+            {"$set": {"next_attempt_at": until, "deferred_reason": reason}},
         )
 
-    async def retry_later(self, delivery_id: str, at: datetime, error: str, now: datetime) -> None:
+    async def defer_many(self, delivery_ids: Sequence[str], until: datetime, reason: str) -> None:
+        """Put several claimed deliveries back at once (one recipient's SMS over the rate limit;
+        the filter reads the small work collection)."""
+        if delivery_ids:
+            await self._pending.update_many(
+                {"_id": {"$in": list(delivery_ids)}},
+                {"$set": {"next_attempt_at": until, "deferred_reason": reason}},
+            )
+
+    async def retry_later(
+        self, delivery_id: str, *, attempts: int, at: datetime, error: str
+    ) -> None:
         """A temporary failure: try the same channel again at `at`."""
-        await self._pending.update_one({"_id": delivery_id}, {"$set": {"next_attempt_at": at}})
-        await self._deliveries.update_one(
+        await self._pending.update_one(
             {"_id": delivery_id},
-            {"$set": {"next_attempt_at": at, "error": error, "updated_at": now}},
+            {"$set": {"next_attempt_at": at, "attempts": attempts, "error": error}},
         )
 
-    async def mark_sent(
-        self, delivery_id: str, *, delivered: bool, provider_id: str, now: datetime
-    ) -> None:
-        """The provider took the message; its notification.sent event is still to publish."""
-        await self._finish(
-            delivery_id,
-            {
-                "status": DELIVERED if delivered else SENT,
-                "sent_at": now,
-                "updated_at": now,
-                "provider_id": provider_id,
-                "error": None,
-                "event_pending": True,
-            },
-        )
+    async def finish(self, outcomes: Sequence[Document], *, unpublished: Sequence[str]) -> None:
+        """Record a pass's outcomes (one insert), queue the events that did not reach Kafka,
+        then drop the work items (a crash in between leaves work items whose deliveries have
+        an outcome: the next claim of those finds it and only removes them)."""
+        if not outcomes:
+            return
+        await insert_new(self._outcomes, outcomes)
+        await insert_new(self._unpublished, [{"_id": key} for key in unpublished])
+        await self._pending.delete_many({"_id": {"$in": [o["_id"] for o in outcomes]}})
 
-    async def mark_failed(
-        self, delivery_id: str, *, error: str, final: bool, now: datetime
-    ) -> None:
-        """This channel failed for good; `final` when no other channel is left (publish it)."""
-        await self._finish(
-            delivery_id,
-            {
-                "status": FAILED,
-                "failed_at": now,
-                "updated_at": now,
-                "error": error,
-                "event_pending": final,
-            },
-        )
+    async def outcome(self, delivery_id: str) -> Document | None:
+        """The recorded outcome of a delivery, if it has one."""
+        return await self._outcomes.find_one({"_id": delivery_id})
 
-    async def _finish(self, delivery_id: str, fields: Document) -> None:
-        """Record the outcome, queue its event if it has one, then drop the work item (a crash
-        in between leaves a work item whose claim finds the delivery finished)."""
-        await self._deliveries.update_one({"_id": delivery_id}, {"$set": fields})
-        if fields["event_pending"]:
-            await insert_once(self._outcomes, {"_id": delivery_id})
+    async def drop_work(self, delivery_id: str) -> None:
+        """Remove a work item whose delivery already has its outcome."""
         await self._pending.delete_one({"_id": delivery_id})
 
+    async def delivery(self, delivery_id: str) -> Document | None:
+        """One delivery as it stands: the log entry with its work item or its outcome."""
+        log = await self._deliveries.find_one({"_id": delivery_id})
+        return None if log is None else await self._current(log)
+
+    async def _current(self, log: Document) -> Document:
+        outcome, work = await asyncio.gather(
+            self._outcomes.find_one({"_id": log["_id"]}),
+            self._pending.find_one({"_id": log["_id"]}),
+        )
+        current = {**log, "status": PENDING}
+        if outcome is not None:
+            current.update(outcome)
+            current["next_attempt_at"] = None
+        elif work is not None:
+            current.update(work)
+        return current
+
     async def events_to_publish(self, limit: int) -> list[Document]:
-        """Outcomes whose event is not on Kafka yet (a crash between record and publish)."""
-        waiting = [doc["_id"] async for doc in self._outcomes.find({}, {"_id": 1}).limit(limit)]
-        docs = await asyncio.gather(*(self.delivery(delivery_id) for delivery_id in waiting))
-        outstanding = []
-        for delivery_id, doc in zip(waiting, docs, strict=True):
-            if doc is not None and doc.get("event_pending"):
-                outstanding.append(doc)
-            else:
-                await self._outcomes.delete_one({"_id": delivery_id})
-        return outstanding
+        """Outcomes whose event is not on Kafka yet (Kafka was down when they were recorded)."""
+        waiting = [doc["_id"] async for doc in self._unpublished.find({}, {"_id": 1}).limit(limit)]
+        docs = await asyncio.gather(*(self.delivery(key) for key in waiting))
+        return [doc for doc in docs if doc is not None]
 
     async def event_published(self, delivery_id: str) -> None:
         """The outcome event is on Kafka."""
-        await self._deliveries.update_one({"_id": delivery_id}, {"$set": {"event_pending": False}})
-        await self._outcomes.delete_one({"_id": delivery_id})
+        await self._unpublished.delete_one({"_id": delivery_id})
 
     async def recent_sms_sends(self, recipient_key: str, since: datetime) -> list[datetime]:
-        """When this recipient was last sent SMS, for the per-recipient rate limit."""
-        doc = await self._sms_sends.find_one({"_id": recipient_key})
-        return [sent for sent in (doc or {}).get("sent", []) if sent > since]
+        """When this recipient was last sent SMS, for the per-recipient rate limit: in memory,
+        read from the store the first time this process meets the recipient."""
+        if recipient_key not in self._sms_recent:
+            doc = await self._sms_sends.find_one({"_id": recipient_key})
+            self._sms_recent[recipient_key] = list((doc or {}).get("sent", []))
+            if doc is not None:
+                self._sms_stored.add(recipient_key)
+        recent = [sent for sent in self._sms_recent[recipient_key] if sent > since]
+        self._sms_recent[recipient_key] = recent
+        return recent
 
-    async def record_sms_send(self, recipient_key: str, at: datetime, keep_since: datetime) -> None:
-        """Remember an SMS to this recipient, forgetting those older than the rate-limit window.
+    def note_sms_send(self, recipient_key: str, at: datetime) -> None:
+        """An SMS went to this recipient (kept in memory until `save_sms_sends`)."""
+        self._sms_recent.setdefault(recipient_key, []).append(at)
 
-        One recipient's messages are sent one after the other (see `Notifier.dispatch_due`), so
-        this read-then-write has no concurrent writer for the same recipient."""
-        recent = await self.recent_sms_sends(recipient_key, keep_since)
-        await self._sms_sends.replace_one(
-            {"_id": recipient_key}, {"sent": [*recent, at]}, upsert=True
+    async def save_sms_sends(self, recipient_keys: Iterable[str]) -> None:
+        """Write the recent sends of these recipients: the new ones with one insert, the
+        others one by one (one recipient's SMS are sent by one pass at a time)."""
+        keys = set(recipient_keys)
+        new = [k for k in keys if k not in self._sms_stored]
+        refused = await insert_new(
+            self._sms_sends, [{"_id": k, "sent": self._sms_recent.get(k, [])} for k in new]
         )
+        self._sms_stored.update(new)
+        for key in (keys - set(new)) | set(refused):
+            await self._sms_sends.replace_one(
+                {"_id": key}, {"sent": self._sms_recent.get(key, [])}, upsert=True
+            )
 
     async def deliveries_for(self, application_id: str, limit: int = 500) -> list[Document]:
-        """The delivery log of one application, oldest first."""
+        """The delivery log of one application as it stands, oldest first (ops and tests)."""
         cursor = (
             self._deliveries.find({"application_id": application_id})
             .sort("created_at", ASCENDING)
             .limit(limit)
         )
-        return [doc async for doc in cursor]
+        return [await self._current(doc) async for doc in cursor]
+
+
+def work_item(delivery: Document) -> Document:
+    """The work item of a delivery: what a send needs, and when it is due."""
+    return {name: delivery[name] for name in WORK_FIELDS}
+
+
+def _claim_key(work: Document) -> str:
+    """One claim per attempt and due time: a deferred or rescheduled item is claimed anew.
+    The time is written as the store keeps it (UTC, milliseconds), so every worker names it
+    alike whether it read the item back or queued it itself."""
+    due = work["next_attempt_at"].astimezone(UTC).isoformat(timespec="milliseconds")
+    return f"{work['_id']}|{int(work.get('attempts', 0)) + 1}|{due}"
+
+
+def _recipient_doc(recipient: Recipient) -> Document:
+    return {
+        "_id": recipient.application_id,
+        "name": recipient.name,
+        "language": recipient.language,
+        "acceptance_point": recipient.acceptance_point,
+        "phone": recipient.phone,
+        "email": recipient.email,
+        "posted": recipient.posted,
+    }
 
 
 def public_delivery(doc: Document) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """The Faust side of notify: one agent per consumed topic, the dispatch timer, the HTTP task.
 
 Agents read raw bytes and go through `event_batches` (decode, dead-letter, dedup on event id);
-the handler only writes the store, and sending happens in dispatch passes, started right after a
-batch (kick) and every `dispatch_interval_seconds` by the timer, so a slow channel never holds
-up a partition.
+each batch is handled at once (what it adds appended together), and sending happens in dispatch
+passes, started right after a batch (kick) and every `dispatch_interval_seconds` by the timer,
+so a slow channel never holds up a partition.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def build_faust_app(
         app_id=settings.notify_group,
         consumer_auto_offset_reset=settings.notify_offset_reset,
     )
-    kicker = DispatchKicker(service.dispatch_due)
+    kicker = DispatchKicker(service.send_queued)
+    wants = service.wants
 
     async def handle_one(event: Event[Any]) -> None:
         try:
@@ -66,6 +67,16 @@ def build_faust_app(
             )
             await retry_forever(lambda: publisher.publish(publisher.event(dead)))
 
+    async def handle_batch(batch: list[Event[Any]]) -> None:
+        """The whole batch at once; if that fails for a reason other than an outage, event by
+        event, so only the event that cannot be handled is dead-lettered (handling is
+        idempotent, so the events already written are written again as no-ops)."""
+        try:
+            await retry_forever(lambda: service.handle_batch(batch))
+        except Exception:
+            log.warning("batch refused, handling its events one by one", events=len(batch))
+            await handle_by_subject(batch, handle_one)
+
     def make_agent(topic_name: str) -> Callable[[Any], Awaitable[None]]:
         async def consume(stream: Any) -> None:
             async for batch in event_batches(
@@ -74,8 +85,9 @@ def build_faust_app(
                 consumer=settings.notify_group,
                 publisher=publisher,
                 processed=processed,
+                relevant=wants,
             ):
-                await handle_by_subject(batch, handle_one)
+                await handle_batch(batch)
                 kicker.kick()
 
         consume.__name__ = f"consume_{topic_name.replace('.', '_')}"

@@ -9,6 +9,7 @@ valid.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple
@@ -54,14 +55,33 @@ class StatusChange:
     changed_at: datetime
 
 
+class Announcement(NamedTuple):
+    """A status an issue reached: when it changed, and when every agency topic had it (None
+    until the broker acknowledged it)."""
+
+    status: HolderStatus
+    changed_at: datetime
+    published_at: datetime | None = None
+
+
 @dataclass(slots=True)
 class IssueRecord:
-    """The register's knowledge of one card issue."""
+    """The register's knowledge of one card issue: its status, printed details, and every
+    status it reached (the feed log of the issue)."""
 
     issue_count: int
     status: HolderStatus | None = None
     details: dict[str, Any] = field(default_factory=dict)
-    changed_at: datetime | None = None
+    timeline: list[Announcement] = field(default_factory=list)
+
+    def take_in(self, announcements: list[Announcement]) -> None:
+        """Add statuses known elsewhere: one entry per status, a published one preferred."""
+        by_status = {a.status: a for a in self.timeline}
+        for announcement in announcements:
+            known = by_status.get(announcement.status)
+            if known is None or (known.published_at is None and announcement.published_at):
+                by_status[announcement.status] = announcement
+        self.timeline = sorted(by_status.values(), key=lambda a: STATUS_RANK[a.status])
 
 
 @dataclass(slots=True)
@@ -83,7 +103,7 @@ class CardHistory:
         if not advances(record.status, status):
             return []
         record.status = status
-        record.changed_at = at
+        record.take_in([Announcement(status, at)])
         self.touched.add(issue_count)
         return [StatusChange(self.card_number, issue_count, status, at)]
 
@@ -106,6 +126,29 @@ class CardHistory:
     ) -> list[StatusChange]:
         """`card.reported_lost`, `card.superseded`, `card.revoked` or `card.expired`."""
         return self._move(issue_count, status, at)
+
+    def published(self, changes: Sequence[StatusChange], at: datetime) -> None:
+        """Every agency topic acknowledged these changes at `at` (other cards' are skipped)."""
+        for change in changes:
+            record = self.issues.get(change.issue_count)
+            if record is not None and change.card_number == self.card_number:
+                record.take_in([Announcement(change.status, change.changed_at, at)])
+
+    def merge(self, other: CardHistory) -> None:
+        """Take in another view of the same card (a replayed record, or one another worker
+        wrote) without moving back: per issue the further status wins, known details stay and
+        the timelines join."""
+        for issue_count, theirs in other.issues.items():
+            mine = self._issue(issue_count)
+            if theirs.status is not None and advances(mine.status, theirs.status):
+                mine.status = theirs.status
+            if not mine.details and theirs.details:
+                mine.details = dict(theirs.details)
+            mine.take_in(theirs.timeline)
+
+    def statuses(self) -> list[HolderStatus]:
+        """The status of every issue that has one (for the register's counts per status)."""
+        return [r.status for r in self.issues.values() if r.status is not None]
 
     def latest(self) -> IssueRecord | None:
         """The newest issue known (the only one that can still be valid)."""

@@ -54,6 +54,39 @@ def _delivery_row(doc: Document) -> dict[str, Any]:
     }
 
 
+def _topic_rows(runtime: Runtime, agency: Agency, card_number: str) -> list[dict[str, Any]]:
+    """Every status of the card the broker acknowledged on the agency topics, in that order
+    (the register's timeline of each issue)."""
+    history = runtime.records.history(card_number)
+    published = sorted(
+        (
+            (announcement.published_at, record.issue_count, announcement)
+            for record in history.issues.values()
+            for announcement in record.timeline
+            if announcement.published_at is not None
+        ),
+        key=lambda row: (row[0], row[1]),
+    )
+    return [
+        {
+            "event_id": runtime.feed_event_id(
+                history.card_number, issue_count, announcement.status.value, agency
+            ),
+            "channel": "topic",
+            "card_number": history.card_number,
+            "issue_count": issue_count,
+            "status": announcement.status.value,
+            "outcome": "delivered",
+            "attempts": 1,
+            "last_error": None,
+            "created_at": announcement.changed_at,
+            "delivered_at": published_at,
+            "updated_at": published_at,
+        }
+        for published_at, issue_count, announcement in published
+    ]
+
+
 def build_router(runtime: Runtime) -> APIRouter:
     """Routes bound to the running service."""
     router = APIRouter(prefix="/api/v1")
@@ -141,24 +174,7 @@ def build_router(runtime: Runtime) -> APIRouter:
             docs = await runtime.deliveries.recent(agency.value, limit)
             rows = [_delivery_row(doc) for doc in docs]
         elif policy.feed:
-            for doc in await runtime.feed_log.for_card(card_number):
-                rows.append(
-                    {
-                        "event_id": runtime.feed_event_id(
-                            doc["card_number"], doc["issue_count"], doc["status"], agency
-                        ),
-                        "channel": "topic",
-                        "card_number": doc["card_number"],
-                        "issue_count": doc["issue_count"],
-                        "status": doc["status"],
-                        "outcome": "delivered",
-                        "attempts": 1,
-                        "last_error": None,
-                        "created_at": doc["changed_at"],
-                        "delivered_at": doc["published_at"],
-                        "updated_at": doc["published_at"],
-                    }
-                )
+            rows += _topic_rows(runtime, agency, card_number)
             docs = await runtime.deliveries.for_card(agency.value, card_number, limit)
             rows += [_delivery_row(doc) for doc in docs]
         return JsonResponse({"agency": agency.value, "deliveries": rows[:limit]})
@@ -169,7 +185,10 @@ def build_router(runtime: Runtime) -> APIRouter:
     ) -> dict[str, Any]:
         agency = _agency(key)
         return await reconcile(
-            runtime.policies[agency], runtime.holders, agency in runtime.webhook_targets
+            runtime.policies[agency],
+            runtime.records,
+            runtime.deliveries,
+            agency in runtime.webhook_targets,
         )
 
     if runtime.settings.env != "production":

@@ -1,7 +1,13 @@
-"""The Faust agent on permits.cards.v1: batches of card events into the holder register."""
+"""The Faust agent on permits.cards.v1: batches of card events into the holder register.
+
+After every partition assignment the agent first waits until the in-memory register holds every
+changelog record written so far: the cards it takes over may have been changed a moment ago by
+the worker that held them before.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import faust
@@ -30,6 +36,12 @@ class _ReplayedRecord:
 def install_agent(app: faust.App, runtime: Runtime) -> None:
     """Register the cards agent on the Faust app."""
     cards = raw_topic(app, topics.CARDS)
+    reassigned = asyncio.Event()
+
+    def assigned(_app: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:
+        reassigned.set()
+
+    app.on_partitions_assigned.connect(assigned)
 
     async def process(stream: Any) -> None:
         await runtime.started.wait()
@@ -40,6 +52,9 @@ def install_agent(app: faust.App, runtime: Runtime) -> None:
             publisher=runtime.publisher,
             processed=runtime.processed,
         ):
+            if reassigned.is_set():
+                reassigned.clear()
+                await runtime.replica.catch_up()
             try:
                 await retry_forever(lambda b=batch: runtime.updates.handle(b))
             except Exception:

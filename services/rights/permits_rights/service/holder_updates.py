@@ -1,11 +1,13 @@
 """Apply card events to the holder register and announce every status change to the agencies.
 
-Order of effects per batch, chosen so a crash at any point loses nothing and repeats nothing
-visible: (1) new statuses are stored with `published = false`; (2) webhook deliveries are queued
-in the store (ids derived from the fact, so a repeat inserts nothing); (3) feed events go to every
-agency topic, with deterministic ids; (4) the statuses are marked published and the register
-changelog is appended. A crash before (4) leaves `published = false`, and `republish_pending` at
-start-up re-sends exactly those facts with the same ids.
+The register (every card's issues, statuses and printed details) is held in memory and rebuilt
+from its compacted changelog topic, so a batch of card events costs no store reads. Order of
+effects per batch, chosen so a crash at any point loses nothing and repeats nothing visible:
+(1) webhook deliveries are queued in the store (ids derived from the fact, so a repeat inserts
+nothing); (2) feed events go to every agency topic (acks=all, deterministic ids); (3) the cards'
+new records, with when each status was acknowledged (the feed log), go to the changelog topic,
+and only then into memory. A crash before (3) leaves the changelog without the change, so the
+redelivered batch announces it again, with the same ids; after (3) the rebuilt register holds it.
 """
 
 from __future__ import annotations
@@ -29,11 +31,15 @@ from permits_common.events.models import (
 )
 from permits_common.kafka import EventPublisher
 from permits_common.mongo import Document
-from permits_rights.adapters.register_changelog import publish_entries
-from permits_rights.adapters.store import DeliveryLog, FeedLog, HolderStore
-from permits_rights.domain.holder import DETAIL_FIELDS, CardHistory, RegisterEntry, StatusChange
+from permits_common.streams import retry_forever
+from permits_rights.adapters.register_changelog import (
+    RegisterRecords,
+    encode_record,
+    publish_records,
+)
+from permits_rights.adapters.store import DeliveryLog
+from permits_rights.domain.holder import DETAIL_FIELDS, CardHistory, StatusChange
 from permits_rights.domain.policy import AgencyPolicy
-from permits_rights.domain.register import RegisterIndex
 from permits_rights.service.metrics import DELIVERIES, DELIVERY_LAG
 
 SOURCE = "rights"
@@ -86,68 +92,57 @@ class HolderUpdates:
     def __init__(
         self,
         *,
-        holders: HolderStore,
-        feed_log: FeedLog,
         deliveries: DeliveryLog,
         publisher: EventPublisher,
         policies: Mapping[Agency, AgencyPolicy],
         webhook_agencies: frozenset[Agency],
-        index: RegisterIndex,
+        records: RegisterRecords,
         register_topic: str,
         wake_webhooks: Callable[[Agency], None],
     ) -> None:
-        self._holders = holders
-        self._feed_log = feed_log
         self._deliveries = deliveries
         self._publisher = publisher
         self._feeds = [p for p in policies.values() if p.feed]
         self._webhook_agencies = webhook_agencies & {p.agency for p in self._feeds}
-        self._index = index
+        self._records = records
         self._register_topic = register_topic
         self._wake_webhooks = wake_webhooks
         self._seq = itertools.count()
 
     async def handle(self, events: Sequence[Event[Any]]) -> None:
-        """Apply a batch of card events (other event types on the topic are ignored)."""
+        """Apply a batch of card events (other event types on the topic are ignored). Each
+        step retries outages by itself, so a step that succeeded is not repeated."""
         card_events = [e for e in events if isinstance(e.data, CARD_EVENTS)]
         if not card_events:
             return
-        histories = await self._holders.load(e.subject for e in card_events)
+        histories = {
+            number: self._records.history(number)
+            for number in {e.data.card_number for e in card_events}
+        }
         changes: list[StatusChange] = []
         for event in card_events:
             changes += apply_event(histories[event.data.card_number], event)
-        touched = [h for h in histories.values() if h.touched]
-        if not touched:
+        if changes:
+            acknowledged = await self._announce(changes, histories)
+            for change in changes:
+                histories[change.card_number].published([change], acknowledged)
+        records = {
+            h.card_number: encode_record(entry, h)
+            for h in histories.values()
+            if h.touched and (entry := h.entry()) is not None
+        }
+        if not records:
             return
-        await self._holders.save(touched, changes)
-        await self._announce(changes, histories)
-        entries = {h.card_number: e for h in touched if (e := h.entry()) is not None}
-        await self._update_register(entries)
-
-    async def republish_pending(self) -> int:
-        """Re-send statuses stored but never acknowledged (a crash between store and broker)."""
-        total = 0
-        while queued := await self._holders.unpublished():
-            histories = await self._holders.load(c.card_number for c in queued)
-            changes = [c for c in queued if _stored(c, histories)]
-            if not changes:
-                break
-            await self._announce(changes, histories)
-            entries = {n: e for n, h in histories.items() if (e := h.entry()) is not None}
-            await self._update_register(entries)
-            total += len(changes)
-        return total
-
-    async def _update_register(self, entries: dict[str, RegisterEntry]) -> None:
-        await publish_entries(self._publisher.producer, self._register_topic, entries)
-        for number, entry in entries.items():
-            self._index.apply(number, entry)
+        await retry_forever(
+            lambda: publish_records(self._publisher.producer, self._register_topic, records)
+        )
+        for number, value in records.items():
+            self._records.apply(number, value)
 
     async def _announce(
         self, changes: Sequence[StatusChange], histories: Mapping[str, CardHistory]
-    ) -> None:
-        if not changes:
-            return
+    ) -> datetime:
+        """Queue the webhook deliveries and publish the feed events; when the broker had them."""
         now = datetime.now(UTC)
         feed: list[Event[HolderStatusChanged]] = []
         queued: list[Document] = []
@@ -160,18 +155,17 @@ class HolderUpdates:
                 feed.append(event)
                 if policy.agency in self._webhook_agencies:
                     queued.append(self._delivery(event, change, now, seq_base))
-        await self._deliveries.enqueue(queued)
-        await self._publisher.publish_all(feed, exclude_none=True)
+        await retry_forever(lambda: self._deliveries.enqueue(queued))
+        await retry_forever(lambda: self._publisher.publish_all(feed, exclude_none=True))
         acknowledged = datetime.now(UTC)
         for event in feed:
             DELIVERIES.labels(event.data.agency, "published").inc()
             DELIVERY_LAG.labels(event.data.agency).observe(
                 max(0.0, (acknowledged - event.time).total_seconds())
             )
-        await self._feed_log.record(changes, [p.agency.value for p in self._feeds], acknowledged)
-        await self._holders.mark_published(changes)
         for agency in {Agency(d["agency"]) for d in queued}:
             self._wake_webhooks(agency)
+        return acknowledged
 
     def _delivery(
         self, event: Event[HolderStatusChanged], change: StatusChange, now: datetime, base: int
@@ -190,10 +184,3 @@ class HolderUpdates:
             "attempts": 0,
             "next_attempt_at": now,
         }
-
-
-def _stored(change: StatusChange, histories: Mapping[str, CardHistory]) -> bool:
-    """The register already holds this status: a change queued by a save still under way is
-    left for the next round (the queue entry is written before the issue)."""
-    record = histories[change.card_number].issues.get(change.issue_count)
-    return record is not None and record.status is change.status

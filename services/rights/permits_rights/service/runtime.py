@@ -11,12 +11,11 @@ from permits_common.clock import Clock
 from permits_common.domain.agencies import Agency
 from permits_common.events.envelope import derived_event_id
 from permits_common.kafka import EventPublisher, kafka_reachable
-from permits_common.logs import get_logger
 from permits_common.mongo import ProcessedEvents, mongo_client, ping
 from permits_common.streams import retry_forever
 from permits_rights.adapters.policy_file import load_policies
-from permits_rights.adapters.register_changelog import RegisterReplica
-from permits_rights.adapters.store import DeliveryLog, FeedLog, HolderStore, create_indexes
+from permits_rights.adapters.register_changelog import RegisterRecords, RegisterReplica
+from permits_rights.adapters.store import DeliveryLog, create_indexes
 from permits_rights.adapters.webhook_client import WebhookClient
 from permits_rights.config import RightsSettings
 from permits_rights.domain.register import RegisterIndex
@@ -24,8 +23,6 @@ from permits_rights.service.holder_updates import SOURCE, HolderUpdates
 from permits_rights.service.metrics import REGISTER_CARDS
 from permits_rights.service.verification import Verifier
 from permits_rights.service.webhooks import WebhookDispatcher
-
-log = get_logger("rights")
 
 
 class Runtime:
@@ -42,14 +39,13 @@ class Runtime:
         }
         self.mongo = mongo_client(settings)
         self.database = self.mongo[settings.mongo_database]
-        self.holders = HolderStore(self.database)
-        self.feed_log = FeedLog(self.database)
         self.deliveries = DeliveryLog(self.database)
         self.processed = ProcessedEvents(self.database, settings.rights_group)
         self.publisher = EventPublisher(settings, SOURCE)
         self.index = RegisterIndex()
+        self.records = RegisterRecords(self.index)
         REGISTER_CARDS.set_function(lambda: len(self.index))
-        self.replica = RegisterReplica(settings, settings.register_topic, self.index)
+        self.replica = RegisterReplica(settings, settings.register_topic, self.records)
         self.verifier = Verifier(
             self.index, self.clock, settings.verify_rate_per_second, settings.verify_burst
         )
@@ -57,7 +53,6 @@ class Runtime:
         self.dispatcher = WebhookDispatcher(
             targets=self.webhook_targets,
             deliveries=self.deliveries,
-            holders=self.holders,
             client=self.webhook_client,
             publisher=self.publisher,
             consumer_name=settings.rights_group,
@@ -67,13 +62,11 @@ class Runtime:
             concurrency=settings.webhook_concurrency,
         )
         self.updates = HolderUpdates(
-            holders=self.holders,
-            feed_log=self.feed_log,
             deliveries=self.deliveries,
             publisher=self.publisher,
             policies=self.policies,
             webhook_agencies=frozenset(self.webhook_targets),
-            index=self.index,
+            records=self.records,
             register_topic=settings.register_topic,
             wake_webhooks=self.dispatcher.wake,
         )
@@ -102,31 +95,28 @@ class Runtime:
                 task.add_done_callback(done)
 
     async def start(self) -> None:
-        """Indexes, producer; then the register replica, pending re-sends, webhooks (topics
-        exist already: see main.create_topics)."""
+        """Indexes, producer, webhooks; then the register replay, which the cards agent waits
+        for (`started`): it decides on the replayed register (topics exist already: see
+        main.create_topics)."""
         await retry_forever(lambda: create_indexes(self.database))
         await retry_forever(self.publisher.start)
         self.spawn(self.replica.run(), "register-replica")
-        resent = await retry_forever(self.updates.republish_pending)
-        if resent:
-            log.info("re-sent unacknowledged status changes", count=resent)
         self.spawn(self.dispatcher.run(), "webhooks")
-        self.spawn(self._republish_periodically(), "republish")
+        await self.replica.ready.wait()
         self.started.set()
 
-    async def _republish_periodically(self, every_seconds: float = 15.0) -> None:
-        """Re-send what a store or broker outage left unacknowledged while running, not only
-        at start-up: otherwise an agency's feed stays behind until the next restart."""
-        while True:
-            await asyncio.sleep(every_seconds)
-            resent = await retry_forever(self.updates.republish_pending)
-            if resent:
-                log.info("re-sent unacknowledged status changes", count=resent)
-
     async def stop(self) -> None:
-        """Cancel background work and close connections."""
+        """Let the webhook round under way record its outcomes (within half the shutdown
+        grace), cancel the other background work and close connections."""
         self._stopping = True
         self.replica.stop()
+        self.dispatcher.stop()
+        delivering = [task for task in self._tasks if task.get_name() == "webhooks"]
+        if delivering:
+            bound = min(
+                self.settings.webhook_timeout_seconds + 1, self.settings.shutdown_grace_seconds / 2
+            )
+            await asyncio.wait(delivering, timeout=bound)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

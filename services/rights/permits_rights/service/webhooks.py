@@ -3,7 +3,9 @@
 The queue is the store's delivery log (durable: a restart resumes pending deliveries). Within
 one agency, events of one card go out in order (a card's next event waits for the previous one),
 while different cards are delivered concurrently up to a bound. After the retry budget an event
-goes to the dead-letter topic with the reason, and the card's later events proceed.
+goes to the dead-letter topic with the reason, and the card's later events proceed. The outcomes
+of one round of attempts are recorded together (one insert, one delete); a failed attempt's
+next try is the one update in place.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from permits_common.events.topics import rights_topic
 from permits_common.kafka import EventPublisher
 from permits_common.logs import get_logger
 from permits_common.streams import retry_forever
-from permits_rights.adapters.store import DeliveryLog, HolderStore, PendingDelivery
+from permits_rights.adapters.store import DeliveryLog, DeliveryOutcome, PendingDelivery
 from permits_rights.adapters.webhook_client import WebhookClient, WebhookFailedError
 from permits_rights.config import WebhookTarget
 from permits_rights.domain.throttle import backoff_delay
@@ -40,7 +42,6 @@ class WebhookDispatcher:
         *,
         targets: Mapping[Agency, WebhookTarget],
         deliveries: DeliveryLog,
-        holders: HolderStore,
         client: WebhookClient,
         publisher: EventPublisher,
         consumer_name: str,
@@ -51,7 +52,6 @@ class WebhookDispatcher:
     ) -> None:
         self._targets = dict(targets)
         self._deliveries = deliveries
-        self._holders = holders
         self._client = client
         self._publisher = publisher
         self._consumer_name = consumer_name
@@ -60,6 +60,7 @@ class WebhookDispatcher:
         self._backoff_cap = backoff_max_seconds
         self._concurrency = concurrency
         self._wakeups = {agency: asyncio.Event() for agency in self._targets}
+        self._stopping = False
 
     def wake(self, agency: Agency) -> None:
         """New deliveries for an agency are queued."""
@@ -68,13 +69,21 @@ class WebhookDispatcher:
             event.set()
 
     async def run(self) -> None:
-        """Deliver for every registered agency until cancelled."""
+        """Deliver for every registered agency until stopped or cancelled."""
         await asyncio.gather(*(self._run_agency(target) for target in self._targets.values()))
+
+    def stop(self) -> None:
+        """Finish the current round of attempts and record its outcomes, then return from
+        `run`: a delivery posted but not recorded would be posted again after a restart."""
+        self._stopping = True
+        for wakeup in self._wakeups.values():
+            wakeup.set()
 
     async def _run_agency(self, target: WebhookTarget) -> None:
         wakeup = self._wakeups[target.agency]
         slots = asyncio.Semaphore(self._concurrency)
-        while True:
+        await retry_forever(lambda: self._deliveries.drop_settled(target.agency.value))
+        while not self._stopping:
             wakeup.clear()
             pending = await retry_forever(
                 lambda: self._deliveries.pending(target.agency.value, PENDING_PAGE)
@@ -86,7 +95,11 @@ class WebhookDispatcher:
             now = datetime.now(UTC)
             due = [d for d in heads.values() if d.next_attempt_at <= now]
             if due:
-                await asyncio.gather(*(self._attempt(target, d, slots) for d in due))
+                outcomes = await asyncio.gather(*(self._attempt(target, d, slots) for d in due))
+                settled = [o for o in outcomes if o is not None]
+                await retry_forever(lambda s=settled: self._deliveries.settle(s))
+                for outcome in settled:
+                    self._count(outcome)
                 continue
             wait = min(
                 [(d.next_attempt_at - now).total_seconds() for d in heads.values()]
@@ -97,25 +110,29 @@ class WebhookDispatcher:
 
     async def _attempt(
         self, target: WebhookTarget, delivery: PendingDelivery, slots: asyncio.Semaphore
-    ) -> None:
-        agency = target.agency.value
+    ) -> DeliveryOutcome | None:
+        """One attempt; the outcome once the delivery is settled, None when it waits for a
+        retry."""
         async with slots:
             try:
                 await self._client.post(target.url, target.secret, delivery.event_id, delivery.body)
             except WebhookFailedError as exc:
-                await self._failed(target, delivery, str(exc))
-                return
-        now = datetime.now(UTC)
-        await retry_forever(lambda: self._deliveries.delivered(delivery, now))
-        await retry_forever(
-            lambda: self._holders.mark_confirmed(
-                delivery.card_number, delivery.issue_count, delivery.status, agency
-            )
-        )
-        DELIVERIES.labels(agency, "delivered").inc()
-        DELIVERY_LAG.labels(agency).observe(max(0.0, (now - delivery.event_time).total_seconds()))
+                return await self._failed(target, delivery, str(exc))
+        return DeliveryOutcome(delivery, "delivered", datetime.now(UTC))
 
-    async def _failed(self, target: WebhookTarget, delivery: PendingDelivery, error: str) -> None:
+    def _count(self, outcome: DeliveryOutcome) -> None:
+        delivery = outcome.delivery
+        if outcome.outcome == "delivered":
+            DELIVERIES.labels(delivery.agency, "delivered").inc()
+            DELIVERY_LAG.labels(delivery.agency).observe(
+                max(0.0, (outcome.at - delivery.event_time).total_seconds())
+            )
+        else:
+            DELIVERIES.labels(delivery.agency, "deadletter").inc()
+
+    async def _failed(
+        self, target: WebhookTarget, delivery: PendingDelivery, error: str
+    ) -> DeliveryOutcome | None:
         agency = target.agency.value
         attempts = delivery.attempts + 1
         now = datetime.now(UTC)
@@ -127,7 +144,7 @@ class WebhookDispatcher:
                 )
             )
             DELIVERIES.labels(agency, "retry").inc()
-            return
+            return None
         reason = f"webhook delivery to {agency} failed after {attempts} attempts: {error}"
         dead = DeadLetter(
             original_topic=rights_topic(agency),
@@ -143,6 +160,5 @@ class WebhookDispatcher:
                 )
             )
         )
-        await retry_forever(lambda: self._deliveries.failed(delivery, error, now))
-        DELIVERIES.labels(agency, "deadletter").inc()
         log.warning("webhook delivery dead-lettered", agency=agency, attempts=attempts, error=error)
+        return DeliveryOutcome(delivery, "failed", now, error)
