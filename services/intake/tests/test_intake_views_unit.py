@@ -21,6 +21,7 @@ from permits_intake.domain.forms import ApplicationForm
 from permits_intake.domain.progress import (
     CardStep,
     DueStep,
+    ExtensionStep,
     SlaStep,
     StatusStep,
     Step,
@@ -245,6 +246,36 @@ def test_deadline_steps() -> None:
         DUE,
         True,
     )
+
+
+def test_a_posted_card_is_dispatched_then_collected_whatever_the_clocks() -> None:
+    posted = {"carrier": "EMS", "tracking_number": "EA1CN", "dispatched_on": "2026-03-02"}
+    steps: list[Step] = [
+        StatusStep(ApplicationStatus.COLLECTED, _at(1)),
+        StatusStep(ApplicationStatus.DISPATCHED, _at(2), dispatch=posted),
+        StatusStep(ApplicationStatus.READY, _at(3)),
+        CARD,
+    ]
+    view = fold(NOW, DUE, False, steps)
+    assert [h["status"] for h in view.history] == ["accepted", "ready", "dispatched", "collected"]
+    assert view.dispatch == posted
+    assert fold(NOW, DUE, False, steps[1:3]).status is ApplicationStatus.ACCEPTED
+
+
+def test_an_extension_lifts_earlier_warnings_and_its_due_date_counts() -> None:
+    calendar = {"version": "v2", "provisional": False, "official_years": [2026]}
+    steps: list[Step] = [
+        SlaStep(SlaState.AT_RISK, _at(1), "r1"),
+        ExtensionStep(4, "交通不便", _at(2)),
+        ExtensionStep(10, "more", _at(3)),
+        DueStep(date(2026, 4, 14), False, _at(3), "x", calendar),
+    ]
+    view = fold(NOW, DUE, False, steps)
+    assert view.sla is SlaState.ON_TRACK
+    assert view.extension == {"working_days": 10, "reason": "more", "granted_at": _at(3)}
+    assert (view.due_date, view.calendar) == (date(2026, 4, 14), calendar)
+    warned_again = fold(NOW, DUE, False, [*steps, SlaStep(SlaState.AT_RISK, _at(9), "r2")])
+    assert warned_again.sla is SlaState.AT_RISK
 
 
 def test_events_become_steps() -> None:
