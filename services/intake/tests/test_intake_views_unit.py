@@ -268,8 +268,10 @@ def test_an_extension_lifts_earlier_warnings_and_its_due_date_counts() -> None:
         SlaStep(SlaState.AT_RISK, _at(1), "r1"),
         ExtensionStep(4, "交通不便", _at(2)),
         ExtensionStep(10, "more", _at(3)),
-        DueStep(date(2026, 4, 14), False, _at(3), "x", calendar),
+        DueStep(date(2026, 4, 14), False, _at(3), "granted", calendar),
     ]
+    assert fold(NOW, DUE, False, steps).sla is SlaState.AT_RISK
+    steps.append(DueStep(date(2026, 4, 14), False, _at(4), "x", calendar, extended=True))
     view = fold(NOW, DUE, False, steps)
     assert view.sla is SlaState.ON_TRACK
     assert view.extension == {"working_days": 10, "reason": "more", "granted_at": _at(3)}

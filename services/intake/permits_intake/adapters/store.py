@@ -365,6 +365,7 @@ def _step_document(application_id: str, step: Step) -> Document:
             "at": step.at.isoformat(),
             "event_id": step.event_id,
             "calendar": step.calendar,
+            "extended": step.extended,
         }
     elif isinstance(step, ExtensionStep):
         doc["extension"] = {
@@ -406,6 +407,7 @@ def _step(doc: Document) -> Step:
             datetime.fromisoformat(doc["at"]),
             str(doc["event_id"]),
             doc.get("calendar"),
+            extended=bool(doc.get("extended", False)),
         )
     if "extension" in doc:
         extension = doc["extension"]

@@ -145,6 +145,8 @@ class DueStep:
     event_id: str
     calendar: dict[str, Any] | None = None
     """The calendar the date was counted with (version, official and provisional years)."""
+    extended: bool = False
+    """Issuance moved the date by an extension: earlier warnings and breaches no longer stand."""
 
     @property
     def key(self) -> str:
@@ -236,7 +238,16 @@ def steps_of(event_id: str, at: datetime, data: EventData) -> list[Step]:
     if standing is not None:
         return [SlaStep(standing, at, event_id)]
     if isinstance(data, (SlaScheduled, SlaRescheduled, SlaExtended)):
-        return [DueStep(data.due_date, data.provisional, at, event_id, calendar_shown(data))]
+        return [
+            DueStep(
+                data.due_date,
+                data.provisional,
+                at,
+                event_id,
+                calendar_shown(data),
+                extended=isinstance(data, SlaExtended),
+            )
+        ]
     if isinstance(data, ApplicationExtensionGranted):
         return [ExtensionStep(data.total_working_days, data.reason, data.granted_at)]
     if isinstance(data, CardIssued):
@@ -312,7 +323,7 @@ def fold(
     view = Progress(
         status=ApplicationStatus.ACCEPTED,
         history=[{"status": ApplicationStatus.ACCEPTED.value, "at": accepted_at}],
-        sla=_standing(announced, extension),
+        sla=_standing(announced, dues),
         due_date=due_date,
         due_date_provisional=due_date_provisional,
     )
@@ -338,16 +349,18 @@ def fold(
     return view
 
 
-def _standing(announced: Iterable[SlaStep], extension: ExtensionStep | None) -> SlaState:
-    """The most definite standing announced; a warning or breach of a due date that an
-    extension has since moved no longer stands (issuance raises them again when due)."""
+def _standing(announced: Iterable[SlaStep], dues: Iterable[DueStep]) -> SlaState:
+    """The most definite standing announced; a warning or breach announced before issuance
+    moved the due date by an extension no longer stands (issuance raises them again when due;
+    both come from issuance's clock, so their times compare)."""
+    extended_at = max((due.at for due in dues if due.extended), default=None)
     standings = [SlaState.ON_TRACK]
     for step in announced:
         moved = (
-            extension is not None
+            extended_at is not None
             and step.standing in (SlaState.AT_RISK, SlaState.BREACHED)
             and step.at is not None
-            and step.at < extension.granted_at
+            and step.at < extended_at
         )
         if not moved:
             standings.append(step.standing)
