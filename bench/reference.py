@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import sys
 
-import uvicorn
 from fastapi import FastAPI
+
+from permits_common.web.app import serve
 
 
 def build_app() -> FastAPI:
@@ -27,6 +28,4 @@ def build_app() -> FastAPI:
 
 
 if __name__ == "__main__":
-    uvicorn.run(
-        build_app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False
-    )
+    serve(build_app(), "127.0.0.1", int(sys.argv[1]))
