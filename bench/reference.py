@@ -13,8 +13,6 @@ import sys
 
 from fastapi import FastAPI
 
-from permits_common.web.app import serve
-
 
 def build_app() -> FastAPI:
     """One route, the same path and answer as the services' `/healthz`."""
@@ -28,4 +26,6 @@ def build_app() -> FastAPI:
 
 
 if __name__ == "__main__":
+    from permits_common.web.app import serve
+
     serve(build_app(), "127.0.0.1", int(sys.argv[1]))
