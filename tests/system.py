@@ -13,7 +13,10 @@ from typing import Any
 
 import httpx
 
+from tests import dev_stack_guard
 from tests.journeys import Clients
+
+__all__ = ["Clients", "build_system", "clients_of", "dev_stack_guard", "stack_module"]
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("intake", "issuance", "rights", "notify")
