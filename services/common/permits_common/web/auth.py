@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from fastapi import Request
 
@@ -22,6 +22,7 @@ class Principal:
 
     kind: str
     scope: str | None = None
+    identity: str = field(default="", compare=False)
 
     @property
     def role(self) -> str:
@@ -50,6 +51,11 @@ def parse_role(role: str) -> Principal:
     raise ValueError(f"unknown role {role!r}")
 
 
+def token_identity(token: str) -> str:
+    """A stable name for a token that cannot be turned back into it (audit trail, logs)."""
+    return "tok-" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
 class TokenAuthority:
     """Maps tokens to principals; built once from settings at start-up.
 
@@ -60,7 +66,9 @@ class TokenAuthority:
 
     def __init__(self, tokens: Mapping[str, str]) -> None:
         self._principals = {
-            hashlib.sha256(token.encode()).digest(): parse_role(role)
+            hashlib.sha256(token.encode()).digest(): replace(
+                parse_role(role), identity=token_identity(token)
+            )
             for token, role in tokens.items()
         }
 
