@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from permits_audit.domain.chain import (
@@ -47,7 +48,7 @@ def test_a_linked_chain_is_intact_and_continues_across_batches() -> None:
     docs = first + second
     assert docs[0]["prev_hash"] == GENESIS
     assert [doc["seq"] for doc in docs] == list(range(1, 11))
-    assert all(b["prev_hash"] == a["hash"] for a, b in zip(docs, docs[1:], strict=False))
+    assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(docs))
     assert head.seq == 10
     assert head.offset == 9
     assert check(docs, head) is None
