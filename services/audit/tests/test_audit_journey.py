@@ -78,16 +78,17 @@ async def test_a_clerk_read_is_in_the_trail(audit_service: AuditService, tmp_pat
     }
     body = application_body()
     body["applicant"]["travel_permit_number"] = f"H{uuid.uuid4().int % 10**8:08d}"
-    async with running("permits_intake", port, env, tmp_path / "intake.log") as url:
-        async with httpx.AsyncClient(headers={"Authorization": "Bearer dev-clerk"}) as client:
-            created = await client.post(
-                f"{url}/api/v1/applications", json=body, headers={"Idempotency-Key": uid}
-            )
-            assert created.status_code == 201, created.text
-            application_id = created.json()["id"]
-            read = await client.get(f"{url}/api/v1/applications/{application_id}")
-            assert read.status_code == 200
-    items = await trail_of(audit_service, application_id, {"application.submit", "application.read"})
+    clerk = httpx.AsyncClient(headers={"Authorization": "Bearer dev-clerk"})
+    async with running("permits_intake", port, env, tmp_path / "intake.log") as url, clerk:
+        created = await clerk.post(
+            f"{url}/api/v1/applications", json=body, headers={"Idempotency-Key": uid}
+        )
+        assert created.status_code == 201, created.text
+        application_id = created.json()["id"]
+        read = await clerk.get(f"{url}/api/v1/applications/{application_id}")
+        assert read.status_code == 200
+    actions = {"application.submit", "application.read"}
+    items = await trail_of(audit_service, application_id, actions)
     read_entry = next(item for item in items if item["action"] == "application.read")
     assert read_entry["actor"]["role"] == "clerk"
     assert read_entry["actor"]["id"].startswith("tok-")
