@@ -1,0 +1,108 @@
+"""`./permits import-cards FILE`: the earlier system's cards into the register.
+
+Shows a progress bar (lines, rate, time left), ends with a summary, writes refused lines to
+FILE.rejects.jsonl. Exit 0 when the whole file was read (rejects included), 2 when it could not
+be (no such file, store or Kafka unreachable, interrupted: run it again to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from permits_common.kafka import EventPublisher, ensure_topics
+from permits_common.logs import configure_logging
+from permits_common.mongo import mongo_client
+from permits_issuance.adapters.earlier_cards_store import EarlierCardsStore
+from permits_issuance.adapters.store import IssuanceStore
+from permits_issuance.config import IssuanceSettings
+from permits_issuance.service.earlier_cards import CardImport, Summary, rejects_path
+
+SOURCE = "/permits/import"
+EXIT_READ = 0
+EXIT_NOT_READ = 2
+
+
+async def import_file(
+    path: Path, size: int, settings: IssuanceSettings, console: Console
+) -> Summary:
+    """Connect, import with a progress bar, disconnect."""
+    client = mongo_client(settings)
+    publisher = EventPublisher(settings, SOURCE, linger_ms=20)
+    try:
+        await ensure_topics(settings)
+        await publisher.start()
+        issuance = IssuanceStore(client[settings.mongo_database])
+        await issuance.ensure_indexes()
+        run = CardImport(EarlierCardsStore(issuance), publisher)
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TextColumn("{task.fields[cards]}"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console, transient=False) as bar:
+            task = bar.add_task("importing", total=size, cards="")
+
+            def advance(offset: int, summary: Summary) -> None:
+                bar.update(
+                    task,
+                    completed=offset,
+                    cards=f"{summary.lines:,} lines, {summary.imported:,} imported",
+                )
+
+            summary = await run.run(path, advance)
+            bar.update(task, completed=size)
+        return summary
+    finally:
+        await publisher.stop()
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the import; the exit code says whether the whole file was read."""
+    parser = argparse.ArgumentParser(prog="permits import-cards", description=__doc__)
+    parser.add_argument("file", type=Path, help="JSON Lines export of the earlier system")
+    args = parser.parse_args(argv)
+    console = Console(stderr=True)
+    path: Path = args.file
+    if not path.is_file():
+        console.print(f"[red]error:[/red] no such file: {path}")
+        return EXIT_NOT_READ
+    settings = IssuanceSettings()
+    configure_logging("WARNING", settings.json_logs)
+    try:
+        summary = asyncio.run(import_file(path, path.stat().st_size, settings, console))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: run the same command again to resume")
+        return EXIT_NOT_READ
+    except Exception as exc:
+        console.print(f"[red]error:[/red] the import stopped: {type(exc).__name__}: {exc}")
+        console.print("run the same command again to resume")
+        return EXIT_NOT_READ
+    resumed = f" (resumed at line {summary.resumed_at:,})" if summary.resumed_at > 1 else ""
+    print(
+        f"imported: {summary.imported}, already present: {summary.already_present}, "
+        f"rejected: {summary.rejected}{resumed}"
+    )
+    if summary.rejected:
+        print(f"rejected lines: {rejects_path(path)}")
+    return EXIT_READ
+
+
+if __name__ == "__main__":
+    sys.exit(main())
