@@ -134,6 +134,17 @@ def rows() -> list[str]:
             f" / {f['update_by_id_ratio_to_ping']:.1f} | none (what the services' lookups "
             f"cost) | {result['commit']} |"
         )
+    result = _load("import")
+    if result:
+        f = result["figure"]
+        ok = f["visible_seconds"] < 60
+        lines.append(
+            f"| import of earlier cards, {_fmt(result['setup']['cards'])} lines (1% bad) → "
+            f"known to verification | {_fmt(f['visible_seconds'], 1)} s (import done in "
+            f"{_fmt(f['import_seconds'], 1)} s) | bare aiokafka produce of the same lines "
+            f"{_fmt(f['bare_produce_seconds'], 1)} s | {f['ratio_to_bare']:.1f} | < 60 s: "
+            f"{_verdict(ok)} | {result['commit']} |"
+        )
     return lines
 
 

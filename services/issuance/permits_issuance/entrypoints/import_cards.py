@@ -22,6 +22,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from permits_common.events.topics import TopicSpec
 from permits_common.kafka import EventPublisher, ensure_topics
 from permits_common.logs import configure_logging
 from permits_common.mongo import mongo_client
@@ -43,10 +44,13 @@ async def import_file(
     publisher = EventPublisher(settings, SOURCE, linger_ms=20)
     try:
         await ensure_topics(settings)
+        await ensure_topics(
+            settings, [TopicSpec(settings.cards_topic, "card number", "Card issues.")]
+        )
         await publisher.start()
         issuance = IssuanceStore(client[settings.mongo_database])
         await issuance.ensure_indexes()
-        run = CardImport(EarlierCardsStore(issuance), publisher)
+        run = CardImport(EarlierCardsStore(issuance), publisher, settings.cards_topic)
         columns = (
             TextColumn("[bold]{task.description}"),
             BarColumn(),
