@@ -98,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]error:[/red] the import stopped: {type(exc).__name__}: {exc}")
         console.print("run the same command again to resume")
         return EXIT_NOT_READ
-    resumed = f" (resumed at line {summary.resumed_at:,})" if summary.resumed_at > 1 else ""
+    resumed = ""
+    if summary.resumed_at > summary.lines:
+        resumed = " (this file was imported to the end before)"
+    elif summary.resumed_at > 1:
+        resumed = f" (resumed at line {summary.resumed_at:,})"
     print(
         f"imported: {summary.imported}, already present: {summary.already_present}, "
         f"rejected: {summary.rejected}{resumed}"

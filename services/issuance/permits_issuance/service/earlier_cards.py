@@ -42,7 +42,8 @@ BATCH_LINES = 1000
 
 @dataclass
 class Summary:
-    """What a run did; `resumed_at` is the first line this run read (1 for a fresh run)."""
+    """What a run did; `resumed_at` is the first line this run read (1 for a fresh run). A
+    file imported to the end before counts every card as already present."""
 
     lines: int = 0
     imported: int = 0
@@ -108,6 +109,13 @@ class CardImport:
         previous = await self._store.checkpoint(digest)
         summary = Summary()
         done_lines = 0
+        if previous is not None and previous.get("complete"):
+            return Summary(
+                lines=int(previous["lines"]),
+                already_present=int(previous["imported"]) + int(previous["already_present"]),
+                rejected=int(previous["rejected"]),
+                resumed_at=int(previous["lines"]) + 1,
+            )
         if previous is not None:
             done_lines = int(previous["lines"])
             summary = Summary(
@@ -124,10 +132,9 @@ class CardImport:
                     refused = await self._batch(batch, summary)
                     rejects.write(refused)
                     summary.lines = last_line
-                    await self._store.save_checkpoint(
-                        digest, {**asdict(summary), "file": path.name}
-                    )
+                    await self._store.save_checkpoint(digest, asdict(summary))
                     progress(offset, summary)
+            await self._store.save_checkpoint(digest, {**asdict(summary), "complete": True})
         finally:
             rejects.close()
         return summary
