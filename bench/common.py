@@ -29,7 +29,7 @@ KAFKA = os.environ.get("PERMITS_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 MONGO = os.environ.get("PERMITS_MONGO_URL", "mongodb://127.0.0.1:27017/")
 PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET", "200"))
 """The stack's ports are the usual ones plus this (82xx); another offset when those are taken."""
-SERVICES = ("intake", "issuance", "rights", "notify")
+SERVICES = ("intake", "issuance", "rights", "notify", "audit")
 
 
 def _load_stack() -> ModuleType:

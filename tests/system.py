@@ -19,7 +19,7 @@ from tests.journeys import Clients
 __all__ = ["Clients", "build_system", "clients_of", "dev_stack_guard", "stack_module"]
 
 REPO = Path(__file__).resolve().parents[1]
-SERVICES = ("intake", "issuance", "rights", "notify")
+SERVICES = ("intake", "issuance", "rights", "notify", "audit")
 
 
 def _load_stack() -> ModuleType:
