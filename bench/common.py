@@ -82,6 +82,7 @@ def make_stack(run_id: str, extra_env: Mapping[str, str] | None = None) -> Any:
         "PERMITS_NOTIFY_OFFSET_RESET": "latest",
         "PERMITS_RIGHTS_OFFSET_RESET": "latest",
         "PERMITS_INTAKE_OFFSET_RESET": "latest",
+        "PERMITS_AUDIT_OFFSET_RESET": "latest",
         **(extra_env or {}),
     }
     return stack_module.Stack(

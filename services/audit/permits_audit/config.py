@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from permits_common.settings import CommonSettings
@@ -15,6 +17,11 @@ class AuditSettings(CommonSettings):
 
     audit_port: int = 8005
     audit_group: str = Field("permits-audit", description="Consumer group of the trail writer")
+    audit_offset_reset: Literal["earliest", "latest"] = Field(
+        default="earliest",
+        description="Where a chain with no entries yet starts reading: production keeps "
+        "`earliest` (every entry on the topic); a benchmark on a shared broker uses `latest`",
+    )
     mongo_database: str = "permits_audit"
     audit_retention_days: int = Field(
         default=365,

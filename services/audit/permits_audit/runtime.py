@@ -56,6 +56,7 @@ class AuditRuntime:
             group_id=settings.audit_group,
             writer=self.writer,
             publisher=self.publisher,
+            offset_reset=settings.audit_offset_reset,
         )
         self.started = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []

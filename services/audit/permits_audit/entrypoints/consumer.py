@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -42,6 +42,8 @@ class _SeekToChainHead(ConsumerRebalanceListener):  # type: ignore[misc]
         assert consumer is not None
         for tp in assigned:
             position = await self._owner.writer.position(tp.partition)
+            if position == 0 and self._owner.offset_reset == "latest":
+                continue
             consumer.seek(tp, position)
             self._owner.positions[tp] = position
 
@@ -57,8 +59,10 @@ class TrailConsumer:
         group_id: str,
         writer: TrailWriter,
         publisher: EventPublisher,
+        offset_reset: Literal["earliest", "latest"] = "earliest",
     ) -> None:
         self._settings = settings
+        self.offset_reset = offset_reset
         self._topic = topic
         self._group_id = group_id
         self.writer = writer
@@ -93,7 +97,7 @@ class TrailConsumer:
             **connection_options(self._settings),
             group_id=self._group_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset=self.offset_reset,
             max_poll_records=2000,
         )
         await self.consumer.start()
