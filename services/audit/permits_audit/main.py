@@ -12,6 +12,7 @@ from permits_audit.config import AuditSettings
 from permits_audit.entrypoints.http import build_router
 from permits_audit.runtime import AuditRuntime
 from permits_common.logs import configure_logging
+from permits_common.shutdown import BoundedServer
 from permits_common.web.app import create_app
 
 DESCRIPTION = """The audit trail: every read or change of personal data by a clerk, operator or
@@ -49,10 +50,11 @@ def main() -> None:
     """`python -m permits_audit`: serve on PERMITS_HOST:PERMITS_AUDIT_PORT."""
     settings = AuditSettings()
     configure_logging(settings.log_level, settings.json_logs)
-    uvicorn.run(
+    config = uvicorn.Config(
         build_app(settings),
         host=settings.host,
         port=settings.audit_port,
         log_level="warning",
         access_log=False,
     )
+    BoundedServer(config, grace_seconds=settings.shutdown_grace_seconds).run()

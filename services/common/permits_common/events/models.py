@@ -392,7 +392,7 @@ class AuditAccess(EventData):
     TOPIC: ClassVar[str] = topics.AUDIT
     SUBJECT: ClassVar[str] = "subject_id"
 
-    at: datetime
+    at: AwareDatetime
     actor: AuditActor
     service: Annotated[str, Field(max_length=32)]
     action: Annotated[str, Field(max_length=64)]
