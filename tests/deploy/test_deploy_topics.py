@@ -75,7 +75,6 @@ def test_the_prometheus_rule_carries_the_compose_alerts() -> None:
         "PermitsServiceDown",
         "PermitsPodNotReady",
         "PermitsAuditChainBroken",
-        "PermitsAuditCheckStale",
         "PermitsAuditConsumerLagging",
         "PermitsAuditEntriesUnpublished",
     }

@@ -16,7 +16,7 @@ from typing import Any
 from permits_audit.adapters.store import TrailStore
 from permits_audit.config import AuditSettings
 from permits_audit.entrypoints.consumer import TrailConsumer
-from permits_audit.service.metrics import CHAIN_CHECKED_AT, CHAIN_INTACT, RETENTION_REMOVED
+from permits_audit.service.metrics import CHAIN_BROKEN, CHAIN_CHECKED_AT, RETENTION_REMOVED
 from permits_audit.service.trail import Retention, TrailReader, TrailWriter
 from permits_common.events.topics import TopicSpec
 from permits_common.kafka import TRANSIENT_ERRORS, EventPublisher, ensure_topics, kafka_reachable
@@ -94,7 +94,7 @@ class AuditRuntime:
     async def check_chain(self) -> None:
         """The periodic integrity check behind the chain-broken alert."""
         entries, broken = await self.reader.verify()
-        CHAIN_INTACT.set(0 if broken else 1)
+        CHAIN_BROKEN.set(1 if broken else 0)
         CHAIN_CHECKED_AT.set(time.time())
         if broken is not None:
             log.error("audit chain broken", entry=broken.entry_id, reason=broken.reason)

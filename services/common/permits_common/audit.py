@@ -23,7 +23,7 @@ from permits_common.events.envelope import new_event
 from permits_common.events.models import AuditAccess, AuditActor
 from permits_common.kafka import EventPublisher
 from permits_common.logs import get_logger
-from permits_common.metrics import LATENCY_BUCKETS
+from permits_common.metrics import LATENCY_BUCKETS, declare_label_values
 from permits_common.web.auth import Principal
 
 log = get_logger("audit")
@@ -38,6 +38,7 @@ AUDIT_UNPUBLISHED = Counter(
     "Answers refused with 503 because their audit entry could not be published in time",
     ["service"],
 )
+declare_label_values(AUDIT_UNPUBLISHED)
 AUDIT_BATCH_SECONDS = Histogram(
     "permits_audit_batch_seconds",
     "Time to publish one batch of audit entries, by service",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+from permits_common.metrics import declare_label_values
+
 ENTRIES_STORED = Counter("permits_audit_entries_stored_total", "Audit entries appended")
 CHAIN_ENTRIES = Gauge(
     "permits_audit_chain_entries", "Entries found by the last chain check, by chain", ["chain"]
 )
-CHAIN_INTACT = Gauge(
-    "permits_audit_chain_intact",
-    "1 when the last periodic chain check found every chain intact, 0 when one is broken",
+CHAIN_BROKEN = Gauge(
+    "permits_audit_chain_broken",
+    "1 when the last periodic chain check found a broken chain, 0 when every chain is intact",
 )
 CHAIN_CHECKED_AT = Gauge(
     "permits_audit_chain_checked_timestamp_seconds", "When the chain was last checked (Unix)"
@@ -23,3 +25,6 @@ CONSUMER_LAG = Gauge(
 RETENTION_REMOVED = Counter(
     "permits_audit_retention_removed_total", "Entries removed after the retention period"
 )
+
+declare_label_values(CHAIN_BROKEN)
+declare_label_values(CONSUMER_LAG)
