@@ -10,17 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from permits_common.events.topics import TopicSpec
 from permits_common.kafka import EventPublisher, ensure_topics
@@ -54,19 +48,26 @@ async def import_file(
         columns = (
             TextColumn("[bold]{task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TextColumn("{task.fields[cards]}"),
+            TextColumn("{task.fields[count]}"),
+            TextColumn("{task.fields[rate]}"),
             TimeRemainingColumn(),
         )
         with Progress(*columns, console=console, transient=False) as bar:
-            task = bar.add_task("importing", total=size, cards="")
+            task = bar.add_task("importing", total=size, count="", rate="")
+            started = time.monotonic()
+            first_line: int | None = None
 
             def advance(offset: int, summary: Summary) -> None:
+                nonlocal first_line
+                first_line = first_line or summary.resumed_at
+                done = summary.lines - first_line + 1
+                rate = done / max(time.monotonic() - started, 1e-3)
                 bar.update(
                     task,
                     completed=offset,
-                    cards=f"{summary.lines:,} lines, {summary.imported:,} imported",
+                    count=f"line {summary.lines:,}: {summary.imported:,} imported, "
+                    f"{summary.already_present:,} present, {summary.rejected:,} rejected",
+                    rate=f"{rate:,.0f} lines/s",
                 )
 
             summary = await run.run(path, advance)

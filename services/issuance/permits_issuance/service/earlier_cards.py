@@ -301,12 +301,14 @@ class _RejectsFile:
     checkpoint are kept and those of the batch that was in flight are written once more."""
 
     def __init__(self, path: Path, keep_below: int) -> None:
-        kept: list[bytes] = []
         if keep_below > 1 and path.exists():
-            with path.open("rb") as old:
-                kept = [raw for raw in old if int(orjson.loads(raw)["line"]) < keep_below]
-        self._stream = path.open("wb")
-        self._stream.writelines(kept)
+            kept = path.with_name(path.name + ".partial")
+            with path.open("rb") as old, kept.open("wb") as new:
+                new.writelines(raw for raw in old if int(orjson.loads(raw)["line"]) < keep_below)
+            kept.replace(path)
+            self._stream = path.open("ab")
+        else:
+            self._stream = path.open("wb")
 
     def write(self, rejects: list[Reject]) -> None:
         for reject in rejects:
