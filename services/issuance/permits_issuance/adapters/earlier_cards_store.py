@@ -29,7 +29,7 @@ def card_key(card: EarlierCard) -> str:
 class EarlierCardsStore:
     """The import's view of the issuance store."""
 
-    def __init__(self, store: IssuanceStore, concurrency: int = 16) -> None:
+    def __init__(self, store: IssuanceStore, concurrency: int = 32) -> None:
         self._store = store
         self.imported = store.database["imported_cards"]
         self.imports = store.database["imports"]
@@ -39,12 +39,17 @@ class EarlierCardsStore:
         async with self._slots:
             return await work
 
-    async def claim_numbers(self, owners: dict[str, str]) -> dict[str, str]:
-        """Claim numbers for their people; returns the numbers held by someone else, with
-        their owner."""
+    async def claim_numbers(
+        self, owners: dict[str, str], claimed_before: Iterable[str] = ()
+    ) -> dict[str, str]:
+        """Claim numbers for their people (except those this run claimed in its previous
+        batch: an insert that meets existing keys costs FerretDB seconds); returns the numbers
+        held by someone else, with their owner."""
+        skip = set(claimed_before)
         docs = [
             {"_id": number, "application_id": EARLIER_OWNER + person}
             for number, person in owners.items()
+            if number not in skip
         ]
         taken = await insert_new(self._store.permit_numbers, docs)
         found = await asyncio.gather(
@@ -76,11 +81,15 @@ class EarlierCardsStore:
                 *(self._limited(self.imported.delete_one({"_id": key})) for key in keys)
             )
 
-    async def update_holders(self, latest: dict[str, EarlierCard]) -> set[str]:
+    async def update_holders(
+        self, latest: dict[str, EarlierCard], written_before: Iterable[str] = ()
+    ) -> set[str]:
         """Make each person's latest imported issue their register entry unless a later one is
-        there; returns the people whose register entry has another number (conflicts)."""
-        docs = [_holder_doc(card) for card in latest.values()]
-        existing = await insert_new(self._store.holders, docs)
+        there; returns the people whose register entry has another number (conflicts). People
+        this run wrote in its previous batch are looked up rather than inserted again."""
+        known = set(written_before) & set(latest)
+        docs = [_holder_doc(card) for card in latest.values() if card.person not in known]
+        existing = known | await insert_new(self._store.holders, docs)
         found = await asyncio.gather(
             *(self._limited(self._store.holders.find_one({"_id": p})) for p in existing)
         )
@@ -101,18 +110,22 @@ class EarlierCardsStore:
         await asyncio.gather(*updates)
         return conflicts
 
-    async def learn_counters(self, counters: dict[str, int]) -> None:
-        """Move each sequence counter past the indexes imported numbers use."""
-        docs = [{"_id": key, "next": after} for key, after in counters.items()]
-        existing = await insert_new(self._store.counters, docs)
+    async def learn_counters(self, new: dict[str, int], higher: dict[str, int]) -> None:
+        """Move sequence counters past the indexes imported numbers use: `new` holds counters
+        this run has not written yet (inserted; any that exist are raised instead), `higher`
+        those it wrote with a lower index (raised)."""
+        existing = await insert_new(
+            self._store.counters, [{"_id": key, "next": after} for key, after in new.items()]
+        )
+        raise_to = {**higher, **{key: new[key] for key in existing}}
         await asyncio.gather(
             *(
                 self._limited(
                     self._store.counters.update_one(
-                        {"_id": key}, {"$max": {"next": counters[key]}}, upsert=True
+                        {"_id": key}, {"$max": {"next": after}}, upsert=True
                     )
                 )
-                for key in existing
+                for key, after in raise_to.items()
             )
         )
 

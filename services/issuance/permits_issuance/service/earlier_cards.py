@@ -100,6 +100,9 @@ class CardImport:
         self._store = store
         self._publisher = publisher
         self._cards_topic = cards_topic
+        self._counters_written: dict[str, int] = {}
+        self._claimed_last_batch: set[str] = set()
+        self._people_last_batch: set[str] = set()
 
     async def run(
         self, path: Path, progress: Callable[[int, Summary], None] = lambda _b, _s: None
@@ -181,7 +184,8 @@ class CardImport:
         for _, card in cards.values():
             if card.person not in latest or latest[card.person].issue_count < card.issue_count:
                 latest[card.person] = card
-        clashes = await self._store.update_holders(latest)
+        clashes = await self._store.update_holders(latest, self._people_last_batch)
+        self._people_last_batch = set(latest) - clashes
         if clashes:
             dropped = [key for key, (_, c) in cards.items() if c.person in clashes]
             await self._store.forget_cards(dropped)
@@ -191,12 +195,27 @@ class CardImport:
                     Reject(line, CONFLICTING_RECORD, "the person holds another card number")
                 )
         new = [card for _, card in cards.values()]
-        await self._store.learn_counters(_counters(new))
+        await self._learn_counters(new)
         await self._publish([e for c in new + present for e in self._events(c)])
         summary.imported += len(new)
         summary.already_present += len(present)
         summary.rejected += len(refused)
         return sorted(refused, key=lambda reject: reject.line)
+
+    async def _learn_counters(self, cards: list[EarlierCard]) -> None:
+        """Counters this run wrote are remembered (one per birth date, sex and region: bounded
+        by the calendar, not by the file), so each is inserted once and raised only when a
+        later card needs a higher index."""
+        new: dict[str, int] = {}
+        higher: dict[str, int] = {}
+        for key, after in _counters(cards).items():
+            written = self._counters_written.get(key)
+            if written is None:
+                new[key] = after
+            elif written < after:
+                higher[key] = after
+            self._counters_written[key] = max(after, written or 0)
+        await self._store.learn_counters(new, higher)
 
     async def _publish(self, events: list[Event[Any]]) -> None:
         """Send the batch's card events and wait until the broker has all of them."""
@@ -222,7 +241,8 @@ class CardImport:
                         "the number belongs to another person on an earlier line",
                     )
                 )
-        held = await self._store.claim_numbers(owners)
+        held = await self._store.claim_numbers(owners, self._claimed_last_batch)
+        self._claimed_last_batch = set(owners) - set(held)
         for key, (line, card) in list(cards.items()):
             if card.card_number in held:
                 del cards[key]
