@@ -26,7 +26,8 @@ from permits_common.domain.permit_number import parse
 from permits_common.events import topics
 from permits_common.events.envelope import Event, derived_event_id
 from permits_common.events.models import CardIssued, CardReportedLost, CardRevoked, CardSuperseded
-from permits_common.kafka import EventPublisher
+from permits_common.kafka import TRANSIENT_ERRORS, EventPublisher
+from permits_common.logs import get_logger
 from permits_common.reference import acceptance_points_by_code
 from permits_issuance.adapters.earlier_cards_store import EarlierCardsStore, card_key
 from permits_issuance.domain.earlier_cards import (
@@ -38,6 +39,9 @@ from permits_issuance.domain.earlier_cards import (
 from permits_issuance.domain.numbering import counter_key
 
 BATCH_LINES = 1000
+RETRIES = 12
+"""Attempts per batch before a store or broker outage stops the run (about a minute)."""
+log = get_logger("import")
 
 
 @dataclass
@@ -132,7 +136,7 @@ class CardImport:
         try:
             with path.open("rb") as stream:
                 for last_line, batch, offset in _batches(stream, done_lines):
-                    refused = await self._batch(batch, summary)
+                    refused = await self._batch_retried(batch, summary)
                     rejects.write(refused)
                     summary.lines = last_line
                     await self._store.save_checkpoint(digest, asdict(summary))
@@ -141,6 +145,23 @@ class CardImport:
         finally:
             rejects.close()
         return summary
+
+    async def _batch_retried(
+        self, batch: list[tuple[int, bytes]], summary: Summary
+    ) -> list[Reject]:
+        """A batch through store or broker outages: every step is keyed, so a batch done
+        again after a failure half way changes nothing (its cards count as already present)."""
+        delay = 0.5
+        for _ in range(RETRIES):
+            counts = (summary.imported, summary.already_present, summary.rejected)
+            try:
+                return await self._batch(batch, summary)
+            except TRANSIENT_ERRORS as exc:
+                summary.imported, summary.already_present, summary.rejected = counts
+                log.warning("import batch interrupted, retrying", error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        return await self._batch(batch, summary)
 
     async def _batch(self, batch: list[tuple[int, bytes]], summary: Summary) -> list[Reject]:
         refused: list[Reject] = []
@@ -214,8 +235,9 @@ class CardImport:
                 new[key] = after
             elif written < after:
                 higher[key] = after
-            self._counters_written[key] = max(after, written or 0)
         await self._store.learn_counters(new, higher)
+        self._counters_written.update(new)
+        self._counters_written.update(higher)
 
     async def _publish(self, events: list[Event[Any]]) -> None:
         """Send the batch's card events and wait until the broker has all of them."""
