@@ -86,4 +86,5 @@ def clients_of(system: Any) -> Clients:
         notify=client("notify"),
         sms=client("sms-gateway"),
         mail=client("smtp"),
+        audit=client("audit"),
     )
