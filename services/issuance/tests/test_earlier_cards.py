@@ -22,7 +22,7 @@ from permits_issuance.adapters.earlier_cards_store import EarlierCardsStore
 from permits_issuance.adapters.store import IssuanceStore
 from permits_issuance.domain.earlier_cards import LineRejectedError, parse_line
 from permits_issuance.service.earlier_cards import CardImport, rejects_path
-from permits_issuance.service.numbers import allocate_number
+from permits_issuance.service.numbers import CounterHints, allocate_number
 from permits_issuance.simulator.earlier_export import cards, write
 
 GOOD = next(cards(1, seed=3))
@@ -127,6 +127,7 @@ async def test_a_file_is_imported_once_with_rejects_and_counters_learned(
     card = parse_line(path.read_bytes().splitlines()[0])
     number = await allocate_number(
         store,
+        CounterHints(),
         application_id="new-application",
         region=Region(card.region),
         birth_date=card.birth_date,
