@@ -1,4 +1,4 @@
-"""python -m bench [intake|pipeline|verify|deadlines|register|store|all|report] [--quick]
+"""python -m bench [intake|pipeline|verify|deadlines|register|store|import|all|report] [--quick]
                  [--rounds N] [--size N]
 
 Each benchmark writes bench/results/<name>.json; afterwards the table in docs/benchmarks.md is
@@ -15,7 +15,7 @@ from typing import Any
 from bench.common import say, write_result
 from bench.report import write_report
 
-ORDER = ("intake", "verify", "pipeline", "deadlines", "register", "store")
+ORDER = ("intake", "verify", "pipeline", "deadlines", "register", "store", "import")
 
 
 SIZES = {  # rounds, size per round (requests, applications, deadlines or cards)
@@ -25,6 +25,7 @@ SIZES = {  # rounds, size per round (requests, applications, deadlines or cards)
     "deadlines": (3, 1_000_000),
     "register": (3, 1_000_000),
     "store": (3, 20_000),
+    "import": (1, 100_000),
 }
 QUICK = {
     "intake": 500,
@@ -33,6 +34,7 @@ QUICK = {
     "deadlines": 100_000,
     "register": 100_000,
     "store": 2000,
+    "import": 5000,
 }
 
 
@@ -61,6 +63,10 @@ def _runner(name: str, rounds: int, size: int) -> Callable[[], dict[str, Any]]:
         from bench import store
 
         return lambda: store.run(rounds=rounds, documents=size)
+    if name == "import":
+        from bench import import_cards
+
+        return lambda: import_cards.run(cards=size)
     raise ValueError(name)
 
 

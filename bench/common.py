@@ -7,6 +7,7 @@ developer's running system on 80xx and the test suite on the same broker are lef
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,7 +29,7 @@ KAFKA = os.environ.get("PERMITS_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 MONGO = os.environ.get("PERMITS_MONGO_URL", "mongodb://127.0.0.1:27017/")
 PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET", "200"))
 """The stack's ports are the usual ones plus this (82xx); another offset when those are taken."""
-SERVICES = ("intake", "issuance", "rights", "notify")
+SERVICES = ("intake", "issuance", "rights", "notify", "audit")
 
 
 def _load_stack() -> ModuleType:
@@ -81,6 +82,7 @@ def make_stack(run_id: str, extra_env: Mapping[str, str] | None = None) -> Any:
         "PERMITS_NOTIFY_OFFSET_RESET": "latest",
         "PERMITS_RIGHTS_OFFSET_RESET": "latest",
         "PERMITS_INTAKE_OFFSET_RESET": "latest",
+        "PERMITS_AUDIT_OFFSET_RESET": "latest",
         **(extra_env or {}),
     }
     return stack_module.Stack(
@@ -258,3 +260,47 @@ def start_profilers(stack: Any, names: Sequence[str], tag: str) -> list[subproce
         )
     say(f"profiling {', '.join(names)} for {seconds} s into {folder}")
     return profilers
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def reference_server(timeout: float = 30.0) -> Iterator[str]:
+    """Run bench/reference.py (a bare FastAPI app) in its own process; yields its base URL."""
+    import socket
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.reference", str(port)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"reference server exited with {process.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("reference server did not start") from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,4 +1,5 @@
-"""Intake: accepted applications/s and p50/p99 at 64 clients, against the same server's /healthz.
+"""Intake: accepted applications/s and p50/p99 at 64 clients, against the same server's /healthz
+and the bare FastAPI reference server (bench/reference.py).
 
 Only intake runs (it needs the broker and the store, not the other services: its outbox still
 publishes every `application.accepted`). Rounds alternate /healthz and POST /applications so a
@@ -10,7 +11,17 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from bench.common import cleanup, make_stack, median, new_run_id, ratio, run_loadgen, say, stamp
+from bench.common import (
+    cleanup,
+    make_stack,
+    median,
+    new_run_id,
+    ratio,
+    reference_server,
+    run_loadgen,
+    say,
+    stamp,
+)
 
 CLERK = {"Authorization": "Bearer dev-clerk"}
 
@@ -19,45 +30,51 @@ def run(rounds: int = 3, requests: int = 3000, health_requests: int = 6000) -> d
     run_id = new_run_id("intake")
     stack = make_stack(run_id)
     say(f"intake: starting the service ({run_id})")
+    reference: list[dict[str, Any]] = []
     health: list[dict[str, Any]] = []
     submit: list[dict[str, Any]] = []
+
+    def healthz(base_url: str) -> dict[str, Any]:
+        return run_loadgen(
+            {
+                "base_url": base_url,
+                "kind": "get",
+                "paths": ["/healthz"],
+                "requests": health_requests,
+                "concurrency": 64,
+            }
+        )
+
     try:
         stack.start(["intake"])
         base = stack.url("intake")
-        for number in range(rounds):
-            health.append(
-                run_loadgen(
-                    {
-                        "base_url": base,
-                        "kind": "get",
-                        "paths": ["/healthz"],
-                        "requests": health_requests,
-                        "concurrency": 64,
-                    }
+        with reference_server() as bare:
+            for number in range(rounds):
+                reference.append(healthz(bare))
+                health.append(healthz(base))
+                submit.append(
+                    run_loadgen(
+                        {
+                            "base_url": base,
+                            "kind": "applications",
+                            "headers": CLERK,
+                            "requests": requests,
+                            "concurrency": 64,
+                            "permit_seed": random.randrange(10**8),
+                        }
+                    )
                 )
-            )
-            submit.append(
-                run_loadgen(
-                    {
-                        "base_url": base,
-                        "kind": "applications",
-                        "headers": CLERK,
-                        "requests": requests,
-                        "concurrency": 64,
-                        "permit_seed": random.randrange(10**8),
-                    }
+                say(
+                    f"intake round {number + 1}: reference {reference[-1]['rate']}/s, healthz "
+                    f"{health[-1]['rate']}/s, applications {submit[-1]['rate']}/s p99 "
+                    f"{submit[-1]['p99_ms']} ms statuses {submit[-1]['statuses']}"
                 )
-            )
-            say(
-                f"intake round {number + 1}: healthz {health[-1]['rate']}/s, "
-                f"applications {submit[-1]['rate']}/s p99 {submit[-1]['p99_ms']} ms "
-                f"statuses {submit[-1]['statuses']}"
-            )
     finally:
         stack.stop()
         cleanup(run_id)
     rate = median([r["rate"] for r in submit])
     health_rate = median([r["rate"] for r in health])
+    reference_rate = median([r["rate"] for r in reference])
     return {
         "benchmark": "intake",
         **stamp(),
@@ -74,7 +91,10 @@ def run(rounds: int = 3, requests: int = 3000, health_requests: int = 6000) -> d
             "healthz_per_second": health_rate,
             "ratio_to_healthz": ratio(rate, health_rate),
             "healthz_p99_ms": median([r["p99_ms"] for r in health]),
+            "reference_per_second": reference_rate,
+            "ratio_to_reference": ratio(rate, reference_rate),
+            "healthz_ratio_to_reference": ratio(health_rate, reference_rate),
         },
         "target": {"accepted_per_second": 500, "p99_ms": 100},
-        "rounds": {"applications": submit, "healthz": health},
+        "rounds": {"applications": submit, "healthz": health, "reference": reference},
     }

@@ -43,8 +43,14 @@ def card_numbers(count: int) -> list[str]:
     ]
 
 
-async def produce_register(topic: str, numbers: list[str], valid_until: date) -> float:
-    """Write one active entry per card number, as the rights service would; seconds taken."""
+async def produce_register(
+    topic: str, numbers: list[str], valid_until: date, entries: list[Any] | None = None
+) -> float:
+    """Write one entry per card number, as the rights service would; seconds taken.
+
+    Without `entries` every card is active (issue 1, 2 or 3) under the names 陈大文 / CHAN TAI
+    MAN; otherwise `entries[i]` (a `RegisterEntry`) is written for `numbers[i]`.
+    """
     from aiokafka import AIOKafkaProducer
 
     from permits_common.kafka import ensure_topics
@@ -75,10 +81,13 @@ async def produce_register(topic: str, numbers: list[str], valid_until: date) ->
         pending = []
         for i, number in enumerate(numbers):
             history = CardHistory(number)
-            for issue in range(1, 2 + i % 3):
-                history.record_issued(issue, details, at)
-            entry = history.entry()
-            assert entry is not None
+            if entries is not None:
+                entry = entries[i]
+            else:
+                for issue in range(1, 2 + i % 3):
+                    history.record_issued(issue, details, at)
+                entry = history.entry()
+                assert entry is not None
             value = encode_record(entry, history)
             pending.append(await producer.send(topic, value, key=number.encode()))
             if len(pending) >= 20_000:

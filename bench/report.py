@@ -33,6 +33,25 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
+def _http_baselines(f: dict[str, Any]) -> str:
+    """The service's own /healthz and, when measured, the bare reference server."""
+    text = f"/healthz {_fmt(f['healthz_per_second'])}/s"
+    if "reference_per_second" in f:
+        text = f"bare FastAPI reference {_fmt(f['reference_per_second'])}/s; " + text
+    return text
+
+
+def _http_ratios(f: dict[str, Any]) -> str:
+    """The figure against each baseline, and /healthz against the reference."""
+    text = f"{f['ratio_to_healthz']:.3f} of /healthz"
+    if "reference_per_second" in f:
+        text = (
+            f"{f['ratio_to_reference']:.3f} of reference; " + text + "; /healthz "
+            f"{f['healthz_ratio_to_reference']:.3f} of reference"
+        )
+    return text
+
+
 def rows() -> list[str]:
     """One line per benchmark with a result file."""
     lines = [
@@ -47,7 +66,7 @@ def rows() -> list[str]:
         lines.append(
             f"| intake, 64 clients | {_fmt(f['accepted_per_second'], 1)} accepted/s, "
             f"p50 {_fmt(f['p50_ms'], 1)} ms, p99 {_fmt(f['p99_ms'], 1)} ms | "
-            f"/healthz {_fmt(f['healthz_per_second'])}/s | {f['ratio_to_healthz']:.3f} | "
+            f"{_http_baselines(f)} | {_http_ratios(f)} | "
             f"≥ 500/s, p99 < 100 ms: {_verdict(ok)} | {result['commit']} |"
         )
     result = _load("pipeline")
@@ -65,12 +84,20 @@ def rows() -> list[str]:
     if result:
         f = result["figure"]
         ok = f["requests_per_second"] >= 2000 and f["p99_ms"] < 20
+        if "reference_per_second" in f:
+            ok = ok and f["ratio_to_reference"] >= 0.8
+            ok = ok and f["healthz_ratio_to_reference"] >= 0.9
+        checked = (
+            f", {_fmt(f['answers_wrong'])} wrong of {_fmt(f['answers_checked'])} answers checked"
+            if "answers_checked" in f
+            else ""
+        )
         lines.append(
             f"| verification, 64 clients, {_fmt(result['setup']['cards'])} cards | "
             f"{_fmt(f['requests_per_second'])} requests/s, p50 {_fmt(f['p50_ms'], 1)} ms, "
-            f"p99 {_fmt(f['p99_ms'], 1)} ms | /healthz {_fmt(f['healthz_per_second'])}/s | "
-            f"{f['ratio_to_healthz']:.2f} | ≥ 2,000/s, p99 < 20 ms: {_verdict(ok)} | "
-            f"{result['commit']} |"
+            f"p99 {_fmt(f['p99_ms'], 1)} ms{checked} | {_http_baselines(f)} | "
+            f"{_http_ratios(f)} | ≥ 2,000/s, p99 < 20 ms, ≥ 0.8 × reference, /healthz ≥ 0.9 × "
+            f"reference: {_verdict(ok)} | {result['commit']} |"
         )
     result = _load("deadlines")
     if result:
@@ -106,6 +133,17 @@ def rows() -> list[str]:
             f"{f['find_by_id_ratio_to_ping']:.1f} / {f['find_by_unique_field_ratio_to_ping']:.1f}"
             f" / {f['update_by_id_ratio_to_ping']:.1f} | none (what the services' lookups "
             f"cost) | {result['commit']} |"
+        )
+    result = _load("import")
+    if result:
+        f = result["figure"]
+        ok = f["visible_seconds"] < 60
+        lines.append(
+            f"| import of earlier cards, {_fmt(result['setup']['cards'])} lines (1% bad) → "
+            f"known to verification | {_fmt(f['visible_seconds'], 1)} s (import done in "
+            f"{_fmt(f['import_seconds'], 1)} s) | bare aiokafka produce of the same lines "
+            f"{_fmt(f['bare_produce_seconds'], 1)} s | {f['ratio_to_bare']:.1f} | < 60 s: "
+            f"{_verdict(ok)} | {result['commit']} |"
         )
     return lines
 

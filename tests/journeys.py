@@ -97,7 +97,7 @@ async def eventually(
 
 @dataclass
 class Clients:
-    """HTTP clients of the four services of one running system."""
+    """HTTP clients of the services of one running system."""
 
     intake: httpx.AsyncClient
     issuance: httpx.AsyncClient
@@ -105,6 +105,7 @@ class Clients:
     notify: httpx.AsyncClient
     sms: httpx.AsyncClient
     mail: httpx.AsyncClient
+    audit: httpx.AsyncClient
 
     async def submit(self, body: dict[str, Any], key: str | None = None) -> httpx.Response:
         """What a clerk's tool does: POST with an idempotency key."""
@@ -164,7 +165,15 @@ class Clients:
         return list(response.json()["items"])
 
     async def close(self) -> None:
-        for client in (self.intake, self.issuance, self.rights, self.notify, self.sms, self.mail):
+        for client in (
+            self.intake,
+            self.issuance,
+            self.rights,
+            self.notify,
+            self.sms,
+            self.mail,
+            self.audit,
+        ):
             await client.aclose()
 
 

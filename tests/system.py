@@ -13,10 +13,13 @@ from typing import Any
 
 import httpx
 
+from tests import dev_stack_guard
 from tests.journeys import Clients
 
+__all__ = ["Clients", "build_system", "clients_of", "dev_stack_guard", "stack_module"]
+
 REPO = Path(__file__).resolve().parents[1]
-SERVICES = ("intake", "issuance", "rights", "notify")
+SERVICES = ("intake", "issuance", "rights", "notify", "audit")
 
 
 def _load_stack() -> ModuleType:
@@ -83,4 +86,5 @@ def clients_of(system: Any) -> Clients:
         notify=client("notify"),
         sms=client("sms-gateway"),
         mail=client("smtp"),
+        audit=client("audit"),
     )

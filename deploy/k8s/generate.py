@@ -63,7 +63,13 @@ class ServiceAccess:
 
 SERVICE_ACCESS: dict[str, ServiceAccess] = {
     "intake": ServiceAccess(
-        writes=(topics.APPLICATIONS, topics.CARDS, topics.CALENDAR, topics.DEADLETTER),
+        writes=(
+            topics.APPLICATIONS,
+            topics.CARDS,
+            topics.CALENDAR,
+            topics.AUDIT,
+            topics.DEADLETTER,
+        ),
         reads=(topics.APPLICATIONS, topics.SLA, topics.CARDS),
         faust=False,
     ),
@@ -73,7 +79,7 @@ SERVICE_ACCESS: dict[str, ServiceAccess] = {
         faust=True,
     ),
     "rights": ServiceAccess(
-        writes=(*RIGHTS_TOPICS, topics.DEADLETTER),
+        writes=(*RIGHTS_TOPICS, topics.AUDIT, topics.DEADLETTER),
         reads=(topics.CARDS,),
         faust=True,
     ),

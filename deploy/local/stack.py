@@ -1,4 +1,4 @@
-"""Run the whole system on one machine: infrastructure, simulators and the four services.
+"""Run the whole system on one machine: infrastructure, simulators and the services.
 
     python deploy/local/stack.py run     # start everything, print URLs and tokens; Ctrl-C stops it
     python deploy/local/stack.py demo    # push a realistic mix of applications through it
@@ -73,6 +73,7 @@ class Ports:
     issuance: int = 8002
     rights: int = 8003
     notify: int = 8004
+    audit: int = 8005
     production_centre: int = 8010
     sms_gateway: int = 8011
     smtp: int = 8025
@@ -94,6 +95,7 @@ def components(ports: Ports, extra_env: Mapping[str, str] | None = None) -> list
         "PERMITS_ISSUANCE_PORT": str(ports.issuance),
         "PERMITS_RIGHTS_PORT": str(ports.rights),
         "PERMITS_NOTIFY_PORT": str(ports.notify),
+        "PERMITS_AUDIT_PORT": str(ports.audit),
         "PERMITS_PRODUCTION_CENTRE_URL": f"http://{HOST}:{ports.production_centre}",
         "PERMITS_ISSUANCE_PUBLIC_URL": f"http://{HOST}:{ports.issuance}",
         "PERMITS_SMS_URL": f"http://{HOST}:{ports.sms_gateway}/api/v1/messages",
@@ -187,6 +189,14 @@ def components(ports: Ports, extra_env: Mapping[str, str] | None = None) -> list
             ports.notify,
             "/readyz",
             "messages to applicants",
+            shared,
+        ),
+        Component(
+            "audit",
+            (py, "-m", "permits_audit"),
+            ports.audit,
+            "/readyz",
+            "the audit trail: who saw whose data",
             shared,
         ),
     ]

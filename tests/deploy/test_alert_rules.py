@@ -33,6 +33,8 @@ METRIC_MODULES = (
     "permits_issuance.metrics",
     "permits_notify.service.metrics",
     "permits_rights.service.metrics",
+    "permits_common.audit",
+    "permits_audit.service.metrics",
 )
 UNDECLARED = "example"
 """The value given to a label whose values the code does not enumerate (a topic, a route)."""

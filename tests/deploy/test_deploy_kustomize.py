@@ -20,9 +20,15 @@ AUTOSCALED = ("intake", "rights")
 RIGHTS_TOPICS = {topics.rights_topic(agency) for agency in Agency}
 # Who writes what: the security section and docs/architecture.md, "Who owns what".
 EXPECTED_WRITES = {
-    "intake": {topics.APPLICATIONS, topics.CARDS, topics.CALENDAR, topics.DEADLETTER},
+    "intake": {
+        topics.APPLICATIONS,
+        topics.CARDS,
+        topics.CALENDAR,
+        topics.AUDIT,
+        topics.DEADLETTER,
+    },
     "issuance": {topics.APPLICATIONS, topics.CARDS, topics.SLA, topics.DEADLETTER},
-    "rights": RIGHTS_TOPICS | {topics.DEADLETTER},
+    "rights": RIGHTS_TOPICS | {topics.AUDIT, topics.DEADLETTER},
     "notify": {topics.NOTIFICATIONS, topics.DEADLETTER},
 }
 EXPECTED_READS = {

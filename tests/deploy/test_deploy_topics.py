@@ -74,4 +74,7 @@ def test_the_prometheus_rule_carries_the_compose_alerts() -> None:
         "PermitsAgencyDeliveryFailing",
         "PermitsServiceDown",
         "PermitsPodNotReady",
+        "PermitsAuditChainBroken",
+        "PermitsAuditConsumerLagging",
+        "PermitsAuditEntriesUnpublished",
     }

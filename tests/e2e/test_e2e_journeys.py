@@ -213,7 +213,7 @@ async def test_metrics_move_and_every_alerted_metric_is_exported(clients: Client
 
     expositions = {
         name: (await getattr(clients, name).get("/metrics")).text
-        for name in ("intake", "issuance", "rights", "notify")
+        for name in ("intake", "issuance", "rights", "notify", "audit")
     }
     assert metric_value(expositions["issuance"], "permits_cards_issued_total") >= 1
     assert metric_value(expositions["rights"], "permits_verify_requests_total") >= 1

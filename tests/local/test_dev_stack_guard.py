@@ -6,8 +6,13 @@ import os
 
 import pytest
 
-from tests.dev_stack_guard import DEV_KAFKA, DEV_STORE, differences
-from tests.system import stack_module
+from tests.system import dev_stack_guard, stack_module
+
+DEV_KAFKA, DEV_STORE, differences = (
+    dev_stack_guard.DEV_KAFKA,
+    dev_stack_guard.DEV_STORE,
+    dev_stack_guard.differences,
+)
 
 
 def test_differences_name_every_change() -> None:

@@ -47,7 +47,7 @@ def declare_label_values(metric: MetricWrapperBase, **values: Iterable[str]) -> 
     if unknown:
         raise ValueError(f"{name} has no label {sorted(unknown)}")
     DECLARED_LABEL_VALUES[name] = declared
-    if set(declared) == set(labelnames):
+    if labelnames and set(declared) == set(labelnames):
         for combination in product(*(declared[label] for label in labelnames)):
             metric.labels(*combination)
 

@@ -72,6 +72,21 @@ class CommonSettings(BaseSettings):
         description="After SIGTERM, exit within this many seconds even if Kafka or the store "
         "do not answer (Kubernetes sends SIGKILL after its own 30 s grace period)",
     )
+    cards_topic: str = Field(
+        default="permits.cards.v1",
+        description="The card topic the rights service reads and the import of earlier cards "
+        "writes (a benchmark on a shared broker uses a topic of its own)",
+    )
+    audit_topic: str = Field(
+        default="permits.audit.v1",
+        description="Where audit entries are published (tests use a topic of their own)",
+    )
+    audit_publish_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How long an answer waits for its audit entry to reach Kafka before it "
+        "fails closed with 503",
+    )
 
     @model_validator(mode="after")
     def _refuse_development_secrets_in_production(self) -> CommonSettings:

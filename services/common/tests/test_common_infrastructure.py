@@ -233,5 +233,11 @@ async def test_a_batch_the_handler_refuses_is_handled_event_by_event(
     await consumer._handle_partition(commits, partition, records)
     assert batches == [[good.id, bad.id], [good.id], [bad.id]]
     assert commits.offsets == [{partition: 2}]
-    await consumer._handle_partition(commits, partition, records)
-    assert len(batches) == 3, "handled events were handed over again"
+    copies = [
+        ConsumerRecord(
+            topics.SLA, 0, offset, 0, 0, marker.encode(), event.to_json(), None, 0, 0, []
+        )
+        for offset, event in enumerate([good, bad], start=2)
+    ]
+    await consumer._handle_partition(commits, partition, copies)
+    assert len(batches) == 3, "copies of handled events (new positions) were handed over again"

@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-import uvicorn
 from fastapi import FastAPI
 
 from permits_common.clock import Clock
 from permits_common.logs import configure_logging
 from permits_common.shutdown import BoundedServer
-from permits_common.web.app import create_app
+from permits_common.web.app import create_app, server_config
 from permits_intake.config import IntakeSettings
 from permits_intake.entrypoints.api import build_router
 from permits_intake.runtime import IntakeRuntime
@@ -51,11 +50,5 @@ def run() -> None:
     """`python -m permits_intake`: serve on PERMITS_HOST:PERMITS_INTAKE_PORT."""
     settings = IntakeSettings()
     configure_logging(settings.log_level, settings.json_logs)
-    config = uvicorn.Config(
-        build_app(settings),
-        host=settings.host,
-        port=settings.intake_port,
-        log_level="warning",
-        access_log=False,
-    )
+    config = server_config(build_app(settings), settings.host, settings.intake_port)
     BoundedServer(config, grace_seconds=settings.shutdown_grace_seconds).run()

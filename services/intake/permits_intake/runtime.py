@@ -14,6 +14,7 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
+from permits_common.audit import AuditTrail
 from permits_common.clock import Clock
 from permits_common.events import topics
 from permits_common.kafka import (
@@ -77,6 +78,12 @@ class IntakeRuntime:
         self.database = self.client[settings.mongo_database]
         self.store = IntakeStore(self.database)
         self.publisher = EventPublisher(settings, SOURCE)
+        self.audit = AuditTrail(
+            self.publisher,
+            service="intake",
+            topic=settings.audit_topic,
+            timeout_seconds=settings.audit_publish_timeout_seconds,
+        )
         self.calendar = CalendarBook()
         self.relay = OutboxRelay(
             self.store,
@@ -134,6 +141,7 @@ class IntakeRuntime:
             await _cancelled(task)
         if self._kafka_probe is not None:
             self._kafka_probe.cancel()
+        await self.audit.stop()
         with contextlib.suppress(Exception):
             await self.publisher.stop()
         await self.client.close()
@@ -169,6 +177,7 @@ class IntakeRuntime:
                 await asyncio.sleep(min(0.2 * 2**failures, MAX_BACKOFF_SECONDS))
                 continue
             break
+        self.audit.start()
         self.publisher_started.set()
         self._kafka_seen = (time.monotonic(), True)
         await self.store_prepared.wait()

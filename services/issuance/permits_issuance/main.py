@@ -17,6 +17,7 @@ from permits_common.kafka import ensure_topics
 from permits_common.logs import configure_logging
 from permits_common.shutdown import BoundedWorker
 from permits_common.streams import retry_forever
+from permits_common.web.app import new_event_loop
 from permits_issuance.config import IssuanceSettings
 from permits_issuance.entrypoints.agents import build_faust_app
 from permits_issuance.runtime import IssuanceRuntime
@@ -26,7 +27,7 @@ def main() -> None:
     """Build the runtime and the Faust app, then hand the process to a Faust worker."""
     settings = IssuanceSettings()
     configure_logging(settings.log_level, settings.json_logs)
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(retry_forever(lambda: ensure_topics(settings)))
     runtime = IssuanceRuntime(settings)

@@ -15,6 +15,7 @@ from permits_common.logs import configure_logging, get_logger
 from permits_common.mongo import ProcessedEvents, mongo_client
 from permits_common.shutdown import BoundedWorker
 from permits_common.streams import retry_forever
+from permits_common.web.app import new_event_loop
 from permits_notify.adapters.channels import SmsGatewaySender, SmtpSender
 from permits_notify.adapters.store import NotifyStore
 from permits_notify.adapters.templates import TemplateRenderer
@@ -109,7 +110,7 @@ def main() -> None:
     settings = NotifySettings()
     configure_logging(settings.log_level, settings.json_logs)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop()
     asyncio.set_event_loop(loop)
     worker = build_worker(settings, loop)
     log.info("notify starting", group=settings.notify_group, port=settings.notify_port)

@@ -14,7 +14,7 @@ from permits_common.kafka import ensure_topics
 from permits_common.logs import configure_logging, get_logger
 from permits_common.shutdown import BoundedWorker
 from permits_common.streams import faust_app, retry_forever
-from permits_common.web.app import create_app, no_lifespan, serve_embedded
+from permits_common.web.app import create_app, new_event_loop, no_lifespan, serve_embedded
 from permits_rights.adapters.register_changelog import register_topic_spec
 from permits_rights.config import RightsSettings
 from permits_rights.entrypoints.http import install_routes
@@ -95,7 +95,7 @@ def main() -> None:
     """Run until SIGINT/SIGTERM."""
     settings = RightsSettings()
     configure_logging(settings.log_level, settings.json_logs)
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(create_topics(settings))
     app, runtime, api = build(settings)

@@ -445,6 +445,34 @@ class DeadLetter(EventData):
     error: str
 
 
+class AuditActor(_Value):
+    """Who acted: the token's identity (a fingerprint, never the token) and its role."""
+
+    id: Annotated[str, Field(max_length=64)]
+    role: Annotated[str, Field(max_length=64)]
+
+
+class AuditAccess(EventData):
+    """One entry of the audit trail: a read or change of personal data, or a verification
+    answer. `subject_id` is the application id or card number (also the event's subject);
+    `point` or `agency` says from where; `purpose` why (the endpoint's duty); `outcome` what
+    the caller got."""
+
+    TYPE: ClassVar[str] = "audit.access"
+    TOPIC: ClassVar[str] = topics.AUDIT
+    SUBJECT: ClassVar[str] = "subject_id"
+
+    at: AwareDatetime
+    actor: AuditActor
+    service: Annotated[str, Field(max_length=32)]
+    action: Annotated[str, Field(max_length=64)]
+    subject_id: Annotated[str, Field(min_length=1, max_length=64)]
+    outcome: Annotated[str, Field(max_length=64)]
+    point: Annotated[str, Field(max_length=32)] | None = None
+    agency: Annotated[str, Field(max_length=32)] | None = None
+    purpose: Annotated[str, Field(max_length=200)] | None = None
+
+
 EVENT_MODELS: dict[str, type[EventData]] = {
     model.event_type(): model
     for model in (
@@ -472,5 +500,6 @@ EVENT_MODELS: dict[str, type[EventData]] = {
         CalendarLoaded,
         HolderStatusChanged,
         DeadLetter,
+        AuditAccess,
     )
 }

@@ -12,6 +12,7 @@ SLA = "permits.sla.v1"
 NOTIFICATIONS = "permits.notifications.v1"
 CALENDAR = "permits.calendar.v1"
 DEADLETTER = "permits.deadletter.v1"
+AUDIT = "permits.audit.v1"
 
 
 def rights_topic(agency: Agency | str) -> str:
@@ -37,6 +38,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(NOTIFICATIONS, "application id", "Messages sent to (or failed for) applicants."),
     TopicSpec(CALENDAR, "year", "Official holiday arrangements loaded by operators.", 1),
     TopicSpec(DEADLETTER, "original key", "Events a consumer could not process, with the error."),
+    TopicSpec(AUDIT, "subject", "The audit trail: who read or changed whose personal data."),
     *(
         TopicSpec(
             rights_topic(agency),

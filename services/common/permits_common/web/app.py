@@ -1,34 +1,46 @@
-"""The common shape of every service's HTTP side: ops endpoints, auth, problems, metrics."""
+"""The common shape of every service's HTTP side: ops endpoints, auth, problems, metrics, and
+how uvicorn serves it (uvloop, httptools: the same for every service and the benchmarks'
+reference server)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request, Response
-from starlette.types import Lifespan
+import uvloop
+from fastapi import FastAPI, Response
+from starlette.types import ASGIApp, Lifespan
 
-from permits_common.metrics import HTTP_REQUEST_SECONDS, exposition
+from permits_common.metrics import exposition
 from permits_common.settings import CommonSettings
 from permits_common.web.auth import TokenAuthority
+from permits_common.web.middleware import BearerAuthentication, ObservedRequests
 from permits_common.web.problems import JsonResponse, install_problem_handlers
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
-def ops_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
-    """`/healthz` (process up), `/readyz` (dependencies reachable), `/metrics` (Prometheus)."""
-    router = APIRouter(tags=["ops"])
+def install_ops_routes(app: FastAPI, checks: Mapping[str, ReadinessCheck]) -> None:
+    """`/healthz` (process up), `/readyz` (dependencies reachable), `/metrics` (Prometheus).
 
-    @router.get("/healthz", summary="The process is up")
+    Declared on the app itself rather than through an included router: FastAPI resolves an
+    included router's routes through one more level on every request.
+    """
+    router = app.router
+
+    @router.get("/healthz", summary="The process is up", tags=["ops"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Kafka and the store are reachable", response_model=None)
+    @router.get(
+        "/readyz",
+        summary="Kafka and the store are reachable",
+        response_model=None,
+        tags=["ops"],
+    )
     async def readyz() -> JsonResponse:
         names = list(checks)
         results = await asyncio.gather(*(checks[name]() for name in names))
@@ -42,12 +54,10 @@ def ops_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
             headers={} if ready else {"Retry-After": "5"},
         )
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response, tags=["ops"])
     async def metrics() -> Response:
         body, content_type = exposition()
         return Response(body, media_type=content_type)
-
-    return router
 
 
 def create_app(
@@ -60,32 +70,49 @@ def create_app(
     lifespan: Lifespan[Any] | None = None,
     version: str = "1.0.0",
 ) -> FastAPI:
-    """A FastAPI app with the shared ops endpoints, token auth and problem-details errors."""
+    """A FastAPI app with the shared ops endpoints, token auth, problem-details errors, request
+    ids, access logs and latency metrics; JSON answers are rendered with orjson."""
     app = FastAPI(
         title=title,
         description=description,
         version=version,
         lifespan=lifespan,
+        default_response_class=JsonResponse,
     )
-    app.state.token_authority = TokenAuthority(settings.tokens)
     app.state.settings = settings
     install_problem_handlers(app)
-    app.include_router(ops_router(checks))
-
-    @app.middleware("http")
-    async def _observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        HTTP_REQUEST_SECONDS.labels(
-            service, template, request.method, f"{response.status_code // 100}xx"
-        ).observe(time.perf_counter() - started)
-        return response
-
+    install_ops_routes(app, checks)
+    app.add_middleware(BearerAuthentication, authority=TokenAuthority(settings.tokens))
+    app.add_middleware(ObservedRequests, service=service)  # added last: the outermost layer
     return app
+
+
+def server_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
+    """How every HTTP server of the platform runs: uvloop and httptools, no access log of
+    uvicorn's own (`ObservedRequests` writes one without query strings), no `Server` header,
+    and no proxy-header rewriting (nothing uses the client address)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        lifespan="on",
+    )
+
+
+def serve(app: ASGIApp, host: str, port: int) -> None:
+    """Run a server as the whole process (until SIGINT/SIGTERM)."""
+    uvicorn.Server(server_config(app, host, port)).run()
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """The loop of a process that embeds the HTTP server (the Faust workers): uvloop."""
+    return uvloop.new_event_loop()
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -98,10 +125,7 @@ class _EmbeddedServer(uvicorn.Server):
 
 async def serve_embedded(app: FastAPI, host: str, port: int) -> None:
     """Serve an app inside an already running event loop until cancelled."""
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
-    )
-    server = _EmbeddedServer(config)
+    server = _EmbeddedServer(server_config(app, host, port))
     try:
         await server.serve()
     finally:

@@ -1,16 +1,16 @@
 """Bearer tokens, each with exactly one role: `clerk` (or `clerk:<POINT>`), `ops`, `agency:<key>`.
 
-No token → 401, wrong role → 403. Tokens are compared in constant time.
+No token → 401, wrong role → 403. `BearerAuthentication` (permits_common.web.middleware) finds
+the principal once per request; `require` checks its role on each route.
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Annotated
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 
-from fastapi import Depends, Request
+from fastapi import Request
 
 from permits_common.domain.agencies import Agency
 from permits_common.web.problems import ProblemError
@@ -22,6 +22,7 @@ class Principal:
 
     kind: str
     scope: str | None = None
+    identity: str = field(default="", compare=False)
 
     @property
     def role(self) -> str:
@@ -50,57 +51,65 @@ def parse_role(role: str) -> Principal:
     raise ValueError(f"unknown role {role!r}")
 
 
+def token_identity(token: str) -> str:
+    """A stable name for a token that cannot be turned back into it (audit trail, logs)."""
+    return "tok-" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
 class TokenAuthority:
-    """Maps tokens to principals; built once from settings at start-up."""
+    """Maps tokens to principals; built once from settings at start-up.
+
+    The table is keyed by the SHA-256 of each token, so a lookup costs one hash and one dict
+    probe whatever the number of tokens, and how long a probe takes can only tell a caller
+    about the digest of what it sent, never about a prefix of a real token.
+    """
 
     def __init__(self, tokens: Mapping[str, str]) -> None:
-        self._principals = {token: parse_role(role) for token, role in tokens.items()}
+        self._principals = {
+            hashlib.sha256(token.encode()).digest(): replace(
+                parse_role(role), identity=token_identity(token)
+            )
+            for token, role in tokens.items()
+        }
 
     def identify(self, token: str) -> Principal | None:
-        """The principal behind a token, comparing every known token in constant time."""
-        found: Principal | None = None
-        for known, principal in self._principals.items():
-            if hmac.compare_digest(known.encode(), token.encode()):
-                found = principal
-        return found
+        """The principal behind a token."""
+        return self._principals.get(hashlib.sha256(token.encode()).digest())
+
+    def identify_header(self, authorization: bytes) -> Principal | None:
+        """The principal of an `Authorization: Bearer <token>` header value."""
+        scheme, _, token = authorization.partition(b" ")
+        token = token.strip()
+        if scheme.lower() != b"bearer" or not token:
+            return None
+        return self._principals.get(hashlib.sha256(token).digest())
 
 
-def _authority(request: Request) -> TokenAuthority:
-    authority: TokenAuthority = request.app.state.token_authority
-    return authority
+def require(*kinds: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency that admits only the given role kinds (`clerk`, `ops`, `agency`).
 
+    Asynchronous on purpose: FastAPI runs a plain `def` dependency in a worker thread.
+    """
+    allowed = frozenset(kinds)
+    roles = ", ".join(kinds)
 
-def require(*kinds: str) -> Callable[..., Principal]:
-    """A dependency that admits only the given role kinds (`clerk`, `ops`, `agency`)."""
-
-    def dependency(
-        request: Request, authority: Annotated[TokenAuthority, Depends(_authority)]
-    ) -> Principal:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ProblemError(
-                401,
-                "unauthorized",
-                "Authentication required",
-                "Send Authorization: Bearer <token>",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        principal = authority.identify(token.strip())
+    async def dependency(request: Request) -> Principal:
+        principal: Principal | None = request.scope.get("state", {}).get("principal")
         if principal is None:
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            presented = scheme.lower() == "bearer" and bool(token.strip())
             raise ProblemError(
                 401,
                 "unauthorized",
-                "Unknown token",
-                "The bearer token is not valid",
+                "Unknown token" if presented else "Authentication required",
+                "The bearer token is not valid"
+                if presented
+                else "Send Authorization: Bearer <token>",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        if principal.kind not in kinds:
+        if principal.kind not in allowed:
             raise ProblemError(
-                403,
-                "forbidden",
-                "Forbidden",
-                f"This endpoint needs one of the roles: {', '.join(kinds)}",
+                403, "forbidden", "Forbidden", f"This endpoint needs one of the roles: {roles}"
             )
         return principal
 

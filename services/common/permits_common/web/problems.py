@@ -14,12 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from permits_common.kafka import TRANSIENT_ERRORS
-from permits_common.logs import get_logger
-
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
-log = get_logger("http")
 
 
 class JsonResponse(Response):
@@ -81,7 +77,9 @@ def _field_path(location: Sequence[Any]) -> str:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Route every error through problem details (validation, HTTP, outages, bugs)."""
+    """Problem details for the errors FastAPI hands to exception handlers: ProblemError,
+    validation and HTTP errors. Outages and bugs are answered by `ObservedRequests`
+    (permits_common.web.middleware), which also counts and logs them."""
 
     @app.exception_handler(ProblemError)
     async def _problem(_request: Request, exc: ProblemError) -> ProblemResponse:
@@ -115,28 +113,4 @@ def install_problem_handlers(app: FastAPI) -> None:
             problem_body(exc.status_code, code, str(exc.detail), str(exc.detail)),
             status_code=exc.status_code,
             headers=dict(exc.headers or {}),
-        )
-
-    async def _unavailable(_request: Request, exc: Exception) -> ProblemResponse:
-        log.warning("dependency unavailable", error=type(exc).__name__)
-        return ProblemResponse(
-            problem_body(
-                503,
-                "service_unavailable",
-                "Service unavailable",
-                "A backing service is unreachable; retry later.",
-            ),
-            status_code=503,
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-
-    for error_type in TRANSIENT_ERRORS:
-        app.add_exception_handler(error_type, _unavailable)
-
-    @app.exception_handler(Exception)
-    async def _bug(_request: Request, exc: Exception) -> ProblemResponse:
-        log.error("unhandled error", error=repr(exc))
-        return ProblemResponse(
-            problem_body(500, "internal_error", "Internal error", "An unexpected error occurred."),
-            status_code=500,
         )

@@ -19,6 +19,7 @@ from permits_common.domain import travel_permit
 from permits_common.domain.calendar import ISSUING_WORKING_DAYS
 from permits_common.domain.card import ApplicationStatus, SlaState
 from permits_common.domain.rule_codes import RuleCode
+from permits_common.web.audited import audit_or_503
 from permits_common.web.auth import Principal, require
 from permits_common.web.problems import JsonResponse, ProblemError, ProblemResponse
 from permits_intake.domain.collection import collection_of
@@ -142,6 +143,15 @@ def build_router(dev_endpoints: bool) -> APIRouter:
         answer = await runtime.applications.submit(principal, key, form)
         if answer.status >= 400:
             return ProblemResponse(answer.body, status_code=answer.status)
+        await audit_or_503(
+            runtime.audit,
+            principal,
+            "application.submit",
+            str(answer.body["id"]),
+            str(answer.body["status"]),
+            point=form.acceptance_point,
+            purpose="accept an application",
+        )
         return JsonResponse(
             answer.body,
             status_code=answer.status,
@@ -155,9 +165,18 @@ def build_router(dev_endpoints: bool) -> APIRouter:
         responses=problem_responses(401, 403, 404, 503),
     )
     async def get_application(
-        application_id: ApplicationId, _principal: ClerkOrOps, runtime: Runtime
+        application_id: ApplicationId, principal: ClerkOrOps, runtime: Runtime
     ) -> ApplicationOut:
         record = await runtime.store.application(application_id)
+        await audit_or_503(
+            runtime.audit,
+            principal,
+            "application.read",
+            application_id,
+            "found" if record is not None else "not_found",
+            point=record.stored["acceptance_point"] if record is not None else principal.scope,
+            purpose="application status, card and history",
+        )
         if record is None:
             raise application_not_found()
         return application_view(record.shown(), runtime.clock.today())
@@ -210,6 +229,15 @@ def build_router(dev_endpoints: bool) -> APIRouter:
         runtime.require_store()
         runtime.require_kafka()
         document = await runtime.applications.collect(principal, application_id)
+        await audit_or_503(
+            runtime.audit,
+            principal,
+            "application.collect",
+            application_id,
+            str(document["status"]),
+            point=document["acceptance_point"],
+            purpose="hand over the card",
+        )
         return application_view(document, runtime.clock.today())
 
     @router.post(
@@ -251,6 +279,15 @@ def build_router(dev_endpoints: bool) -> APIRouter:
     ) -> CardStatusOut:
         runtime.require_kafka()
         card = await runtime.cards.report_lost(principal, card_number)
+        await audit_or_503(
+            runtime.audit,
+            principal,
+            "card.report_lost",
+            card.number,
+            str(card.status),
+            point=principal.scope,
+            purpose="record a lost card",
+        )
         return CardStatusOut(
             card_number=card.number, issue_count=card.issue_count, status=card.status
         )
@@ -262,10 +299,18 @@ def build_router(dev_endpoints: bool) -> APIRouter:
         responses=problem_responses(401, 403, 404, 409, 422, 503),
     )
     async def revoke(
-        card_number: CardNumber, body: RevokeIn, _principal: Ops, runtime: Runtime
+        card_number: CardNumber, body: RevokeIn, principal: Ops, runtime: Runtime
     ) -> CardStatusOut:
         runtime.require_kafka()
         card = await runtime.cards.revoke(card_number, body.reason)
+        await audit_or_503(
+            runtime.audit,
+            principal,
+            "card.revoke",
+            card.number,
+            str(card.status),
+            purpose="revoke a card",
+        )
         return CardStatusOut(
             card_number=card.number, issue_count=card.issue_count, status=card.status
         )

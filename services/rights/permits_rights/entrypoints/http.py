@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from permits_common.domain.agencies import Agency
 from permits_common.mongo import Document
+from permits_common.web.audited import audit_or_503
 from permits_common.web.auth import Principal, require
 from permits_common.web.problems import JsonResponse, ProblemError
 from permits_rights.service.reconciliation import reconcile
@@ -128,6 +129,15 @@ def build_router(runtime: Runtime) -> APIRouter:
                 headers={"Retry-After": "2"},
             )
         verdict = runtime.verifier.verify(agency, number, name, issue_count)
+        await audit_or_503(
+            runtime.audit,
+            principal,
+            "verify",
+            number.strip().upper(),
+            verdict.status,
+            agency=agency.value,
+            purpose=runtime.policies[agency].purpose,
+        )
         return JsonResponse(verdict.as_json())
 
     @router.get("/aggregates", summary="Holder counts by status (hmt_office, ops)")
@@ -163,7 +173,7 @@ def build_router(runtime: Runtime) -> APIRouter:
     @router.get("/agencies/{key}/deliveries", summary="Delivery log of one agency (ops)")
     async def deliveries(
         key: str,
-        _principal: Annotated[Principal, Depends(require("ops"))],
+        principal: Annotated[Principal, Depends(require("ops"))],
         card_number: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> JsonResponse:
@@ -177,6 +187,15 @@ def build_router(runtime: Runtime) -> APIRouter:
             rows += _topic_rows(runtime, agency, card_number)
             docs = await runtime.deliveries.for_card(agency.value, card_number, limit)
             rows += [_delivery_row(doc) for doc in docs]
+            await audit_or_503(
+                runtime.audit,
+                principal,
+                "deliveries.read",
+                card_number,
+                f"{len(rows)} deliveries",
+                agency=agency.value,
+                purpose="agency delivery log",
+            )
         return JsonResponse({"agency": agency.value, "deliveries": rows[:limit]})
 
     @router.get("/agencies/{key}/reconciliation", summary="Sent and confirmed vs register (ops)")

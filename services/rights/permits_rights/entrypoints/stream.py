@@ -12,7 +12,6 @@ from typing import Any
 
 import faust
 
-from permits_common.events import topics
 from permits_common.events.envelope import Event
 from permits_common.kafka import dead_letter_data
 from permits_common.logs import get_logger
@@ -35,7 +34,7 @@ class _ReplayedRecord:
 
 def install_agent(app: faust.App, runtime: Runtime) -> None:
     """Register the cards agent on the Faust app."""
-    cards = raw_topic(app, topics.CARDS)
+    cards = raw_topic(app, runtime.settings.cards_topic)
     reassigned = asyncio.Event()
 
     def assigned(_app: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:

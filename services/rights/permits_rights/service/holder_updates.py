@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from permits_common.audit import AuditTrail
 from permits_common.domain.agencies import Agency
 from permits_common.domain.card import HolderStatus
 from permits_common.events.envelope import Event, derived_event_id, new_event
@@ -40,6 +41,7 @@ from permits_rights.adapters.register_changelog import (
 from permits_rights.adapters.store import DeliveryLog
 from permits_rights.domain.holder import DETAIL_FIELDS, CardHistory, StatusChange
 from permits_rights.domain.policy import AgencyPolicy
+from permits_rights.service import access_audit
 from permits_rights.service.metrics import DELIVERIES, DELIVERY_LAG
 
 SOURCE = "rights"
@@ -99,6 +101,7 @@ class HolderUpdates:
         records: RegisterRecords,
         register_topic: str,
         wake_webhooks: Callable[[Agency], None],
+        audit: AuditTrail | None = None,
     ) -> None:
         self._deliveries = deliveries
         self._publisher = publisher
@@ -107,6 +110,7 @@ class HolderUpdates:
         self._records = records
         self._register_topic = register_topic
         self._wake_webhooks = wake_webhooks
+        self._audit = audit
         self._seq = itertools.count()
 
     async def handle(self, events: Sequence[Event[Any]]) -> None:
@@ -157,6 +161,7 @@ class HolderUpdates:
                     queued.append(self._delivery(event, change, now, seq_base))
         await retry_forever(lambda: self._deliveries.enqueue(queued))
         await retry_forever(lambda: self._publisher.publish_all(feed, exclude_none=True))
+        await access_audit.feed_published(self._audit, feed)
         acknowledged = datetime.now(UTC)
         for event in feed:
             DELIVERIES.labels(event.data.agency, "published").inc()

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from permits_common.audit import AuditTrail
 from permits_common.clock import Clock
 from permits_common.domain.agencies import Agency
 from permits_common.events.envelope import derived_event_id
@@ -42,6 +43,12 @@ class Runtime:
         self.deliveries = DeliveryLog(self.database)
         self.processed = ProcessedEvents(self.database, settings.rights_group)
         self.publisher = EventPublisher(settings, SOURCE)
+        self.audit = AuditTrail(
+            self.publisher,
+            service="rights",
+            topic=settings.audit_topic,
+            timeout_seconds=settings.audit_publish_timeout_seconds,
+        )
         self.index = RegisterIndex()
         self.records = RegisterRecords(self.index)
         REGISTER_CARDS.set_function(lambda: len(self.index))
@@ -60,6 +67,7 @@ class Runtime:
             backoff_seconds=settings.webhook_backoff_seconds,
             backoff_max_seconds=settings.webhook_backoff_max_seconds,
             concurrency=settings.webhook_concurrency,
+            audit=self.audit,
         )
         self.updates = HolderUpdates(
             deliveries=self.deliveries,
@@ -69,6 +77,7 @@ class Runtime:
             records=self.records,
             register_topic=settings.register_topic,
             wake_webhooks=self.dispatcher.wake,
+            audit=self.audit,
         )
         self.started = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -100,6 +109,7 @@ class Runtime:
         main.create_topics)."""
         await retry_forever(lambda: create_indexes(self.database))
         await retry_forever(self.publisher.start)
+        self.audit.start()
         self.spawn(self.replica.run(), "register-replica")
         self.spawn(self.dispatcher.run(), "webhooks")
         await self.replica.ready.wait()
@@ -122,6 +132,7 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.audit.stop()
         await self.publisher.stop()
         await self.webhook_client.close()
         await self.mongo.close()

@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+from permits_common.audit import AuditTrail
 from permits_common.domain.agencies import Agency
 from permits_common.events.envelope import derived_event_id
 from permits_common.events.models import DeadLetter
@@ -26,6 +27,7 @@ from permits_rights.adapters.store import DeliveryLog, DeliveryOutcome, PendingD
 from permits_rights.adapters.webhook_client import WebhookClient, WebhookFailedError
 from permits_rights.config import WebhookTarget
 from permits_rights.domain.throttle import backoff_delay
+from permits_rights.service import access_audit
 from permits_rights.service.metrics import DELIVERIES, DELIVERY_LAG, PENDING_WEBHOOKS
 
 log = get_logger("webhooks")
@@ -49,6 +51,7 @@ class WebhookDispatcher:
         backoff_seconds: float,
         backoff_max_seconds: float,
         concurrency: int,
+        audit: AuditTrail | None = None,
     ) -> None:
         self._targets = dict(targets)
         self._deliveries = deliveries
@@ -59,6 +62,7 @@ class WebhookDispatcher:
         self._backoff = backoff_seconds
         self._backoff_cap = backoff_max_seconds
         self._concurrency = concurrency
+        self._audit = audit
         self._wakeups = {agency: asyncio.Event() for agency in self._targets}
         self._stopping = False
 
@@ -118,6 +122,9 @@ class WebhookDispatcher:
                 await self._client.post(target.url, target.secret, delivery.event_id, delivery.body)
             except WebhookFailedError as exc:
                 return await self._failed(target, delivery, str(exc))
+        await access_audit.webhook_delivered(
+            self._audit, target.agency.value, delivery.card_number, delivery.status
+        )
         return DeliveryOutcome(delivery, "delivered", datetime.now(UTC))
 
     def _count(self, outcome: DeliveryOutcome) -> None:

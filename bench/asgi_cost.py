@@ -1,0 +1,149 @@
+"""CPU per request of the application layers alone: the rights service's ASGI app (verification
+and /healthz) and the bare reference app, called in process without sockets or a server.
+
+The HTTP benchmarks measure the whole path on a machine shared with other people's work, so
+their rates move with the load; CPU seconds per request of the app itself hardly do. This
+isolates what the shared middleware, routing, dependencies and the endpoint cost, and with
+`--profile` writes the cProfile of the verification requests (the profile of one request,
+summed over many).
+
+    python -m bench.asgi_cost [--requests N] [--profile FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import sys
+import time
+from datetime import date, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.types import ASGIApp, Message
+
+AGENCY_TOKEN = b"Bearer dev-agency-hotel"
+
+
+def _rights_app() -> tuple[ASGIApp, list[str]]:
+    """The service's own app (as `build_api` makes it) over an in-memory register."""
+    from bench.register import card_numbers
+    from permits_common.domain.card import HolderStatus
+    from permits_rights.config import RightsSettings
+    from permits_rights.domain.holder import RegisterEntry
+    from permits_rights.domain.names import normalize_name
+    from permits_rights.main import build_api
+    from permits_rights.service.runtime import Runtime
+
+    settings = RightsSettings(verify_rate_per_second=1e9, verify_burst=1e9)
+    runtime = Runtime(settings)
+    numbers = card_numbers(2000)
+    until = date.today() + timedelta(days=900)
+    for number in numbers:
+        runtime.index.apply(
+            number,
+            RegisterEntry(
+                1, HolderStatus.ACTIVE, normalize_name("陈大文"), normalize_name("CHAN"), until
+            ),
+        )
+    runtime.replica.ready.set()
+    queries = [
+        "/api/v1/verify?" + urlencode({"number": number, "name": "陈大文"}) for number in numbers
+    ]
+    return build_api(runtime), queries
+
+
+def _scope(target: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    path, _, query = target.partition("?")
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+
+
+async def _drive(
+    app: ASGIApp, targets: list[str], headers: list[tuple[bytes, bytes]], count: int
+) -> dict[str, Any]:
+    """`count` requests one after the other; CPU seconds per request and the statuses."""
+    statuses: dict[int, int] = {}
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            statuses[message["status"]] = statuses.get(message["status"], 0) + 1
+
+    scopes = [_scope(targets[i % len(targets)], headers) for i in range(count)]
+    started = time.process_time()
+    for scope in scopes:
+        await app(scope, receive, send)
+    cpu = time.process_time() - started
+    return {
+        "requests": count,
+        "cpu_us_per_request": round(cpu / count * 1e6, 1),
+        "statuses": statuses,
+    }
+
+
+async def measure(count: int, profile: str | None) -> dict[str, Any]:
+    from bench.reference import build_app
+
+    rights, queries = _rights_app()
+    reference = build_app()
+    auth = [(b"authorization", AGENCY_TOKEN)]
+    for app, targets, headers in ((reference, ["/healthz"], []), (rights, queries, auth)):
+        await _drive(app, targets, headers, 500)  # warm-up: routes compiled, caches filled
+    results: dict[str, Any] = {}
+    for _ in range(3):  # alternate, keep the best of each (least disturbed by neighbours)
+        for name, app, targets, headers in (
+            ("reference /healthz", reference, ["/healthz"], []),
+            ("service /healthz", rights, ["/healthz"], []),
+            ("service /api/v1/verify", rights, queries, auth),
+        ):
+            run = await _drive(app, targets, headers, count)
+            best = results.get(name)
+            if best is None or run["cpu_us_per_request"] < best["cpu_us_per_request"]:
+                results[name] = run
+    if profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        await _drive(rights, queries, auth, count)
+        profiler.disable()
+        profiler.dump_stats(profile)
+        pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.asgi_cost", description=__doc__)
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--profile", help="write the cProfile stats of the verify requests here")
+    parser.add_argument(
+        "--log-level", default="WARNING", help="as PERMITS_LOG_LEVEL (INFO writes access logs)"
+    )
+    args = parser.parse_args()
+    import uvloop
+
+    from permits_common.logs import configure_logging
+
+    configure_logging(args.log_level)
+
+    print(json.dumps(uvloop.run(measure(args.requests, args.profile)), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The audit service: the trail of who saw whose data."""

@@ -1,0 +1,5 @@
+"""`python -m permits_audit`."""
+
+from permits_audit.main import main
+
+main()

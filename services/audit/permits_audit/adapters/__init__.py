@@ -1,0 +1,1 @@
+"""The store of the trail and the Kafka consumer that feeds it."""

@@ -1,0 +1,138 @@
+"""The trail writer: reads the audit topic and appends each partition to its own chain.
+
+Where to read from is kept in the store, with the entries: when a partition is assigned, the
+consumer seeks to the offset after the chain's last stored entry, so a crash between storing
+and committing neither loses nor doubles an entry. Offsets are still committed, for lag
+monitoring by the usual Kafka tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, Literal
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from permits_audit.service.metrics import CONSUMER_LAG
+from permits_audit.service.trail import Record, TrailWriter
+from permits_common.events.envelope import PoisonMessageError, decode
+from permits_common.events.models import AuditAccess
+from permits_common.kafka import TRANSIENT_ERRORS, EventPublisher, connection_options
+from permits_common.logs import get_logger
+from permits_common.metrics import EVENTS_CONSUMED
+from permits_common.settings import CommonSettings
+
+log = get_logger("audit-consumer")
+SERVICE = "audit"
+
+
+class _SeekToChainHead(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, consumer: TrailConsumer) -> None:
+        self._owner = consumer
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        for tp in revoked:
+            self._owner.writer.forget(tp.partition)
+            CONSUMER_LAG.labels(str(tp.partition)).set(0)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        consumer = self._owner.consumer
+        assert consumer is not None
+        for tp in assigned:
+            position = await self._owner.writer.position(tp.partition)
+            if position == 0 and self._owner.offset_reset == "latest":
+                continue
+            consumer.seek(tp, position)
+            self._owner.positions[tp] = position
+
+
+class TrailConsumer:
+    """A consumer-group member that appends what it reads to the trail."""
+
+    def __init__(
+        self,
+        settings: CommonSettings,
+        *,
+        topic: str,
+        group_id: str,
+        writer: TrailWriter,
+        publisher: EventPublisher,
+        offset_reset: Literal["earliest", "latest"] = "earliest",
+    ) -> None:
+        self._settings = settings
+        self.offset_reset = offset_reset
+        self._topic = topic
+        self._group_id = group_id
+        self.writer = writer
+        self._publisher = publisher
+        self.consumer: AIOKafkaConsumer | None = None
+        self.positions: dict[TopicPartition, int] = {}
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        """Consume until `stop()`; store and broker outages are retried from the stored head."""
+        while not self._stopping.is_set():
+            try:
+                await self._run_once()
+            except TRANSIENT_ERRORS as exc:
+                log.warning("audit consumer interrupted, retrying", error=repr(exc)[:200])
+                await asyncio.sleep(1.0)
+            finally:
+                await self._close()
+
+    async def stop(self) -> None:
+        """Finish the current batch and leave the group."""
+        self._stopping.set()
+
+    async def _close(self) -> None:
+        if self.consumer is not None:
+            consumer, self.consumer = self.consumer, None
+            with contextlib.suppress(KafkaError):
+                await consumer.stop()
+
+    async def _run_once(self) -> None:
+        self.consumer = AIOKafkaConsumer(
+            **connection_options(self._settings),
+            group_id=self._group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=self.offset_reset,
+            max_poll_records=2000,
+        )
+        await self.consumer.start()
+        self.consumer.subscribe([self._topic], listener=_SeekToChainHead(self))
+        while not self._stopping.is_set():
+            batches = await self.consumer.getmany(timeout_ms=500, max_records=2000)
+            for partition, records in batches.items():
+                await self._append(partition, records)
+            for partition in self.consumer.assignment():
+                self._report_lag(partition)
+
+    async def _append(
+        self, partition: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        entries: list[Record] = []
+        for record in records:
+            try:
+                event = decode(record.value or b"")
+                if not isinstance(event.data, AuditAccess):
+                    raise PoisonMessageError(f"not an audit entry: {event.type}")
+            except PoisonMessageError as exc:
+                EVENTS_CONSUMED.labels(SERVICE, record.topic, "deadletter").inc()
+                await self._publisher.dead_letter(record, self._group_id, str(exc))
+                continue
+            entries.append((record.offset, event))  # type: ignore[arg-type]
+        stored = await self.writer.append(partition.partition, entries)
+        EVENTS_CONSUMED.labels(SERVICE, partition.topic, "processed").inc(stored)
+        EVENTS_CONSUMED.labels(SERVICE, partition.topic, "duplicate").inc(len(entries) - stored)
+        assert self.consumer is not None
+        await self.consumer.commit({partition: records[-1].offset + 1})
+        self.positions[partition] = records[-1].offset + 1
+
+    def _report_lag(self, partition: TopicPartition) -> None:
+        consumer: Any = self.consumer
+        highwater = consumer.highwater(partition)
+        position = self.positions.get(partition)
+        if highwater is not None and position is not None:
+            CONSUMER_LAG.labels(str(partition.partition)).set(max(0, highwater - position))

@@ -1,0 +1,45 @@
+"""HTTP API on port 8005: the trail of one subject, and the integrity check (ops only)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from permits_audit.runtime import AuditRuntime
+from permits_common.web.auth import Principal, require
+from permits_common.web.problems import JsonResponse
+
+
+def build_router(runtime: AuditRuntime) -> APIRouter:
+    """Routes bound to the running service."""
+    router = APIRouter(prefix="/api/v1", tags=["audit"])
+
+    @router.get("/audit", summary="Who accessed one application or card (ops)")
+    async def trail(
+        _principal: Annotated[Principal, Depends(require("ops"))],
+        subject: Annotated[str, Query(min_length=1, max_length=64)],
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> JsonResponse:
+        items = await runtime.reader.for_subject(subject, limit)
+        return JsonResponse({"subject": subject, "items": items})
+
+    @router.get("/audit/verify", summary="Check the hash chain of the whole trail (ops)")
+    async def verify(
+        _principal: Annotated[Principal, Depends(require("ops"))],
+    ) -> dict[str, Any]:
+        entries, broken = await runtime.reader.verify()
+        if broken is None:
+            return {"entries": entries, "intact": True}
+        return {
+            "entries": entries,
+            "intact": False,
+            "first_broken": {
+                "entry": broken.entry_id,
+                "chain": broken.chain,
+                "seq": broken.seq,
+                "reason": broken.reason,
+            },
+        }
+
+    return router

@@ -1,0 +1,164 @@
+"""The audit trail's producer side: every service records who read or changed whose data.
+
+An answer that shows or changes personal data must not leave before its audit entry is on
+Kafka, or a crash right after the answer would lose the entry. Waiting for one broker round
+trip per request would cost verification its speed, so entries are buffered and sent in
+batches: each request waits for the batch its entry is in (a few milliseconds), and many
+concurrent requests share one round trip. An entry that cannot be published within the bound
+fails its request closed (`AuditUnavailableError`, answered 503), counted in
+`permits_audit_unpublished_total`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+
+from permits_common.events.envelope import new_event
+from permits_common.events.models import AuditAccess, AuditActor
+from permits_common.kafka import EventPublisher
+from permits_common.logs import get_logger
+from permits_common.metrics import LATENCY_BUCKETS, declare_label_values
+from permits_common.web.auth import Principal
+
+log = get_logger("audit")
+
+AUDIT_PUBLISHED = Counter(
+    "permits_audit_published_total",
+    "Audit entries acknowledged by Kafka, by service and action",
+    ["service", "action"],
+)
+AUDIT_UNPUBLISHED = Counter(
+    "permits_audit_unpublished_total",
+    "Answers refused with 503 because their audit entry could not be published in time",
+    ["service"],
+)
+declare_label_values(AUDIT_UNPUBLISHED)
+AUDIT_BATCH_SECONDS = Histogram(
+    "permits_audit_batch_seconds",
+    "Time to publish one batch of audit entries, by service",
+    ["service"],
+    buckets=LATENCY_BUCKETS,
+)
+
+
+class AuditUnavailableError(Exception):
+    """The entry could not be published within the bound: the answer must not be given."""
+
+
+class AuditTrail:
+    """Buffers audit entries and publishes them in batches on the service's producer."""
+
+    def __init__(
+        self,
+        publisher: EventPublisher,
+        *,
+        service: str,
+        topic: str,
+        timeout_seconds: float = 2.0,
+        max_batch: int = 1000,
+    ) -> None:
+        self._publisher = publisher
+        self._service = service
+        self._topic = topic
+        self._timeout = timeout_seconds
+        self._max_batch = max_batch
+        self._pending: list[tuple[bytes, bytes, str, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Run the flusher on the current loop (after the publisher has started)."""
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._run(), name=f"audit-{self._service}")
+
+    async def stop(self) -> None:
+        """Publish what is buffered, then stop the flusher."""
+        if self._flusher is None:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._drain(), self._timeout)
+        self._flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._flusher
+        self._flusher = None
+
+    async def record(
+        self,
+        principal: Principal | None,
+        action: str,
+        subject: str,
+        outcome: str,
+        *,
+        point: str | None = None,
+        agency: str | None = None,
+        purpose: str | None = None,
+    ) -> None:
+        """Publish one entry and wait until Kafka has it; AuditUnavailableError after the bound.
+
+        `principal` None is the system itself acting (e.g. a feed delivery to an agency)."""
+        entry = AuditAccess(
+            at=datetime.now(UTC),
+            actor=_actor(principal),
+            service=self._service,
+            action=action,
+            subject_id=subject,
+            outcome=outcome,
+            point=point,
+            agency=agency,
+            purpose=purpose,
+        )
+        event = new_event(entry, source=f"/permits/{self._service}")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((event.to_json(exclude_none=True), event.key, action, done))
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(done), self._timeout)
+        except (TimeoutError, AuditUnavailableError):
+            AUDIT_UNPUBLISHED.labels(self._service).inc()
+            raise AuditUnavailableError("the audit entry could not be published") from None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._drain()
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            await self._send(batch)
+
+    async def _send(self, batch: Sequence[tuple[bytes, bytes, str, asyncio.Future[None]]]) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            producer = self._publisher.producer
+            sent: list[Any] = [
+                await producer.send(self._topic, value, key=key) for value, key, _, _ in batch
+            ]
+            await asyncio.gather(*sent)
+        except Exception as exc:
+            log.warning("audit batch not published", entries=len(batch), error=repr(exc)[:200])
+            for *_, done in batch:
+                if not done.done():
+                    done.set_exception(AuditUnavailableError(str(exc)))
+                    done.exception()
+            return
+        AUDIT_BATCH_SECONDS.labels(self._service).observe(loop.time() - started)
+        for _, _, action, done in batch:
+            AUDIT_PUBLISHED.labels(self._service, action).inc()
+            if not done.done():
+                done.set_result(None)
+
+
+def _actor(principal: Principal | None) -> AuditActor:
+    if principal is None:
+        return AuditActor(id="system", role="system")
+    return AuditActor(id=principal.identity or "unknown", role=principal.role)
