@@ -250,8 +250,18 @@ def build_router(dev_endpoints: bool) -> APIRouter:
         application_id: ApplicationId, body: DispatchIn, principal: Clerk, runtime: Runtime
     ) -> ApplicationOut:
         runtime.require_store()
+        runtime.require_kafka()
         document = await runtime.dispatch.dispatch(
             principal, application_id, body.carrier, body.tracking_number
+        )
+        await audit_or_503(
+            runtime.audit,
+            principal,
+            "application.dispatch",
+            application_id,
+            str(document["status"]),
+            point=document["acceptance_point"],
+            purpose="post the card",
         )
         return application_view(document, runtime.clock.today())
 
@@ -262,10 +272,20 @@ def build_router(dev_endpoints: bool) -> APIRouter:
         responses=problem_responses(401, 403, 404, 409, 422, 503),
     )
     async def extend(
-        application_id: ApplicationId, body: ExtensionIn, _principal: Ops, runtime: Runtime
+        application_id: ApplicationId, body: ExtensionIn, principal: Ops, runtime: Runtime
     ) -> ApplicationOut:
         runtime.require_store()
+        runtime.require_kafka()
         document = await runtime.extension.grant(application_id, body.working_days, body.reason)
+        await audit_or_503(
+            runtime.audit,
+            principal,
+            "application.extend",
+            application_id,
+            str(document["status"]),
+            point=document["acceptance_point"],
+            purpose="extend the issuing time",
+        )
         return application_view(document, runtime.clock.today())
 
     @router.post(
