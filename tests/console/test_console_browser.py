@@ -10,6 +10,7 @@ calendar after a preview. Every page is checked with axe-core and photographed a
 from __future__ import annotations
 
 import io
+import re
 import time
 from datetime import date, timedelta
 from typing import Any
@@ -82,13 +83,20 @@ def _minor(permit: str) -> dict[str, str]:
     return child
 
 
+APPLICATION_PAGE = re.compile(r"/clerk/applications/([0-9a-f-]{36})\?done=accepted$")
+
+
 def _application_id(page: Page) -> str:
-    page.wait_for_url("**/clerk/applications/*")
-    return page.url.rsplit("/", 1)[1].split("?")[0]
+    """Wait for the application page a successful submission leads to; its id."""
+    page.wait_for_url(APPLICATION_PAGE)
+    found = APPLICATION_PAGE.search(page.url)
+    assert found is not None
+    return found.group(1)
 
 
 def _api(system: Any, service: str) -> httpx.Client:
-    return httpx.Client(base_url=system.url(service), timeout=30)
+    """Moving issuance's development clock runs its timers before answering: a long timeout."""
+    return httpx.Client(base_url=system.url(service), timeout=180)
 
 
 def _wait(probe: Any, timeout: float = 90.0) -> Any:
@@ -155,25 +163,6 @@ def test_a_clerk_accepts_an_adult_and_a_minor_and_prints_the_receipt(
     assert minor_id != adult_id
     CREATED["adult"] = {"id": adult_id, "permit": adult_permit, "due": due[:10]}
     CREATED["minor"] = {"id": minor_id, "permit": minor_permit}
-
-    with _api(system, "intake") as intake:
-        _wait(
-            timeout=300,
-            probe=lambda: (
-                (card := intake.get(f"/api/v1/applications/{adult_id}", headers=CLERK).json())[
-                    "status"
-                ]
-                == "ready"
-                and (card.get("card") or {}).get("valid_from")
-            ),
-        )
-    page = pages.open(f"/clerk/applications/{adult_id}")
-    page.click("text=确认已领取")
-    page.wait_for_url("**done=ok")
-    assert "已领取" in page.locator("dl.facts").first.inner_text()
-    page.click("text=挂失此证")
-    page.wait_for_url("**done=ok")
-    pages.check("clerk-application-collected")
 
 
 def test_resubmitting_the_same_form_creates_one_application(
@@ -300,7 +289,7 @@ def test_an_operator_sees_an_application_at_risk_and_loads_next_year(
             row = page.locator("#point-tallies tr[data-point=TIANQIAO] td").nth(1)
             return row.inner_text().strip() not in ("", "0")
 
-        _wait(at_risk)
+        _wait(at_risk, timeout=300)
         assert waiting["id"][:8] in pages.page.locator("#nearest").inner_text()
         pages.check("ops-overview")
         page = pages.open("/ops/agencies")
@@ -383,3 +372,30 @@ def test_bad_input_gives_pages_never_stack_traces(
         pages.check("service-down")
     finally:
         system.restart("intake")
+
+
+def test_the_clerk_hands_the_card_over_and_reports_it_lost(
+    browser: Browser, console_url: str, system: Any
+) -> None:
+    adult_id = CREATED["adult"]["id"]
+    pages = new_pages(browser, console_url)
+    sign_in(pages, "dev-clerk")
+    with _api(system, "intake") as intake:
+        _wait(
+            timeout=500,
+            probe=lambda: (
+                (card := intake.get(f"/api/v1/applications/{adult_id}", headers=CLERK).json())[
+                    "status"
+                ]
+                == "ready"
+                and (card.get("card") or {}).get("valid_from")
+            ),
+        )
+    page = pages.open(f"/clerk/applications/{adult_id}")
+    page.click("text=确认已领取")
+    page.wait_for_url("**done=ok")
+    assert "已领取" in page.locator("dl.facts").first.inner_text()
+    with page.expect_navigation():
+        page.click("text=挂失此证")
+    assert "操作已完成" in page.locator("main").inner_text()
+    pages.check("clerk-application-collected")

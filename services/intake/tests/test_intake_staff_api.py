@@ -80,7 +80,7 @@ async def test_calendar_years_and_a_preview_that_loads_nothing(intake: RunningIn
     this_year = next(year for year in years if year["year"] == today.year)
     assert this_year["open_due_dates"] >= 1
     next_year = today.year + 1
-    assert any(year["year"] == next_year for year in years)
+    before = next(year for year in years if year["year"] == next_year)
 
     preview = await intake.client.post(
         f"/api/v1/calendar/{next_year}/preview",
@@ -91,7 +91,7 @@ async def test_calendar_years_and_a_preview_that_loads_nothing(intake: RunningIn
     assert preview.json()["year"] == next_year
     assert preview.json()["moved"] == len(preview.json()["applications"])
     again = (await intake.client.get("/api/v1/calendar/years", headers=OPS)).json()["years"]
-    assert next(y for y in again if y["year"] == next_year)["loaded"] is False
+    assert next(y for y in again if y["year"] == next_year)["loaded"] is before["loaded"]
 
     invalid = await intake.client.post(
         f"/api/v1/calendar/{next_year}/preview",
@@ -104,3 +104,17 @@ async def test_calendar_years_and_a_preview_that_loads_nothing(intake: RunningIn
             f"/api/v1/calendar/{next_year}/preview", json={"holidays": []}, headers=CLERK
         )
     ).status_code == 403
+
+
+async def test_a_loaded_year_is_listed_as_loaded_and_official(intake: RunningIntake) -> None:
+    year = intake.clock.today().year + 3
+    loaded = await intake.client.put(
+        f"/api/v1/calendar/{year}", json={"holidays": [f"{year}-01-01"]}, headers=OPS
+    )
+    assert loaded.status_code == 200, loaded.text
+    await _submit(intake, "LIXIA")
+    years = (await intake.client.get("/api/v1/calendar/years", headers=OPS)).json()["years"]
+    listed = next(row for row in years if row["year"] == year)
+    assert listed["loaded"] is True
+    assert listed["official"] is True
+    assert listed["open_due_dates"] == 0

@@ -152,9 +152,10 @@ def nearest_deadlines(rows: Iterable[OpenApplication], limit: int) -> list[OpenA
 def calendar_years(
     rows: Sequence[OpenApplication], calendar: WorkingDayCalendar, today: date
 ) -> list[CalendarYear]:
-    """Last year to the latest year any open due date reaches (at least next year)."""
-    last = max([today.year + 1, *(row.due_date.year for row in rows)])
+    """Last year to the latest year any open due date reaches or an operator loaded (at least
+    next year)."""
     loaded = set(calendar.loaded_years)
+    last = max([today.year + 1, *(row.due_date.year for row in rows), *loaded])
     return [
         CalendarYear(
             year=year,
