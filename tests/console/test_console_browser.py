@@ -117,8 +117,6 @@ def test_a_clerk_accepts_an_adult_and_a_minor_and_prints_the_receipt(
     pages.open("/signin")
     pages.check("signin")
     sign_in(pages, "dev-clerk")
-    page = pages.open("/clerk?point=LIXIA")
-    pages.check("clerk-worklist")
 
     adult_permit = travel_permit("HK")
     page = pages.open("/clerk/applications/new?point=LIXIA")
@@ -128,6 +126,9 @@ def test_a_clerk_accepts_an_adult_and_a_minor_and_prints_the_receipt(
     adult_id = _application_id(page)
     assert "申请已受理" in page.content()
     pages.check("clerk-application")
+    page = pages.open("/clerk?point=LIXIA&sort=accepted_on&descending=true")
+    assert page.locator("table tbody tr").count() >= 1
+    pages.check("clerk-worklist")
 
     page = pages.open(f"/clerk/applications/{adult_id}/receipt")
     due = page.locator("#receipt-due").inner_text()
