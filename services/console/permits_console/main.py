@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -93,8 +94,6 @@ def _install_page_handlers(app: FastAPI) -> None:
         return error_page(
             request, 422, "error.internal_title", "error.internal", language=_language(request)
         )
-
-    from fastapi.exceptions import RequestValidationError
 
     app.add_exception_handler(RequestValidationError, _invalid)
 

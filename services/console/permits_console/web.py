@@ -70,10 +70,9 @@ def render(
         "principal": session.principal,
         **(context or {}),
     }
-    response = TEMPLATES.TemplateResponse(
+    return TEMPLATES.TemplateResponse(
         request, template, values, status_code=status_code, headers=headers
     )
-    return response
 
 
 def error_page(

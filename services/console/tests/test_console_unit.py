@@ -162,3 +162,18 @@ def test_the_form_maps_to_the_api_body_and_refusals_to_inputs() -> None:
     )
     assert list(placed) == ["guardian.name"]
     assert unplaced == [{"code": "invalid_request", "message": "n"}]
+
+
+def test_sign_in_returns_only_to_pages_of_this_site(console: TestClient) -> None:
+    token = _csrf(console)
+    for target, expected in (
+        ("/ops/calendar", "/ops/calendar"),
+        ("//evil.example", "/ops"),
+        ("/\\evil.example", "/ops"),
+        ("https://evil.example", "/ops"),
+    ):
+        answer = console.post(
+            "/signin", data={"csrf_token": token, "token": "dev-ops", "next": target}
+        )
+        assert answer.headers["location"] == expected
+        token = _csrf(console)

@@ -20,7 +20,7 @@ def _home(kind: str) -> str:
 
 def _safe_next(target: str | None) -> str | None:
     """Only a path of this site: never an open redirect to another host."""
-    if target and target.startswith("/") and not target.startswith("//"):
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
         return target
     return None
 

@@ -203,7 +203,6 @@ def build_router() -> APIRouter:
         )
 
     async def _act(
-        request: Request,
         user: Clerk,
         shared: Shared,
         application_id: str,
@@ -228,7 +227,6 @@ def build_router() -> APIRouter:
         except LookupError:
             return error_page(request, 404, "error.not_found_title", "error.not_found")
         return await _act(
-            request,
             user,
             shared,
             application_id,
@@ -250,7 +248,6 @@ def build_router() -> APIRouter:
         except LookupError:
             return error_page(request, 404, "error.not_found_title", "error.not_found")
         return await _act(
-            request,
             user,
             shared,
             application_id,
@@ -271,7 +268,6 @@ def build_router() -> APIRouter:
         if not card.get("number"):
             return error_page(request, 409, "forbidden.title", "app.no_card")
         return await _act(
-            request,
             user,
             shared,
             application_id,
