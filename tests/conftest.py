@@ -35,9 +35,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def system(infrastructure: dict[str, str]) -> Iterator[Any]:
     """The four services, the console, the production centre, SMS gateway and mail sink."""
-    if os.environ.get("PERMITS_E2E_RESET_TOPICS", "1") == "1":
+    reset = os.environ.get("PERMITS_E2E_RESET_TOPICS", "1") == "1"
+    if reset:
         stack_module.reset_topics()
-    stack = build_system(infrastructure, port_offset=100)
+    # On a broker that keeps other work's history, replaying it from the earliest offset keeps
+    # issuance busy for many minutes before it reaches this session's applications.
+    stack = build_system(
+        infrastructure, port_offset=100, offset_reset="earliest" if reset else "latest"
+    )
     stack.start()
     try:
         yield stack
