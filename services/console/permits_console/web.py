@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -20,6 +22,21 @@ from permits_console.services import ServiceClient
 from permits_console.session import CSRF_FIELD, Session, current
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+JINAN = ZoneInfo("Asia/Shanghai")
+
+
+def jinan_time(value: object) -> str:
+    """An API timestamp (ISO 8601 with offset) as Jinan's wall-clock time, to the minute."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(JINAN).strftime("%Y-%m-%d %H:%M")
+
+
+TEMPLATES.env.filters["jinan_time"] = jinan_time
 
 
 class SignInRequiredError(Exception):

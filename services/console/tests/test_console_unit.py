@@ -16,6 +16,7 @@ from permits_console.i18n import catalogue
 from permits_console.main import build_app
 from permits_console.rate_limit import ClientRateLimit
 from permits_console.session import COOKIE_NAME
+from permits_console.web import jinan_time
 
 
 def _closed_port() -> int:
@@ -177,3 +178,8 @@ def test_sign_in_returns_only_to_pages_of_this_site(console: TestClient) -> None
         )
         assert answer.headers["location"] == expected
         token = _csrf(console)
+
+
+def test_history_times_show_in_jinan() -> None:
+    assert jinan_time("2026-11-29T18:43:31.5+00:00") == "2026-11-30 02:43"
+    assert jinan_time("not a time") == "not a time"
