@@ -41,7 +41,9 @@ def system(infrastructure: dict[str, str]) -> Iterator[Any]:
     # On a broker that keeps other work's history, replaying it from the earliest offset keeps
     # issuance busy for many minutes before it reaches this session's applications.
     stack = build_system(
-        infrastructure, port_offset=100, offset_reset="earliest" if reset else "latest"
+        infrastructure,
+        port_offset=int(os.environ.get("PERMITS_E2E_PORT_OFFSET", "100")),
+        offset_reset="earliest" if reset else "latest",
     )
     stack.start()
     try:
