@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from permits_common.logs import configure_logging, get_logger
 from permits_common.web.app import create_app
+from permits_common.web.auth import TokenAuthority
 from permits_console.config import ConsoleSettings
 from permits_console.i18n import STAFF_LANGUAGE, applicant_language
 from permits_console.rate_limit import ClientRateLimit
@@ -139,6 +140,7 @@ def build_app(settings: ConsoleSettings | None = None) -> FastAPI:
         checks={"intake": intake_up},
         lifespan=lifespan,
     )
+    app.state.token_authority = TokenAuthority(settings.tokens)
     app.state.console = Console(
         settings,
         intake,

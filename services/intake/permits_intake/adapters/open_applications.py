@@ -1,36 +1,30 @@
 """Reads of the open applications for staff lists, apart from the store of the busy path.
 
 These lists are read by people, a page at a time, so a filtered read is acceptable here: the
-acceptance point is a top-level equality the store pushes down, the open statuses are checked on
-what it returns. Only the fields a list shows are read, never the applicant's details.
+acceptance point is a top-level equality the store pushes down, and only applications still
+holding their person's open-application lock are candidates. Each is then shown as its own
+view shows it (stored fields folded with its steps), never with the applicant's details.
 """
 
 from __future__ import annotations
 
-from pymongo.asynchronous.database import AsyncDatabase
-
 from permits_common.domain.card import ApplicationStatus
 from permits_common.mongo import Document
-
-_LIST_FIELDS = {
-    "kind": 1,
-    "acceptance_point": 1,
-    "status": 1,
-    "accepted_on": 1,
-    "due_date": 1,
-    "due_date_provisional": 1,
-    "sla": 1,
-    "ready_on": 1,
-}
-_OPEN = [status.value for status in ApplicationStatus if status.is_open]
+from permits_intake.adapters.store import IntakeStore
 
 
-async def open_applications(
-    database: AsyncDatabase[Document], point: str | None = None
-) -> list[Document]:
-    """Every open application, or those of one acceptance point."""
-    query: Document = {"status": {"$in": _OPEN}}
+async def open_applications(store: IntakeStore, point: str | None = None) -> list[Document]:
+    """Every open application, or those of one acceptance point, as their views show them."""
+    query: Document = {"open_person": {"$exists": True}}
     if point is not None:
         query = {"acceptance_point": point, **query}
-    cursor = database["applications"].find(query, _LIST_FIELDS)
-    return [doc async for doc in cursor]
+    ids = [doc["_id"] async for doc in store.applications.find(query, {"_id": 1})]
+    shown: list[Document] = []
+    for application_id in ids:
+        record = await store.application(str(application_id))
+        if record is None:
+            continue
+        view = record.shown()
+        if ApplicationStatus(view["status"]).is_open:
+            shown.append(view)
+    return shown

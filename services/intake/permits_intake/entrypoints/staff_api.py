@@ -115,7 +115,7 @@ def _overview(request: Request) -> StaffOverview:
     runtime: IntakeRuntime = request.app.state.runtime
     runtime.require_store()
     return StaffOverview(
-        runtime.database,
+        runtime.store,
         runtime.clock,
         runtime.calendar,
         [point.code for point in runtime.points],

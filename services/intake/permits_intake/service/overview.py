@@ -10,13 +10,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from pymongo.asynchronous.database import AsyncDatabase
-
 from permits_common.clock import Clock
 from permits_common.domain.calendar import official_arrangement
-from permits_common.mongo import Document
 from permits_common.web.auth import Principal
 from permits_intake.adapters.open_applications import open_applications
+from permits_intake.adapters.store import IntakeStore
 from permits_intake.domain.overview import (
     CalendarYear,
     MovedDueDate,
@@ -55,12 +53,12 @@ class StaffOverview:
 
     def __init__(
         self,
-        database: AsyncDatabase[Document],
+        store: IntakeStore,
         clock: Clock,
         book: CalendarBook,
         points: Sequence[str],
     ) -> None:
-        self._database = database
+        self._store = store
         self._clock = clock
         self._book = book
         self._points = list(points)
@@ -70,7 +68,7 @@ class StaffOverview:
         calendar = self._book.calendar
         return [
             open_application(doc, today, calendar)
-            for doc in await open_applications(self._database, point)
+            for doc in await open_applications(self._store, point)
         ]
 
     async def worklist(
