@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+import secrets
 import time
 from datetime import date, timedelta
 from typing import Any
@@ -49,7 +50,11 @@ def _adult(permit: str) -> dict[str, str]:
         "applicant.name": "陈大文",
         "applicant.name_latin": "CHAN TAI MAN",
         "applicant.sex": "M",
-        "applicant.birth_date": "1990-01-01",
+        # a birth date of its own: card numbers derive from it, and a shared broker carries
+        # other systems' events about the same numbers
+        "applicant.birth_date": (
+            date(1960, 1, 1) + timedelta(days=secrets.randbelow(12000))
+        ).isoformat(),
         "applicant.region": "HK",
         "applicant.travel_permit_number": permit,
         "applicant.phone": "+85291234567",
