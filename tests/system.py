@@ -5,6 +5,7 @@ their own (two replicas of everything)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import uuid
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from permits_common.settings import development_tokens
 from tests import dev_stack_guard
 from tests.journeys import Clients
 
@@ -20,6 +22,7 @@ __all__ = ["Clients", "build_system", "clients_of", "dev_stack_guard", "stack_mo
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("intake", "issuance", "rights", "notify", "audit")
+CONSOLE_TOKENS = {"e2e-clerk-lixia": "clerk:LIXIA"}
 
 
 def _load_stack() -> ModuleType:
@@ -65,6 +68,8 @@ def build_system(
             "PERMITS_QUIET_HOURS_START": "00:00",
             "PERMITS_QUIET_HOURS_END": "00:00",
             "PERMITS_SMS_PER_RECIPIENT_PER_HOUR": "1000",
+            "PERMITS_DEADLINE_SCAN_SECONDS": "1",
+            "PERMITS_TOKENS": json.dumps({**development_tokens(), **CONSOLE_TOKENS}),
             **{f"PERMITS_{name.upper()}_OFFSET_RESET": offset_reset for name in SERVICES},
         },
         component_env=component_env,

@@ -1,4 +1,4 @@
-"""Run the whole system on one machine: infrastructure, simulators and the services.
+"""Run the whole system on one machine: infrastructure, simulators, the services, the console.
 
     python deploy/local/stack.py run     # start everything, print URLs and tokens; Ctrl-C stops it
     python deploy/local/stack.py demo    # push a realistic mix of applications through it
@@ -74,6 +74,7 @@ class Ports:
     rights: int = 8003
     notify: int = 8004
     audit: int = 8005
+    console: int = 8000
     production_centre: int = 8010
     sms_gateway: int = 8011
     smtp: int = 8025
@@ -96,6 +97,10 @@ def components(ports: Ports, extra_env: Mapping[str, str] | None = None) -> list
         "PERMITS_RIGHTS_PORT": str(ports.rights),
         "PERMITS_NOTIFY_PORT": str(ports.notify),
         "PERMITS_AUDIT_PORT": str(ports.audit),
+        "PERMITS_CONSOLE_PORT": str(ports.console),
+        "PERMITS_INTAKE_URL": f"http://{HOST}:{ports.intake}",
+        "PERMITS_RIGHTS_URL": f"http://{HOST}:{ports.rights}",
+        "PERMITS_CONSOLE_PUBLIC_URL": f"http://{HOST}:{ports.console}",
         "PERMITS_PRODUCTION_CENTRE_URL": f"http://{HOST}:{ports.production_centre}",
         "PERMITS_ISSUANCE_PUBLIC_URL": f"http://{HOST}:{ports.issuance}",
         "PERMITS_SMS_URL": f"http://{HOST}:{ports.sms_gateway}/api/v1/messages",
@@ -198,6 +203,15 @@ def components(ports: Ports, extra_env: Mapping[str, str] | None = None) -> list
             "/readyz",
             "the audit trail: who saw whose data",
             shared,
+        ),
+        Component(
+            "console",
+            (py, "-m", "permits_console"),
+            ports.console,
+            "/healthz",
+            "web pages for clerks, applicants and operators",
+            shared,
+            is_service=False,
         ),
     ]
 
@@ -538,7 +552,15 @@ def ensure_topics() -> None:
 def _print_welcome(stack: Stack) -> None:
     from permits_common.settings import development_tokens
 
-    lines = ["", "The residence-permit platform is running:", ""]
+    console = stack.url("console")
+    lines = [
+        "",
+        f"  console   {console}/   (clerks and operators sign in with a token below; "
+        f"applicants: {console}/status)",
+        "",
+        "The residence-permit platform is running:",
+        "",
+    ]
     for component in stack.components.values():
         if (component.is_service and component.replica_of is None) or component.balances:
             lines.append(

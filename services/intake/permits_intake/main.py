@@ -13,6 +13,7 @@ from permits_common.shutdown import BoundedServer
 from permits_common.web.app import create_app, server_config
 from permits_intake.config import IntakeSettings
 from permits_intake.entrypoints.api import build_router
+from permits_intake.entrypoints.staff_api import build_staff_router
 from permits_intake.runtime import IntakeRuntime
 
 DESCRIPTION = """Acceptance points take applications for Hong Kong, Macao and Taiwan residents'
@@ -43,6 +44,7 @@ def build_app(settings: IntakeSettings | None = None, clock: Clock | None = None
     )
     app.state.runtime = runtime
     app.include_router(build_router(settings.dev_endpoints_enabled))
+    app.include_router(build_staff_router())
     return app
 
 

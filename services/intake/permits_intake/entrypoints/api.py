@@ -415,6 +415,7 @@ def application_view(document: dict[str, Any], today: date) -> ApplicationOut:
         {
             "id": document["_id"],
             "kind": document["kind"],
+            "acceptance_point": document.get("acceptance_point"),
             "status": status,
             "accepted_on": document["accepted_on"],
             "due_date": due,

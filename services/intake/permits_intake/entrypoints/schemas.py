@@ -88,6 +88,7 @@ class ApplicationOut(_Out):
 
     id: str
     kind: ApplicationKind
+    acceptance_point: str | None = None
     status: ApplicationStatus
     accepted_on: date
     due_date: date

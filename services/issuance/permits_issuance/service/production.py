@@ -125,7 +125,14 @@ class ProductionService:
         due = [entry["_id"] async for entry in cursor]
         for placed in due:
             order = await self._store.orders.find_one({"_id": placed})
-            if order is None or await self._completed(order):
+            if order is None:
+                await self._store.order_schedule.delete_one({"_id": placed})
+                continue
+            if await self._completed(order):
+                # The centre's "ready" was recorded but the worker may have died before the
+                # card's events went out (the callback drops the schedule entry only after
+                # them): finish the issue again, with the same event ids, then drop the entry.
+                await self._issue.card_ready(order)
                 await self._store.order_schedule.delete_one({"_id": placed})
                 continue
             if order_state(order) is OrderState.SENT:

@@ -1,0 +1,3 @@
+from permits_console.main import run
+
+run()
