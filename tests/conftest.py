@@ -18,9 +18,10 @@ import pytest
 from tests.journeys import Clients
 from tests.system import build_system, clients_of, stack_module
 
-# First matching marker wins: the console's browser tests (also `e2e`) run after the journeys,
-# whose calendar checks expect next year still provisional, and before the faults.
-ORDER = {"faults": 2, "browser": 1, "e2e": 0}
+# First matching marker wins: the console's browser tests (also `e2e`) run last: after the
+# journeys, whose calendar checks expect next year still provisional, and after the faults,
+# since Playwright's sync driver leaves its event loop set for the rest of the session.
+ORDER = {"browser": 2, "faults": 1, "e2e": 0}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -50,6 +50,11 @@ class AuditService:
     def database(self) -> str:
         return self.env["PERMITS_MONGO_DATABASE"]
 
+    @property
+    def infrastructure(self) -> dict[str, str]:
+        """The broker and store this test session uses, for the processes a test starts."""
+        return {key: self.env[key] for key in ("PERMITS_KAFKA_BOOTSTRAP", "PERMITS_MONGO_URL")}
+
     async def start(self) -> None:
         self.process = subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, "-m", "permits_audit"],
@@ -111,10 +116,13 @@ class AuditService:
         raise AssertionError(f"{len(docs)} of {count} audit entries stored")
 
 
-def service_env(unique: str, tmp_path: Path) -> tuple[dict[str, str], int, Path]:
+def service_env(
+    unique: str, tmp_path: Path, infrastructure: dict[str, str]
+) -> tuple[dict[str, str], int, Path]:
     port = free_port()
     env = {
         **os.environ,
+        **infrastructure,
         "PERMITS_AUDIT_TOPIC": f"permits.audit.test-{unique}",
         "PERMITS_AUDIT_GROUP": f"permits-audit-{unique}",
         "PERMITS_MONGO_DATABASE": f"audit_{unique}",
@@ -129,8 +137,12 @@ def service_env(unique: str, tmp_path: Path) -> tuple[dict[str, str], int, Path]
 async def audit_service(
     infrastructure: dict[str, str], unique: str, tmp_path: Path
 ) -> AsyncIterator[AuditService]:
-    env, port, log_path = service_env(unique, tmp_path)
-    settings = CommonSettings(audit_topic=env["PERMITS_AUDIT_TOPIC"])
+    env, port, log_path = service_env(unique, tmp_path, infrastructure)
+    settings = CommonSettings(
+        audit_topic=env["PERMITS_AUDIT_TOPIC"],
+        kafka_bootstrap=infrastructure["PERMITS_KAFKA_BOOTSTRAP"],
+        mongo_url=infrastructure["PERMITS_MONGO_URL"],
+    )
     await ensure_topics(settings, [TopicSpec(settings.audit_topic, "subject", "test", 4)])
     service = AuditService(env, port, log_path, settings=settings)
     await service.start()

@@ -70,6 +70,7 @@ async def test_a_clerk_read_is_in_the_trail(audit_service: AuditService, tmp_pat
     uid = uuid.uuid4().hex[:10]
     port = free_port()
     env = {
+        **audit_service.infrastructure,
         "PERMITS_AUDIT_TOPIC": audit_service.settings.audit_topic,
         "PERMITS_INTAKE_PORT": str(port),
         "PERMITS_MONGO_DATABASE": f"intake_audit_{uid}",
@@ -104,6 +105,7 @@ async def test_a_feed_delivery_and_a_verification_are_in_the_trail(
     uid = uuid.uuid4().hex[:10]
     port = free_port()
     env = {
+        **audit_service.infrastructure,
         "PERMITS_AUDIT_TOPIC": audit_service.settings.audit_topic,
         "PERMITS_RIGHTS_PORT": str(port),
         "PERMITS_MONGO_DATABASE": f"rights_audit_{uid}",
