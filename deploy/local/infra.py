@@ -722,6 +722,16 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _port_free_soon(port: int, patience_seconds: float = 5.0) -> bool:
+    """Wait briefly when no server listens: an outgoing connection may hold the port for a moment."""
+    deadline = time.monotonic() + patience_seconds
+    while not _port_free(port):
+        if _port_owner(port) is not None or time.monotonic() >= deadline:
+            return False
+        time.sleep(0.25)
+    return True
+
+
 def _port_owner(port: int) -> str | None:
     """Best effort: which process listens on the port, from /proc (no lsof/ss needed)."""
     inodes = set()
@@ -1093,11 +1103,16 @@ def _start(service: _Service) -> int:
     if pid is not None:
         return pid
     for port in service.ports:
-        if not _port_free(port):
-            owner = _port_owner(port) or "another process"
+        if not _port_free_soon(port):
+            owner = _port_owner(port)
+            held = (
+                f"is already in use by {owner}, which this tool did not start"
+                if owner
+                else "is held by a connection of another process (no server listens on it); "
+                "pick a port below the kernel's ephemeral range"
+            )
             raise InfraError(
-                f"port {port} ({service.label}) is already in use by {owner}, "
-                "which this tool did not start. "
+                f"port {port} ({service.label}) {held}. "
                 f"Stop it, or set {service.env_var} to use an existing server."
             )
     argv, cwd = service.prepare()
