@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections import Counter
 from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import Any
@@ -67,10 +69,47 @@ def _add_request_id(
     return event
 
 
+LIBRARY_LOGGERS = ("aiokafka", "kafka", "faust", "mode", "pymongo", "uvicorn.access")
+
+
+class QuietRepeats(logging.Filter):
+    """At most one line per message template and interval from the chatty libraries.
+
+    While the broker is down, aiokafka's producer retries its metadata request without a pause
+    and logs the same two errors thousands of times a second (hundreds of megabytes in a few
+    minutes); the first line says it all, and the next one that passes says how many were held
+    back."""
+
+    def __init__(self, interval_seconds: float = 10.0, prefixes: tuple[str, ...] = LIBRARY_LOGGERS):
+        super().__init__()
+        self._interval = interval_seconds
+        self._prefixes = prefixes
+        self._last: dict[tuple[str, object], float] = {}
+        self._held_back: Counter[tuple[str, object]] = Counter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a repeat within the interval; otherwise pass, noting what was held back."""
+        if not record.name.startswith(self._prefixes):
+            return True
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self._interval:
+            self._held_back[key] += 1
+            return False
+        self._last[key] = now
+        held_back = self._held_back.pop(key, 0)
+        if held_back and last is not None:
+            record.msg = f"{record.msg} [{held_back} more like this in the last {now - last:.0f} s]"
+        return True
+
+
 def configure_logging(level: str = "INFO", json: bool = False) -> None:
     """Set up structlog (and the standard library logging it sits on) once per process."""
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper(), force=True)
-    for noisy in ("aiokafka", "kafka", "faust", "mode", "pymongo", "uvicorn.access"):
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(QuietRepeats())
+    for noisy in LIBRARY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
