@@ -44,10 +44,13 @@ def build_system(
     port_offset: int,
     replicas: int = 1,
     offset_reset: str = "earliest",
+    topic_namespace: str = "",
 ) -> Any:
     """A whole system (not started) on ports shifted by `port_offset`, with its own databases
     and consumer groups, `replicas` processes of every service. `offset_reset="latest"` keeps
-    a system started on a broker with history from replaying every earlier test's events."""
+    a system started on a broker with history from replaying every earlier test's events. A
+    system running beside another on one broker needs a `topic_namespace` (e.g. "replicas."):
+    otherwise each system's issuance also decides the other's applications."""
     run = uuid.uuid4().hex[:8]
     component_env = {
         name: {
@@ -61,6 +64,7 @@ def build_system(
         extra_env={
             **infrastructure,
             "PERMITS_ENV": "development",
+            "PERMITS_TOPIC_NAMESPACE": topic_namespace,
             "PERMITS_PRODUCTION_SIMULATOR_DELAY_SECONDS": "0.2",
             "PERMITS_PRODUCTION_CALLBACK_TIMEOUT_SECONDS": "20",
             "PERMITS_VERIFY_RATE_PER_SECOND": "100000",

@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from permits_common.domain.agencies import Agency
+from permits_common.events import topics
 
 DEV_TOKEN_PREFIX = "dev-"  # noqa: S105 - a prefix to refuse, not a secret
 
@@ -73,12 +74,12 @@ class CommonSettings(BaseSettings):
         "do not answer (Kubernetes sends SIGKILL after its own 30 s grace period)",
     )
     cards_topic: str = Field(
-        default="permits.cards.v1",
+        default=topics.CARDS,
         description="The card topic the rights service reads and the import of earlier cards "
         "writes (a benchmark on a shared broker uses a topic of its own)",
     )
     audit_topic: str = Field(
-        default="permits.audit.v1",
+        default=topics.AUDIT,
         description="Where audit entries are published (tests use a topic of their own)",
     )
     audit_publish_timeout_seconds: float = Field(

@@ -1,23 +1,42 @@
-"""The topic catalog of contract.md: names are binding and never change within a version."""
+"""The topic catalog of contract.md: names are binding and never change within a version.
+
+`PERMITS_TOPIC_NAMESPACE` (empty unless set) is put in front of every name. Production leaves it
+empty; a second system started by the tests on the same broker sets it, so neither system
+consumes the other's events (each also has its own databases and consumer groups).
+"""
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 
 from permits_common.domain.agencies import Agency
 
-APPLICATIONS = "permits.applications.v1"
-CARDS = "permits.cards.v1"
-SLA = "permits.sla.v1"
-NOTIFICATIONS = "permits.notifications.v1"
-CALENDAR = "permits.calendar.v1"
-DEADLETTER = "permits.deadletter.v1"
-AUDIT = "permits.audit.v1"
+NAMESPACE = os.environ.get("PERMITS_TOPIC_NAMESPACE", "")
+if not re.fullmatch(r"([a-z0-9][a-z0-9-]{0,30}\.)?", NAMESPACE):
+    raise ValueError(
+        "PERMITS_TOPIC_NAMESPACE must be empty or lowercase letters, digits and '-' "
+        f"ending in '.', e.g. 'test-1a2b.'; got {NAMESPACE!r}"
+    )
+
+
+def _named(name: str) -> str:
+    return f"{NAMESPACE}{name}"
+
+
+APPLICATIONS = _named("permits.applications.v1")
+CARDS = _named("permits.cards.v1")
+SLA = _named("permits.sla.v1")
+NOTIFICATIONS = _named("permits.notifications.v1")
+CALENDAR = _named("permits.calendar.v1")
+DEADLETTER = _named("permits.deadletter.v1")
+AUDIT = _named("permits.audit.v1")
 
 
 def rights_topic(agency: Agency | str) -> str:
     """One feed per agency, so each can be given read access to its own topic only."""
-    return f"permits.rights.{Agency(agency).value}.v1"
+    return _named(f"permits.rights.{Agency(agency).value}.v1")
 
 
 @dataclass(frozen=True, slots=True)
