@@ -115,6 +115,21 @@ class Demo:
             time.sleep(0.5)
         return view
 
+    def provisional_deadlines(
+        self, year: int, *, including: str, timeout: float = 30
+    ) -> list[dict[str, Any]]:
+        """Issuance's open deadlines on a provisional year, once it has started `including`'s
+        clock (intake shows the due date before issuance has read the event)."""
+        deadline = time.monotonic() + timeout
+        listed: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            answer = self.issuance.get("/sla/provisional", params={"year": year}, headers=OPS)
+            listed = answer.json().get("deadlines", [])
+            if any(item.get("application_id") == including for item in listed):
+                break
+            time.sleep(0.5)
+        return listed
+
     def journey(self, label: str, view: dict[str, Any]) -> None:
         steps = " → ".join(step["status"] for step in view.get("history", []))
         card = view.get("card") or {}
@@ -367,8 +382,8 @@ def _calendar_2027(demo: Demo) -> str | None:
         return None
     view = demo.wait_field(app_id, "calendar", lambda c: bool(c and c.get("provisional")))
     print(f"  due {view['due_date']} counted on {view['calendar']}")
-    waiting = demo.issuance.get("/sla/provisional", params={"year": 2027}, headers=OPS)
-    print(f"  open deadlines on the provisional 2027: {len(waiting.json().get('deadlines', []))}")
+    waiting = demo.provisional_deadlines(2027, including=app_id)
+    print(f"  open deadlines on the provisional 2027: {len(waiting)}")
     demo.intake.put("/calendar/2027", json=EXAMPLE_2027, headers=OPS)
     after = demo.wait_field(app_id, "due_date", lambda due: due != view["due_date"])
     print(f"  2027 loaded: due {view['due_date']} → {after['due_date']} on {after['calendar']}")

@@ -69,7 +69,7 @@ def _add_request_id(
     return event
 
 
-LIBRARY_LOGGERS = ("aiokafka", "kafka", "faust", "mode", "pymongo", "uvicorn.access")
+LIBRARY_LOGGERS = ("aiokafka", "kafka", "faust", "mode", "pymongo", "httpx", "uvicorn.access")
 
 
 class QuietRepeats(logging.Filter):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 import uvloop
@@ -87,7 +87,9 @@ def create_app(
     return app
 
 
-def server_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
+def server_config(
+    app: ASGIApp, host: str, port: int, *, lifespan: Literal["on", "off"] = "on"
+) -> uvicorn.Config:
     """How every HTTP server of the platform runs: uvloop and httptools, no access log of
     uvicorn's own (`ObservedRequests` writes one without query strings), no `Server` header,
     and no proxy-header rewriting (nothing uses the client address)."""
@@ -101,7 +103,7 @@ def server_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
         access_log=False,
         proxy_headers=False,
         server_header=False,
-        lifespan="on",
+        lifespan=lifespan,
     )
 
 
@@ -124,8 +126,10 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 async def serve_embedded(app: FastAPI, host: str, port: int) -> None:
-    """Serve an app inside an already running event loop until cancelled."""
-    server = _EmbeddedServer(server_config(app, host, port))
+    """Serve an app inside an already running event loop until cancelled. Without a lifespan:
+    the host process owns the resources, and a lifespan task cancelled with the worker's
+    tasks made uvicorn log a CancelledError traceback at ERROR on every stop."""
+    server = _EmbeddedServer(server_config(app, host, port, lifespan="off"))
     try:
         await server.serve()
     finally:
