@@ -723,7 +723,7 @@ def _port_free(port: int) -> bool:
 
 
 def _port_free_soon(port: int, patience_seconds: float = 5.0) -> bool:
-    """Wait briefly when no server listens: an outgoing connection may hold the port for a moment."""
+    """Wait briefly when no server listens: an outgoing connection may hold the port a moment."""
     deadline = time.monotonic() + patience_seconds
     while not _port_free(port):
         if _port_owner(port) is not None or time.monotonic() >= deadline:

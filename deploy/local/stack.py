@@ -358,18 +358,12 @@ class Stack:
     def stop(self, names: Sequence[str] | None = None, timeout: float = 15.0) -> None:
         """SIGTERM in reverse start order, SIGKILL whatever outlives the timeout."""
         for name in reversed(names or list(self._processes)):
-            process = self._processes.pop(name, None)
+            process = self._processes.get(name)
             if process is None or process.poll() is not None:
+                self._processes.pop(name, None)
                 continue
             self.say(f"stopping {name}")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            self.terminate(name, timeout)
 
     def terminate(self, name: str, timeout: float) -> tuple[float, int]:
         """SIGTERM one component and wait: how long it took to exit, and its exit code

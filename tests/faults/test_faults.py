@@ -177,22 +177,23 @@ async def _check_invariants(clients: Clients, load: Load, namespace: str = "") -
     _progress("every applicant told each thing once")
 
 
+async def _kill_in_turn_during(load: Load, system: Any, victims: list[str]) -> None:
+    """kill -9 each victim once, spread evenly over the load, and start it again a second later."""
+    for index, victim in enumerate(victims, start=1):
+        while load.submitted < load.total * index // (len(victims) + 1):
+            await asyncio.sleep(0.1)
+        _progress(f"kill -9 {victim} after {load.submitted} submissions")
+        system.kill(victim)
+        await asyncio.sleep(1)
+        await asyncio.to_thread(system.restart, victim)
+
+
 async def test_kill_9_of_each_service_during_a_load(system: Any, clients: Clients) -> None:
     load = Load(clients, LOAD)
     victims = ["intake", "issuance", "rights", "notify"]
-
-    async def crash_each_in_turn() -> None:
-        for index, victim in enumerate(victims, start=1):
-            while load.submitted < LOAD * index // (len(victims) + 1):
-                await asyncio.sleep(0.1)
-            _progress(f"kill -9 {victim} after {load.submitted} submissions")
-            system.kill(victim)
-            await asyncio.sleep(1)
-            await asyncio.to_thread(system.restart, victim)
-
     _progress(f"submitting {LOAD} applications, killing each service once on the way")
     started = time.monotonic()
-    await asyncio.gather(load.run(), crash_each_in_turn())
+    await asyncio.gather(load.run(), _kill_in_turn_during(load, system, victims))
     _progress(f"load done in {time.monotonic() - started:.0f}s: {dict(load.statuses)}")
     assert len(load.acknowledged) == LOAD
     assert 500 not in load.statuses
@@ -383,18 +384,8 @@ async def test_two_replicas_of_everything_with_one_of_each_killed(two_of_everyth
 
         load = Load(clients, LOAD)
         victims = ["issuance-1", "rights-2", "notify-1", "intake-2"]
-
-        async def crash_one_of_each() -> None:
-            for index, victim in enumerate(victims, start=1):
-                while load.submitted < LOAD * index // (len(victims) + 1):
-                    await asyncio.sleep(0.1)
-                _progress(f"kill -9 {victim} after {load.submitted} submissions")
-                system.kill(victim)
-                await asyncio.sleep(1)
-                await asyncio.to_thread(system.restart, victim)
-
         _progress(f"two of everything: submitting {LOAD}, killing one replica of each")
-        await asyncio.gather(load.run(), crash_one_of_each())
+        await asyncio.gather(load.run(), _kill_in_turn_during(load, system, victims))
         assert len(load.acknowledged) == LOAD
         assert 500 not in load.statuses
         load.acknowledged[answers[0].json()["id"]] = body
