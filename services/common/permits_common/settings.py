@@ -105,6 +105,15 @@ class CommonSettings(BaseSettings):
                     )
         return self
 
+    @model_validator(mode="after")
+    def _refuse_a_topic_namespace_in_production(self) -> CommonSettings:
+        if self.env == "production" and topics.NAMESPACE:
+            raise ValueError(
+                "PERMITS_TOPIC_NAMESPACE is for test systems sharing a broker; production uses "
+                "the contract's topic names (unset it)"
+            )
+        return self
+
     def _secrets(self) -> dict[str, str | None]:
         """Every secret field, by name, for the production check (extended by services)."""
         found: dict[str, str | None] = {}

@@ -2,6 +2,7 @@
 
 import pytest
 
+from permits_common.events import topics
 from permits_common.logs import _drop_personal_data, mask
 from permits_common.settings import CommonSettings, DevelopmentSecretsInProductionError
 from permits_common.web.auth import Principal, TokenAuthority, parse_role
@@ -22,6 +23,16 @@ def test_production_refuses_development_tokens(monkeypatch: pytest.MonkeyPatch) 
         CommonSettings()
     monkeypatch.setenv("PERMITS_TOKENS", '{"k3y-8f2a": "ops"}')
     assert CommonSettings().tokens == {"k3y-8f2a": "ops"}
+
+
+def test_production_refuses_a_topic_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERMITS_ENV", "production")
+    monkeypatch.setenv("PERMITS_TOKENS", '{"k3y-8f2a": "ops"}')
+    monkeypatch.setattr(topics, "NAMESPACE", "replicas.")
+    with pytest.raises(ValueError, match="PERMITS_TOPIC_NAMESPACE"):
+        CommonSettings()
+    monkeypatch.setenv("PERMITS_ENV", "development")
+    assert CommonSettings().env == "development"
 
 
 def test_roles_parse() -> None:
