@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from permits_common.events import topics
 from permits_common.settings import CommonSettings
 
 
@@ -29,6 +30,11 @@ class IntakeSettings(CommonSettings):
         gt=0,
         description="Safety-net sweep for leftovers (it reads the whole collection); new "
         "entries are published as soon as they are signalled",
+    )
+    deadletter_topic: str = Field(
+        default=topics.DEADLETTER,
+        description="The dead-letter topic `GET /api/v1/dead-letters` summarises for operators "
+        "(tests read one of their own)",
     )
     kafka_check_cache_seconds: float = Field(default=1.0, ge=0)
 

@@ -1,13 +1,14 @@
 """Routes behind the staff pages of the console: worklist, overview, calendar years, preview.
 
 `GET /api/v1/worklist` (clerk of the point, or ops), `GET /api/v1/overview` (ops),
-`GET /api/v1/calendar/years` (clerk, ops) and `POST /api/v1/calendar/{year}/preview` (ops).
-They only read; the use cases raise domain errors, mapped to problems here.
+`GET /api/v1/calendar/years` (clerk, ops), `POST /api/v1/calendar/{year}/preview` (ops) and
+`GET /api/v1/dead-letters` (ops). They only read; the use cases raise domain errors, mapped to
+problems here.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -15,11 +16,13 @@ from pydantic import BaseModel, ConfigDict
 
 from permits_common.domain.card import ApplicationKind, ApplicationStatus, SlaState
 from permits_common.domain.rule_codes import RuleCode
+from permits_common.kafka import TRANSIENT_ERRORS
 from permits_common.web.auth import Principal, require
 from permits_common.web.problems import ProblemError
+from permits_intake.adapters.dead_letters import read_dead_letters
 from permits_intake.domain.overview import OpenApplication, WorklistOrder
 from permits_intake.entrypoints.schemas import CalendarIn, problem_responses
-from permits_intake.runtime import IntakeRuntime
+from permits_intake.runtime import IntakeRuntime, unavailable
 from permits_intake.service.overview import (
     PointNotAllowedError,
     StaffOverview,
@@ -28,6 +31,7 @@ from permits_intake.service.overview import (
 
 MAX_PER_PAGE = 100
 NEAREST_DEADLINES = 10
+MAX_RECENT_DEAD_LETTERS = 50
 
 
 class _Out(BaseModel):
@@ -105,6 +109,30 @@ class CalendarPreviewOut(_Out):
     year: int
     moved: int
     applications: list[MovedDueDateOut]
+
+
+class DeadLetterOut(_Out):
+    """A dead letter by reference: where it came from and who gave up on it; never the
+    message or the error text, which may carry personal data."""
+
+    event_id: str | None
+    at: datetime
+    source: str | None
+    consumer: str | None
+    original_topic: str | None
+    original_partition: int | None
+    original_offset: int | None
+    original_key: str | None
+    partition: int
+    offset: int
+
+
+class DeadLettersOut(_Out):
+    """How many messages the dead-letter topic holds, and the newest of them."""
+
+    topic: str
+    total: int
+    recent: list[DeadLetterOut]
 
 
 def _row(row: OpenApplication) -> OpenApplicationOut:
@@ -215,6 +243,30 @@ def build_staff_router() -> APIRouter:
             year=year,
             moved=len(moved),
             applications=[MovedDueDateOut.model_validate(m, from_attributes=True) for m in moved],
+        )
+
+    @router.get(
+        "/dead-letters",
+        summary="Messages some consumer could not process: how many, and the newest (ids only)",
+        responses=problem_responses(401, 403, 422, 503),
+    )
+    async def dead_letters(
+        _principal: Ops,
+        request: Request,
+        recent: Annotated[int, Query(ge=0, le=MAX_RECENT_DEAD_LETTERS)] = 5,
+    ) -> DeadLettersOut:
+        runtime: IntakeRuntime = request.app.state.runtime
+        topic = runtime.settings.deadletter_topic
+        try:
+            found = await read_dead_letters(runtime.settings, topic, recent)
+        except TRANSIENT_ERRORS:
+            raise unavailable("Kafka") from None
+        return DeadLettersOut(
+            topic=found.topic,
+            total=found.total,
+            recent=[
+                DeadLetterOut.model_validate(row, from_attributes=True) for row in found.recent
+            ],
         )
 
     return router
