@@ -9,9 +9,11 @@ calendar after a preview. Every page is checked with axe-core and photographed a
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import secrets
+import threading
 import time
 from datetime import date, timedelta
 from typing import Any
@@ -22,6 +24,9 @@ from playwright.sync_api import Browser, Page
 from pypdf import PdfReader
 
 from permits_common.domain.calendar import WorkingDayCalendar
+from permits_common.events.models import DeadLetter
+from permits_common.kafka import EventPublisher
+from permits_common.settings import CommonSettings
 from tests.console.conftest import new_pages, sign_in
 from tests.journeys import CLERK, OPS, application, travel_permit
 
@@ -104,6 +109,58 @@ def _api(system: Any, service: str) -> httpx.Client:
     return httpx.Client(base_url=system.url(service), timeout=180)
 
 
+def _posted_application(intake: httpx.Client) -> str:
+    """An application whose card is to be posted (邮寄), accepted through the API."""
+    body = application(
+        point="LIXIA", birth=date(1960, 1, 1) + timedelta(days=secrets.randbelow(12000))
+    )
+    body["collection"] = {
+        "method": "post",
+        "recipient": "陈大文",
+        "phone": "+8653188888888",
+        "address": "历下区科院路6号3单元501",
+        "postcode": "250014",
+    }
+    accepted = intake.post(
+        "/api/v1/applications",
+        json=body,
+        headers={**CLERK, "Idempotency-Key": body["applicant"]["travel_permit_number"]},
+    )
+    assert accepted.status_code == 201, accepted.text
+    found: str = accepted.json()["id"]
+    return found
+
+
+def _dead_letter(system: Any, key: str) -> None:
+    """A message some consumer gave up on, as it lands on the dead-letter topic (published from
+    a thread: Playwright's sync driver keeps this thread's event loop)."""
+
+    async def publish() -> None:
+        settings = CommonSettings(kafka_bootstrap=system.infra.kafka_bootstrap())
+        publisher = EventPublisher(settings, "notify")
+        await publisher.start()
+        try:
+            await publisher.publish(
+                publisher.event(
+                    DeadLetter(
+                        original_topic="permits.sla.v1",
+                        original_partition=0,
+                        original_offset=7,
+                        original_key=key,
+                        original_value="{}",
+                        consumer="permits-notify",
+                        error="invalid permits.sla.at_risk data",
+                    )
+                )
+            )
+        finally:
+            await publisher.stop()
+
+    worker = threading.Thread(target=lambda: asyncio.run(publish()))
+    worker.start()
+    worker.join(60)
+
+
 def _wait(probe: Any, timeout: float = 90.0) -> Any:
     deadline = time.monotonic() + timeout
     last = None
@@ -153,6 +210,7 @@ def test_a_clerk_accepts_an_adult_and_a_minor_and_prints_the_receipt(
     refusal = page.locator("#f-guardian-name-error")
     assert "guardian_required" in refusal.inner_text()
     assert "未满16周岁须由监护人代为申请" in refusal.inner_text()
+    assert "A guardian" not in refusal.inner_text()
     assert page.get_attribute("#f-guardian-name", "aria-invalid") == "true"
     assert page.input_value("#f-applicant-name") == "陈小明"
     pages.check("clerk-new-application-refused")
@@ -168,6 +226,8 @@ def test_a_clerk_accepts_an_adult_and_a_minor_and_prints_the_receipt(
     minor_id = _application_id(page)
     assert minor_id != adult_id
     CREATED["adult"] = {"id": adult_id, "permit": adult_permit, "due": due[:10]}
+    with _api(system, "intake") as intake:
+        CREATED["posted"] = {"id": _posted_application(intake)}
     CREATED["minor"] = {"id": minor_id, "permit": minor_permit}
 
 
@@ -295,9 +355,33 @@ def test_an_operator_sees_an_application_at_risk_and_loads_next_year(
             row = page.locator("#point-tallies tr[data-point=TIANQIAO] td").nth(1)
             return row.inner_text().strip() not in ("", "0")
 
+        dead_key = f"dead-{secrets.token_hex(6)}"
+        _dead_letter(system, dead_key)
         _wait(at_risk, timeout=300)
         assert waiting["id"][:8] in pages.page.locator("#nearest").inner_text()
+        _wait(lambda: dead_key in pages.open("/ops").locator("#dead-letters").inner_text())
+        assert "死信主题现存" in pages.page.locator("#dead-letter-total").inner_text()
+        assert "invalid permits.sla" not in pages.page.content()
         pages.check("ops-overview")
+
+        page = pages.open(f"/ops/applications/{waiting['id']}")
+        page.fill("#working-days", "11")
+        page.fill("#reason", "交通不便：山区道路中断")
+        page.click("#extension-form button[type=submit]")
+        refusal = page.locator("#working-days-error")
+        assert "extension_too_long" in refusal.inner_text()
+        assert "延长时限累计不得超过 10 个工作日" in refusal.inner_text()
+        assert "at most" not in refusal.inner_text()
+        assert page.get_attribute("#working-days", "aria-invalid") == "true"
+        assert page.input_value("#reason") == "交通不便：山区道路中断"
+        pages.check("ops-extension-refused")
+        page.fill("#working-days", "2")
+        page.click("#extension-form button[type=submit]")
+        page.wait_for_url("**done=extended")
+        facts = page.locator("dl.facts").first.inner_text()
+        assert "延长 2 个工作日" in facts
+        assert waiting["due_date"] not in facts
+        pages.check("ops-application-extended")
         page = pages.open("/ops/agencies")
         assert page.locator("#agency-feeds tr[data-agency=hotel]").count() == 1
         pages.check("ops-agency-feeds")
@@ -397,6 +481,32 @@ def test_the_clerk_hands_the_card_over_and_reports_it_lost(
                 and (card.get("card") or {}).get("valid_from")
             ),
         )
+    posted_id = CREATED["posted"]["id"]
+    with _api(system, "intake") as intake:
+        _wait(
+            timeout=300,
+            probe=lambda: (
+                intake.get(f"/api/v1/applications/{posted_id}", headers=CLERK).json()["status"]
+                == "ready"
+            ),
+        )
+    page = pages.open(f"/clerk/applications/{posted_id}")
+    assert "邮寄" in page.locator("dl.facts").first.inner_text()
+    page.fill("#dispatch-tracking-number", "")
+    page.click("#dispatch-form button[type=submit]")
+    refusal = page.locator("#dispatch-tracking-number-error")
+    assert "必须填写" in refusal.inner_text()
+    assert "string_too_short" in refusal.inner_text()
+    assert page.get_attribute("#dispatch-tracking-number", "aria-invalid") == "true"
+    pages.check("clerk-dispatch-refused")
+    page.fill("#dispatch-tracking-number", "EA123456789CN")
+    page.click("#dispatch-form button[type=submit]")
+    page.wait_for_url("**done=ok")
+    facts = page.locator("dl.facts").first.inner_text()
+    assert "已寄出" in facts
+    assert "EA123456789CN" in facts
+    pages.check("clerk-application-dispatched")
+
     page = pages.open(f"/clerk/applications/{adult_id}")
     page.click("text=确认已领取")
     page.wait_for_url("**done=ok")

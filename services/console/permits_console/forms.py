@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from permits_console.services import Answer
+
 TEXT_FIELDS = (
     "card_number",
     "applicant.name",
@@ -118,3 +120,26 @@ def errors_by_field(
         else:
             unplaced.extend(found)
     return placed, unplaced
+
+
+def refusals_of(answer: Answer) -> dict[str, list[dict[str, str]]]:
+    """A refused action's reasons by field; a refusal about no field under `""` (the problem's
+    own code, e.g. `invalid_state` or `extension_too_late`)."""
+    found = answer.field_errors()
+    if not found and isinstance(answer.body, dict):
+        found[""] = [
+            {
+                "code": str(answer.body.get("code", "invalid_request")),
+                "message": str(answer.body.get("detail", "")),
+            }
+        ]
+    return found
+
+
+def split_refusals(
+    refusals: Mapping[str, list[dict[str, str]]], fields: tuple[str, ...]
+) -> tuple[dict[str, list[dict[str, str]]], list[dict[str, str]]]:
+    """Refusals next to one of a small form's inputs, and the rest (shown above the page)."""
+    placed = {name: list(found) for name, found in refusals.items() if name in fields}
+    general = [error for name, found in refusals.items() if name not in fields for error in found]
+    return placed, general

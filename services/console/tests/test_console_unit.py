@@ -11,12 +11,19 @@ from fastapi.testclient import TestClient
 
 from permits_common.settings import DevelopmentSecretsInProductionError
 from permits_console.config import ConsoleSettings
-from permits_console.forms import application_body, errors_by_field, form_values
-from permits_console.i18n import catalogue
+from permits_console.forms import (
+    application_body,
+    errors_by_field,
+    form_values,
+    refusals_of,
+    split_refusals,
+)
+from permits_console.i18n import catalogue, translator
 from permits_console.main import build_app
 from permits_console.rate_limit import ClientRateLimit
+from permits_console.services import Answer
 from permits_console.session import COOKIE_NAME
-from permits_console.web import jinan_time
+from permits_console.web import TEMPLATES, jinan_time
 
 
 def _closed_port() -> int:
@@ -183,3 +190,50 @@ def test_sign_in_returns_only_to_pages_of_this_site(console: TestClient) -> None
 def test_history_times_show_in_jinan() -> None:
     assert jinan_time("2026-11-29T18:43:31.5+00:00") == "2026-11-30 02:43"
     assert jinan_time("not a time") == "not a time"
+
+
+def _refusal(code: str, message: str) -> str:
+    template = TEMPLATES.env.from_string(
+        '{% from "_refusal.html" import refusal with context %}{{ refusal(code, message) }}'
+    )
+    return template.render(t=translator("zh-Hans"), code=code, message=message)
+
+
+def test_a_refusal_shows_the_staff_words_and_the_rule_code_not_the_english_message() -> None:
+    shown = _refusal("guardian_required", "A guardian is required under 16")
+    assert shown == "未满16周岁须由监护人代为申请（规则 guardian_required）"
+    assert _refusal("rule_from_the_future", "Some new rule") == (
+        "Some new rule（规则 rule_from_the_future）"
+    )
+
+
+def test_an_action_refusal_goes_next_to_its_input_or_above_the_page() -> None:
+    too_long = Answer(
+        422,
+        {
+            "code": "extension_too_long",
+            "detail": "10 working days were granted already",
+            "errors": [
+                {"field": "working_days", "code": "extension_too_long", "message": "at most 0"}
+            ],
+        },
+    )
+    placed, general = split_refusals(refusals_of(too_long), ("working_days", "reason"))
+    assert [error["code"] for error in placed["working_days"]] == ["extension_too_long"]
+    assert general == []
+    too_late = Answer(409, {"code": "extension_too_late", "detail": "The application is ready"})
+    placed, general = split_refusals(refusals_of(too_late), ("working_days", "reason"))
+    assert placed == {}
+    assert general == [{"code": "extension_too_late", "message": "The application is ready"}]
+
+
+def test_the_operator_pages_need_the_ops_role(console: TestClient) -> None:
+    for path in ("/ops/applications/abc-1", "/ops"):
+        assert console.get(path).status_code in (303, 307)
+    token = _csrf(console)
+    console.post("/signin", data={"csrf_token": token, "token": "dev-clerk"})
+    assert console.get("/ops/applications/abc-1").status_code == 403
+    forged = console.post(
+        "/ops/applications/abc-1/extension", data={"working_days": "2", "reason": "r"}
+    )
+    assert forged.status_code == 403

@@ -10,12 +10,18 @@ from __future__ import annotations
 import math
 import uuid
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from permits_console.forms import FIELD_IDS, application_body, errors_by_field, form_values
+from permits_console.forms import (
+    FIELD_IDS,
+    application_body,
+    errors_by_field,
+    form_values,
+    refusals_of,
+    split_refusals,
+)
 from permits_console.services import Answer
 from permits_console.web import Clerk, CsrfChecked, ForbiddenError, Shared, error_page, render
 
@@ -23,6 +29,7 @@ ApplicationId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Z
 SORTS = ("due_date", "accepted_on", "status")
 PER_PAGE = 20
 MAX_KEY = 200
+DISPATCH_FIELDS = ("carrier", "tracking_number")
 
 
 async def acceptance_points(shared: Shared) -> list[dict[str, Any]]:
@@ -59,7 +66,7 @@ async def _application(shared: Shared, user: Clerk, application_id: str) -> Answ
     return answer
 
 
-def _point_name(points: list[dict[str, Any]], code: str) -> str:
+def point_name(points: list[dict[str, Any]], code: str) -> str:
     return next((point["name"] for point in points if point["code"] == code), code)
 
 
@@ -100,7 +107,7 @@ def build_router() -> APIRouter:
             {
                 "points": points,
                 "point": chosen,
-                "point_name": _point_name(points, chosen),
+                "point_name": point_name(points, chosen),
                 "bound": user.principal.scope is not None,
                 "listed": listed,
                 "pages": max(1, math.ceil(listed["total"] / PER_PAGE)),
@@ -165,16 +172,37 @@ def build_router() -> APIRouter:
             )
         if answer.status == 403:
             raise ForbiddenError("forbidden.other_point", point=chosen)
-        placed, unplaced = errors_by_field(answer.field_errors())
-        if not placed and not unplaced and isinstance(answer.body, dict):
-            unplaced = [
-                {
-                    "code": str(answer.body.get("code", "invalid_request")),
-                    "message": str(answer.body.get("detail", "")),
-                }
-            ]
+        placed, unplaced = errors_by_field(refusals_of(answer))
         return await _form_page(
             request, user, shared, values, placed, unplaced, status_code=422, point=chosen
+        )
+
+    async def _page(
+        request: Request,
+        shared: Shared,
+        app: dict[str, Any],
+        *,
+        done: str | None = None,
+        values: dict[str, str] | None = None,
+        refusals: dict[str, list[dict[str, str]]] | None = None,
+        status_code: int = 200,
+    ) -> Response:
+        """The application page, with the dispatch form's inputs and refusals when it was sent."""
+        placed, general = split_refusals(refusals or {}, DISPATCH_FIELDS)
+        points = await acceptance_points(shared)
+        return render(
+            request,
+            "clerk/application.html",
+            {
+                "app": app,
+                "point_name": point_name(points, app.get("acceptance_point") or ""),
+                "done": done,
+                "values": values or {"carrier": "EMS"},
+                "errors": placed,
+                "general": general,
+                "ids": {name: f"dispatch-{name.replace('_', '-')}" for name in DISPATCH_FIELDS},
+            },
+            status_code=status_code,
         )
 
     @router.get("/applications/{application_id}")
@@ -184,39 +212,38 @@ def build_router() -> APIRouter:
         user: Clerk,
         shared: Shared,
         done: Annotated[str | None, Query(max_length=20)] = None,
-        conflict: Annotated[str | None, Query(max_length=300)] = None,
     ) -> Response:
         try:
             answer = await _application(shared, user, application_id)
         except LookupError:
             return error_page(request, 404, "error.not_found_title", "error.not_found")
-        points = await acceptance_points(shared)
-        return render(
-            request,
-            "clerk/application.html",
-            {
-                "app": answer.body,
-                "point_name": _point_name(points, answer.body.get("acceptance_point") or ""),
-                "done": done,
-                "conflict": conflict,
-            },
-        )
+        return await _page(request, shared, answer.body, done=done)
 
     async def _act(
+        request: Request,
         user: Clerk,
         shared: Shared,
         application_id: str,
-        method: str,
         path: str,
         json: Any = None,
+        values: dict[str, str] | None = None,
     ) -> Response:
-        answer = await shared.intake.call(method, path, token=user.token, json=json)
-        target = f"/clerk/applications/{application_id}"
+        """Ask intake to act; back to the page when done, or the page again with the refusal
+        (next to its input where it has one)."""
+        answer = await shared.intake.call("POST", path, token=user.token, json=json)
         if answer.ok:
-            return RedirectResponse(f"{target}?done=ok", status_code=303)
-        detail = answer.body.get("detail", "") if isinstance(answer.body, dict) else ""
-        query = urlencode({"conflict": str(detail)[:300]})
-        return RedirectResponse(f"{target}?{query}", status_code=303)
+            return RedirectResponse(
+                f"/clerk/applications/{application_id}?done=ok", status_code=303
+            )
+        current = await _application(shared, user, application_id)
+        return await _page(
+            request,
+            shared,
+            current.body,
+            values=values,
+            refusals=refusals_of(answer),
+            status_code=answer.status,
+        )
 
     @router.post("/applications/{application_id}/collect", dependencies=[CsrfChecked])
     async def collect(
@@ -227,11 +254,7 @@ def build_router() -> APIRouter:
         except LookupError:
             return error_page(request, 404, "error.not_found_title", "error.not_found")
         return await _act(
-            user,
-            shared,
-            application_id,
-            "POST",
-            f"/api/v1/applications/{application_id}/collect",
+            request, user, shared, application_id, f"/api/v1/applications/{application_id}/collect"
         )
 
     @router.post("/applications/{application_id}/dispatch", dependencies=[CsrfChecked])
@@ -247,13 +270,15 @@ def build_router() -> APIRouter:
             await _application(shared, user, application_id)
         except LookupError:
             return error_page(request, 404, "error.not_found_title", "error.not_found")
+        values = {"carrier": carrier.strip(), "tracking_number": tracking_number.strip()}
         return await _act(
+            request,
             user,
             shared,
             application_id,
-            "POST",
             f"/api/v1/applications/{application_id}/dispatch",
-            {"carrier": carrier.strip(), "tracking_number": tracking_number.strip()},
+            values,
+            values,
         )
 
     @router.post("/applications/{application_id}/report-lost", dependencies=[CsrfChecked])
@@ -268,11 +293,7 @@ def build_router() -> APIRouter:
         if not card.get("number"):
             return error_page(request, 409, "forbidden.title", "app.no_card")
         return await _act(
-            user,
-            shared,
-            application_id,
-            "POST",
-            f"/api/v1/cards/{card['number']}/report-lost",
+            request, user, shared, application_id, f"/api/v1/cards/{card['number']}/report-lost"
         )
 
     @router.get("/applications/{application_id}/receipt")

@@ -1,6 +1,7 @@
 """Pages of the operator on duty (Simplified Chinese): per point open / at risk / breached, the
-nearest deadlines, and the calendar years with a year's arrangement loaded from a form after a
-preview of how many due dates it would move."""
+nearest deadlines and the dead letters; an application with the extension (延长) of its issuing
+time; the calendar years with a year's arrangement loaded from a form after a preview of how many
+due dates it would move."""
 
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ import re
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from permits_console.routes.clerk import acceptance_points
-from permits_console.web import CsrfChecked, Ops, Shared, render
+from permits_console.forms import refusals_of, split_refusals
+from permits_console.routes.clerk import ApplicationId, acceptance_points, point_name
+from permits_console.services import ServiceDownError
+from permits_console.web import CsrfChecked, ForbiddenError, Ops, Shared, error_page, render
 
 DATE_LIST_LIMIT = 366
+RECENT_DEAD_LETTERS = 5
+EXTENSION_FIELDS = ("working_days", "reason")
+EXTENSION_IDS = {"working_days": "working-days", "reason": "reason"}
 _SEPARATORS = re.compile(r"[\s,，、;；]+")
 
 
@@ -40,7 +46,96 @@ def build_router() -> APIRouter:
     async def overview(request: Request, user: Ops, shared: Shared) -> Response:
         answer = await shared.intake.call("GET", "/api/v1/overview", token=user.token)
         points = {p["code"]: p["name"] for p in await acceptance_points(shared)}
-        return render(request, "ops/overview.html", {"overview": answer.body, "names": points})
+        try:
+            dead = await shared.intake.call(
+                "GET",
+                "/api/v1/dead-letters",
+                token=user.token,
+                params={"recent": RECENT_DEAD_LETTERS},
+            )
+            dead_letters = dead.body if dead.ok else None
+        except ServiceDownError:
+            dead_letters = None
+        return render(
+            request,
+            "ops/overview.html",
+            {"overview": answer.body, "names": points, "dead_letters": dead_letters},
+        )
+
+    async def _application_page(
+        request: Request,
+        user: Ops,
+        shared: Shared,
+        application_id: str,
+        *,
+        done: str | None = None,
+        values: dict[str, str] | None = None,
+        refusals: dict[str, list[dict[str, str]]] | None = None,
+        status_code: int = 200,
+    ) -> Response:
+        answer = await shared.intake.call(
+            "GET", f"/api/v1/applications/{application_id}", token=user.token
+        )
+        if answer.status == 404:
+            return error_page(request, 404, "error.not_found_title", "error.not_found")
+        if not answer.ok:
+            raise ForbiddenError()
+        placed, general = split_refusals(refusals or {}, EXTENSION_FIELDS)
+        points = await acceptance_points(shared)
+        return render(
+            request,
+            "ops/application.html",
+            {
+                "app": answer.body,
+                "point_name": point_name(points, answer.body.get("acceptance_point") or ""),
+                "done": done,
+                "values": values or {},
+                "errors": placed,
+                "general": general,
+                "ids": EXTENSION_IDS,
+            },
+            status_code=status_code,
+        )
+
+    @router.get("/applications/{application_id}")
+    async def application(
+        request: Request,
+        application_id: ApplicationId,
+        user: Ops,
+        shared: Shared,
+        done: Annotated[str | None, Query(max_length=20)] = None,
+    ) -> Response:
+        return await _application_page(request, user, shared, application_id, done=done)
+
+    @router.post("/applications/{application_id}/extension", dependencies=[CsrfChecked])
+    async def extend(
+        request: Request,
+        application_id: ApplicationId,
+        user: Ops,
+        shared: Shared,
+        working_days: Annotated[str, Form(max_length=10)] = "",
+        reason: Annotated[str, Form(max_length=500)] = "",
+    ) -> Response:
+        values = {"working_days": working_days.strip(), "reason": reason.strip()}
+        answer = await shared.intake.call(
+            "POST",
+            f"/api/v1/applications/{application_id}/extension",
+            token=user.token,
+            json={name: value for name, value in values.items() if value},
+        )
+        if answer.ok:
+            return RedirectResponse(
+                f"/ops/applications/{application_id}?done=extended", status_code=303
+            )
+        return await _application_page(
+            request,
+            user,
+            shared,
+            application_id,
+            values=values,
+            refusals=refusals_of(answer),
+            status_code=answer.status,
+        )
 
     @router.get("/agencies")
     async def agencies(request: Request, user: Ops, shared: Shared) -> Response:
