@@ -492,6 +492,7 @@ def test_the_clerk_hands_the_card_over_and_reports_it_lost(
         )
     page = pages.open(f"/clerk/applications/{posted_id}")
     assert "邮寄" in page.locator("dl.facts").first.inner_text()
+    assert page.locator("text=确认已领取").count() == 0
     page.fill("#dispatch-tracking-number", "")
     page.click("#dispatch-form button[type=submit]")
     refusal = page.locator("#dispatch-tracking-number-error")
