@@ -118,6 +118,11 @@ class ApplicationRecord:
         }
 
 
+VIEW_PROJECTION: Document = {"outbox": 0, "response": 0, "idempotency_key": 0}
+"""What an application view reads of the stored document: not the outbox, the stored answer
+or the key."""
+
+
 class IntakeStore:
     """The intake database: applications (with outbox) and refusal answers, the steps of the
     application views, card views, reference data."""
@@ -243,12 +248,14 @@ class IntakeStore:
     async def application(self, application_id: str) -> ApplicationRecord | None:
         """The accepted application and its steps (None for an unknown id, and for the id of
         a refused submission): two reads, one by `_id`, one by the indexed application id."""
-        doc = await self.applications.find_one(
-            {"_id": application_id}, {"outbox": 0, "response": 0, "idempotency_key": 0}
-        )
+        doc = await self.applications.find_one({"_id": application_id}, VIEW_PROJECTION)
         if doc is None or "refusal" in doc:
             return None
-        steps = [_step(step) async for step in self.steps.find({"application_id": application_id})]
+        return await self.with_steps(doc)
+
+    async def with_steps(self, doc: Document) -> ApplicationRecord:
+        """An application document read already (with `VIEW_PROJECTION`), with its steps."""
+        steps = [_step(step) async for step in self.steps.find({"application_id": doc["_id"]})]
         return ApplicationRecord(doc, tuple(steps))
 
     async def append_steps(self, steps: Sequence[tuple[str, Step]]) -> None:
