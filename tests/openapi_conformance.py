@@ -14,12 +14,15 @@ import asyncio
 import contextlib
 import os
 import re
+import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 
 MAX_EXAMPLES = 12
@@ -143,3 +146,43 @@ async def served(app: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def service_process(
+    module: str, env: Mapping[str, str], port: int, log: Path, within: float = 90.0
+) -> AsyncIterator[str]:
+    """`python -m <module>` as a real process, until `/readyz` answers 200; stopped with
+    SIGTERM afterwards (SIGKILL if it is still running 20 s later)."""
+    url = f"http://127.0.0.1:{port}"
+    with log.open("ab") as output:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", module, env=dict(env), stdout=output, stderr=output
+        )
+    try:
+        deadline = time.monotonic() + within
+        async with httpx.AsyncClient(timeout=5) as client:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{url}/readyz")).status_code == 200:
+                        break
+                if process.returncode is not None or time.monotonic() > deadline:
+                    tail = log.read_text(errors="replace")[-3000:]
+                    raise AssertionError(f"{module} did not become ready:\n{tail}")
+                await asyncio.sleep(0.2)
+        yield url
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 20)
+            except TimeoutError:
+                process.kill()
+                await process.wait()

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from permits_audit.runtime import AuditRuntime
 from permits_common.web.auth import Principal, require
+from permits_common.web.inputs import NO_CONTROL_CHARACTERS
 from permits_common.web.problems import JsonResponse
 
 
@@ -18,7 +19,7 @@ def build_router(runtime: AuditRuntime) -> APIRouter:
     @router.get("/audit", summary="Who accessed one application or card (ops)")
     async def trail(
         _principal: Annotated[Principal, Depends(require("ops"))],
-        subject: Annotated[str, Query(min_length=1, max_length=64)],
+        subject: Annotated[str, Query(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)],
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> JsonResponse:
         items = await runtime.reader.for_subject(subject, limit)

@@ -21,6 +21,7 @@ from permits_common.domain.card import ApplicationStatus, SlaState
 from permits_common.domain.rule_codes import RuleCode
 from permits_common.web.audited import audit_or_503
 from permits_common.web.auth import Principal, require
+from permits_common.web.inputs import NO_CONTROL_CHARACTERS
 from permits_common.web.openapi import problem_responses
 from permits_common.web.problems import JsonResponse, ProblemError, ProblemResponse
 from permits_intake.domain.collection import collection_of
@@ -58,8 +59,8 @@ DATE_IN_RANGE = r"^20([0-8][0-9]-(0[1-9]|1[0-2])|99-(0[1-9]|1[01]))-(0[1-9]|[12]
 Clerk = Annotated[Principal, Depends(require("clerk"))]
 Ops = Annotated[Principal, Depends(require("ops"))]
 ClerkOrOps = Annotated[Principal, Depends(require("clerk", "ops"))]
-ApplicationId = Annotated[str, Path(min_length=1, max_length=64)]
-CardNumber = Annotated[str, Path(min_length=1, max_length=32)]
+ApplicationId = Annotated[str, Path(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)]
+CardNumber = Annotated[str, Path(min_length=1, max_length=32, pattern=NO_CONTROL_CHARACTERS)]
 
 
 def _runtime(request: Request) -> IntakeRuntime:
@@ -194,7 +195,9 @@ def build_router(dev_endpoints: bool) -> APIRouter:
     async def applicant_status(
         application_id: ApplicationId,
         runtime: Runtime,
-        travel_permit_number: Annotated[str, Query(min_length=1, max_length=32)],
+        travel_permit_number: Annotated[
+            str, Query(min_length=1, max_length=32, pattern=NO_CONTROL_CHARACTERS)
+        ],
     ) -> ApplicantStatusOut:
         record = await runtime.store.application(application_id)
         if record is None or not hmac.compare_digest(

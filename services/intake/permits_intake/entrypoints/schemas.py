@@ -16,6 +16,7 @@ from permits_common.domain.card import (
 )
 from permits_common.domain.extension import MAX_EXTENSION_WORKING_DAYS
 from permits_common.events.models import Collection
+from permits_common.web.inputs import WholeNumber
 
 APPLICATION_ID_EXAMPLE = "0b7f6a57-4f55-4b8e-9a0e-3f1f7e6a9c21"
 
@@ -137,7 +138,7 @@ class ExtensionIn(BaseModel):
         json_schema_extra={"examples": [{"working_days": 5, "reason": "交通不便: road closed"}]},
     )
 
-    working_days: Annotated[int, Field(ge=1, le=MAX_EXTENSION_WORKING_DAYS)]
+    working_days: WholeNumber = Field(ge=1, le=MAX_EXTENSION_WORKING_DAYS)
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
@@ -237,7 +238,7 @@ class ClockIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    offset_days: Annotated[int, Field(ge=-3650, le=3650)]
+    offset_days: WholeNumber = Field(ge=-3650, le=3650)
 
 
 class ClockOut(_Out):

@@ -18,6 +18,7 @@ from permits_common.domain.card import ApplicationKind, ApplicationStatus, SlaSt
 from permits_common.domain.rule_codes import RuleCode
 from permits_common.kafka import TRANSIENT_ERRORS
 from permits_common.web.auth import Principal, require
+from permits_common.web.inputs import NO_CONTROL_CHARACTERS
 from permits_common.web.openapi import problem_responses
 from permits_common.web.problems import ProblemError
 from permits_intake.adapters.dead_letters import read_dead_letters
@@ -168,7 +169,7 @@ def build_staff_router() -> APIRouter:
     async def worklist(
         principal: ClerkOrOps,
         staff: Staff,
-        point: Annotated[str, Query(min_length=1, max_length=32)],
+        point: Annotated[str, Query(min_length=1, max_length=32, pattern=NO_CONTROL_CHARACTERS)],
         sort: WorklistOrder = WorklistOrder.DUE_DATE,
         descending: bool = False,
         page: Annotated[int, Query(ge=1, le=10_000)] = 1,

@@ -16,6 +16,8 @@ from permits_common.kafka import kafka_reachable
 from permits_common.mongo import ping
 from permits_common.web.app import create_app, no_lifespan
 from permits_common.web.auth import Principal, require
+from permits_common.web.inputs import WholeNumber
+from permits_common.web.openapi import problem_responses
 from permits_common.web.problems import ProblemError
 from permits_issuance.domain.production import SIGNATURE_HEADER, signature_matches
 from permits_issuance.runtime import SERVICE, IssuanceRuntime
@@ -26,7 +28,7 @@ class ProductionCallback(BaseModel):
     """The centre's report on one attempt of an order."""
 
     order_id: str = Field(min_length=1, max_length=100)
-    attempt: int = Field(ge=1)
+    attempt: WholeNumber = Field(ge=1)
     status: Literal["ready", "failed"]
     error: str | None = Field(default=None, max_length=500)
 
@@ -34,7 +36,7 @@ class ProductionCallback(BaseModel):
 class ClockOffset(BaseModel):
     """How many days the service's clock runs ahead of real time (0 = real time)."""
 
-    offset_days: int = Field(ge=-3650, le=3650)
+    offset_days: WholeNumber = Field(ge=-3650, le=3650)
 
 
 def build_http_app(runtime: IssuanceRuntime) -> FastAPI:
@@ -58,11 +60,23 @@ def build_http_app(runtime: IssuanceRuntime) -> FastAPI:
         "/production/callbacks",
         status_code=204,
         summary="The card production centre reports an order's outcome (HMAC-signed)",
+        responses=problem_responses(
+            401, 404, s401=f"No or a wrong {SIGNATURE_HEADER}", s404="Unknown order"
+        ),
         openapi_extra={
+            "parameters": [
+                {
+                    "name": SIGNATURE_HEADER,
+                    "in": "header",
+                    "required": True,
+                    "description": "HMAC-SHA256 of the raw body with the shared secret",
+                    "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+                }
+            ],
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": ProductionCallback.model_json_schema()}},
-            }
+            },
         },
     )
     async def production_callback(request: Request) -> Response:
@@ -119,7 +133,7 @@ def build_http_app(runtime: IssuanceRuntime) -> FastAPI:
     )
     async def provisional_deadlines(
         _principal: Annotated[Principal, Depends(require("ops"))],
-        year: Annotated[int, Query(ge=2000, le=2100)],
+        year: Annotated[int, Query(ge=2000, le=2099)],
     ) -> dict[str, Any]:
         await runtime.ensure_started()
         return {

@@ -13,6 +13,7 @@ from permits_common.kafka import kafka_reachable
 from permits_common.mongo import ping
 from permits_common.web.app import create_app
 from permits_common.web.auth import Principal, require
+from permits_common.web.inputs import NO_CONTROL_CHARACTERS, WholeNumber
 from permits_notify.adapters.store import NotifyStore, public_delivery
 from permits_notify.config import NotifySettings
 from permits_notify.service.notifier import NotificationService
@@ -23,7 +24,7 @@ Ops = Annotated[Principal, Depends(require("ops"))]
 class ClockChange(BaseModel):
     """How far the service clock should run ahead of real time."""
 
-    offset_days: int = Field(ge=-36600, le=36600)
+    offset_days: WholeNumber = Field(ge=-36600, le=36600)
 
 
 def create_http_app(
@@ -49,7 +50,9 @@ def create_http_app(
     @router.get("/notifications", summary="Delivery log of one application (masked)")
     async def list_notifications(
         _principal: Ops,
-        application_id: Annotated[str, Query(min_length=1, max_length=100)],
+        application_id: Annotated[
+            str, Query(min_length=1, max_length=100, pattern=NO_CONTROL_CHARACTERS)
+        ],
     ) -> dict[str, Any]:
         deliveries = await store.deliveries_for(application_id)
         return {

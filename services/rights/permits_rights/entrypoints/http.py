@@ -6,13 +6,15 @@ import math
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI, Path, Query
 from pydantic import BaseModel, Field
 
 from permits_common.domain.agencies import Agency
 from permits_common.mongo import Document
 from permits_common.web.audited import audit_or_503
 from permits_common.web.auth import Principal, require
+from permits_common.web.inputs import NO_CONTROL_CHARACTERS
+from permits_common.web.openapi import problem_responses
 from permits_common.web.problems import JsonResponse, ProblemError
 from permits_rights.service.reconciliation import reconcile
 from permits_rights.service.runtime import Runtime
@@ -29,7 +31,12 @@ class VerificationAnswer(BaseModel):
 class ClockOffset(BaseModel):
     """How far to move the service clock ahead of real time (development only)."""
 
-    offset_seconds: float = Field(ge=0, le=20 * 366 * 86400)
+    offset_seconds: float = Field(ge=0, le=20 * 366 * 86400, strict=True)
+
+
+AgencyKey = Annotated[
+    str, Path(description="An agency's key", json_schema_extra={"enum": [a.value for a in Agency]})
+]
 
 
 def _agency(key: str) -> Agency:
@@ -97,7 +104,9 @@ def build_router(runtime: Runtime) -> APIRouter:
         summary="Verify a presented card (agency)",
         response_model=VerificationAnswer,
         response_model_exclude_none=True,
-        responses={429: {"description": "Rate limited (Retry-After)"}},
+        responses=problem_responses(
+            403, 429, s403="Not an agency, or an agency whose policy has no verification"
+        ),
     )
     async def verify(
         principal: Annotated[Principal, Depends(require("agency"))],
@@ -140,7 +149,11 @@ def build_router(runtime: Runtime) -> APIRouter:
         )
         return JsonResponse(verdict.as_json())
 
-    @router.get("/aggregates", summary="Holder counts by status (hmt_office, ops)")
+    @router.get(
+        "/aggregates",
+        summary="Holder counts by status (hmt_office, ops)",
+        responses=problem_responses(403, s403="Not ops, nor an agency whose policy has them"),
+    )
     async def aggregates(
         principal: Annotated[Principal, Depends(require("agency", "ops"))],
     ) -> dict[str, Any]:
@@ -170,11 +183,17 @@ def build_router(runtime: Runtime) -> APIRouter:
             for policy in runtime.policies.values()
         ]
 
-    @router.get("/agencies/{key}/deliveries", summary="Delivery log of one agency (ops)")
+    @router.get(
+        "/agencies/{key}/deliveries",
+        summary="Delivery log of one agency (ops)",
+        responses=problem_responses(404, s404="Unknown agency"),
+    )
     async def deliveries(
-        key: str,
+        key: AgencyKey,
         principal: Annotated[Principal, Depends(require("ops"))],
-        card_number: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
+        card_number: Annotated[
+            str | None, Query(min_length=1, max_length=32, pattern=NO_CONTROL_CHARACTERS)
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> JsonResponse:
         agency = _agency(key)
@@ -198,9 +217,13 @@ def build_router(runtime: Runtime) -> APIRouter:
             )
         return JsonResponse({"agency": agency.value, "deliveries": rows[:limit]})
 
-    @router.get("/agencies/{key}/reconciliation", summary="Sent and confirmed vs register (ops)")
+    @router.get(
+        "/agencies/{key}/reconciliation",
+        summary="Sent and confirmed vs register (ops)",
+        responses=problem_responses(404, s404="Unknown agency"),
+    )
     async def reconciliation(
-        key: str, _principal: Annotated[Principal, Depends(require("ops"))]
+        key: AgencyKey, _principal: Annotated[Principal, Depends(require("ops"))]
     ) -> dict[str, Any]:
         agency = _agency(key)
         return await reconcile(
