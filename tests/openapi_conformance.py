@@ -174,7 +174,7 @@ async def service_process(
                     if (await client.get(f"{url}/readyz")).status_code == 200:
                         break
                 if process.returncode is not None or time.monotonic() > deadline:
-                    tail = log.read_text(errors="replace")[-3000:]
+                    tail = (await asyncio.to_thread(log.read_text, errors="replace"))[-3000:]
                     raise AssertionError(f"{module} did not become ready:\n{tail}")
                 await asyncio.sleep(0.2)
         yield url
