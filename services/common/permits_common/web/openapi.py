@@ -80,6 +80,12 @@ def problem_responses(*statuses: int, **descriptions: str) -> dict[int | str, di
     }
 
 
+def success(model: type[BaseModel], description: str) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entry documenting a 200 answer that a route builds itself (a dict):
+    pair it with `response_model=None`, so FastAPI neither filters nor re-validates it."""
+    return {200: {"model": model, "description": description}}
+
+
 def _dependants(dependant: Dependant) -> Iterator[Dependant]:
     yield dependant
     for sub in dependant.dependencies:
