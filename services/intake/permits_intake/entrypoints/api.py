@@ -99,7 +99,12 @@ _IDEMPOTENCY_PARAMETER = {
             "required": True,
             "description": "A key of the clerk's choice per submission: the same key and body "
             "returns the first answer; the same key with another body is refused",
-            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_IDEMPOTENCY_KEY,
+                "pattern": r"^[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*$",
+            },
             "example": "lixia-desk3-20260302-0001",
         }
     ]
