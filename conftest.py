@@ -22,17 +22,20 @@ _IO_MARKERS = {"integration", "e2e", "faults"}
 _DEV_SNAPSHOT = pytest.StashKey[dict[str, Any]]()
 
 
-def _dev_stack_guard() -> ModuleType:
-    """`tests/dev_stack_guard.py`, loaded from its path: a service's own `tests` folder may be
+def _tests_module(name: str) -> ModuleType:
+    """A helper module of `tests/`, loaded from its path: a service's own `tests` folder may be
     what `tests` names when only that service's tests run."""
-    spec = importlib.util.spec_from_file_location(
-        "permits_dev_stack_guard", REPO / "tests" / "dev_stack_guard.py"
-    )
+    spec = importlib.util.spec_from_file_location(f"permits_{name}", REPO / "tests" / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _dev_stack_guard() -> ModuleType:
+    return _tests_module("dev_stack_guard")
 
 
 def _guards_dev_stack() -> bool:
@@ -103,6 +106,12 @@ def infrastructure() -> Iterator[dict[str, str]]:
     if os.environ.get("PERMITS_KEEP_INFRA") != "1":
         for name in reversed(started):
             infra.down(name)
+
+
+@pytest.fixture(scope="session")
+def openapi_conformance() -> ModuleType:
+    """`tests/openapi_conformance.py`: schemathesis with every check against a running service."""
+    return _tests_module("openapi_conformance")
 
 
 @pytest.fixture

@@ -139,6 +139,7 @@ def build_app(settings: ConsoleSettings | None = None) -> FastAPI:
         settings=settings,
         checks={"intake": intake_up},
         lifespan=lifespan,
+        api_document=False,
     )
     app.state.token_authority = TokenAuthority(settings.tokens)
     app.state.console = Console(

@@ -237,3 +237,12 @@ def test_the_operator_pages_need_the_ops_role(console: TestClient) -> None:
         "/ops/applications/abc-1/extension", data={"working_days": "2", "reason": "r"}
     )
     assert forged.status_code == 403
+
+
+def test_the_console_publishes_no_api_document(console: TestClient) -> None:
+    """Its routes are pages and form posts: no OpenAPI document, no Swagger page (whose
+    scripts its Content-Security-Policy would block anyway)."""
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        response = console.get(path)
+        assert response.status_code == 404
+        assert response.headers["content-type"].startswith("text/html")

@@ -12,15 +12,31 @@ from typing import Any, Literal
 import uvicorn
 import uvloop
 from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Lifespan
 
 from permits_common.metrics import exposition
 from permits_common.settings import CommonSettings
 from permits_common.web.auth import TokenAuthority
 from permits_common.web.middleware import BearerAuthentication, ObservedRequests
+from permits_common.web.openapi import RETRY_AFTER, install_openapi
 from permits_common.web.problems import JsonResponse, install_problem_handlers
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+class Health(BaseModel):
+    """The process answers."""
+
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """Whether each dependency answered."""
+
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, Literal["ok", "unreachable"]]
 
 
 def install_ops_routes(app: FastAPI, checks: Mapping[str, ReadinessCheck]) -> None:
@@ -32,13 +48,20 @@ def install_ops_routes(app: FastAPI, checks: Mapping[str, ReadinessCheck]) -> No
     router = app.router
 
     @router.get("/healthz", summary="The process is up", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Health:
+        return Health(status="ok")
 
     @router.get(
         "/readyz",
         summary="Kafka and the store are reachable",
-        response_model=None,
+        response_model=Readiness,
+        responses={
+            503: {
+                "model": Readiness,
+                "description": "A dependency is unreachable",
+                "headers": RETRY_AFTER,
+            }
+        },
         tags=["ops"],
     )
     async def readyz() -> JsonResponse:
@@ -54,7 +77,13 @@ def install_ops_routes(app: FastAPI, checks: Mapping[str, ReadinessCheck]) -> No
             headers={} if ready else {"Retry-After": "5"},
         )
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response, tags=["ops"])
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+        tags=["ops"],
+    )
     async def metrics() -> Response:
         body, content_type = exposition()
         return Response(body, media_type=content_type)
@@ -69,19 +98,23 @@ def create_app(
     checks: Mapping[str, ReadinessCheck],
     lifespan: Lifespan[Any] | None = None,
     version: str = "1.0.0",
+    api_document: bool = True,
 ) -> FastAPI:
     """A FastAPI app with the shared ops endpoints, token auth, problem-details errors, request
-    ids, access logs and latency metrics; JSON answers are rendered with orjson."""
+    ids, access logs and latency metrics; JSON answers are rendered with orjson. With
+    `api_document`, the OpenAPI document at `/openapi.json` and its pages at `/docs`."""
     app = FastAPI(
         title=title,
         description=description,
         version=version,
         lifespan=lifespan,
         default_response_class=JsonResponse,
+        openapi_url="/openapi.json" if api_document else None,
     )
     app.state.settings = settings
     install_problem_handlers(app)
     install_ops_routes(app, checks)
+    install_openapi(app)
     app.add_middleware(BearerAuthentication, authority=TokenAuthority(settings.tokens))
     app.add_middleware(ObservedRequests, service=service)  # added last: the outermost layer
     return app

@@ -85,15 +85,18 @@ class TokenAuthority:
         return self._principals.get(hashlib.sha256(token).digest())
 
 
-def require(*kinds: str) -> Callable[[Request], Awaitable[Principal]]:
-    """A dependency that admits only the given role kinds (`clerk`, `ops`, `agency`).
+class RoleCheck:
+    """A dependency that admits only the given role kinds (`clerk`, `ops`, `agency`); the
+    OpenAPI document marks every route with one as taking a bearer token (401, 403).
 
     Asynchronous on purpose: FastAPI runs a plain `def` dependency in a worker thread.
     """
-    allowed = frozenset(kinds)
-    roles = ", ".join(kinds)
 
-    async def dependency(request: Request) -> Principal:
+    def __init__(self, kinds: tuple[str, ...]) -> None:
+        self.allowed = frozenset(kinds)
+        self.roles = ", ".join(kinds)
+
+    async def __call__(self, request: Request) -> Principal:
         principal: Principal | None = request.scope.get("state", {}).get("principal")
         if principal is None:
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -107,10 +110,13 @@ def require(*kinds: str) -> Callable[[Request], Awaitable[Principal]]:
                 else "Send Authorization: Bearer <token>",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        if principal.kind not in allowed:
+        if principal.kind not in self.allowed:
             raise ProblemError(
-                403, "forbidden", "Forbidden", f"This endpoint needs one of the roles: {roles}"
+                403, "forbidden", "Forbidden", f"This endpoint needs one of the roles: {self.roles}"
             )
         return principal
 
-    return dependency
+
+def require(*kinds: str) -> Callable[[Request], Awaitable[Principal]]:
+    """The role check of a route, e.g. `Depends(require("clerk", "ops"))`."""
+    return RoleCheck(kinds)

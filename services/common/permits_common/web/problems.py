@@ -11,15 +11,16 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
 
 
-class JsonResponse(Response):
-    """JSON rendered with orjson (dates, UUIDs and non-ASCII text as they are)."""
+class JsonResponse(JSONResponse):
+    """JSON rendered with orjson (dates, UUIDs and non-ASCII text as they are); a JSONResponse,
+    so the OpenAPI document shows each route's answer model."""
 
     media_type = "application/json"
 

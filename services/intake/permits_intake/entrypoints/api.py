@@ -21,6 +21,8 @@ from permits_common.domain.card import ApplicationStatus, SlaState
 from permits_common.domain.rule_codes import RuleCode
 from permits_common.web.audited import audit_or_503
 from permits_common.web.auth import Principal, require
+from permits_common.web.inputs import NO_CONTROL_CHARACTERS
+from permits_common.web.openapi import problem_responses
 from permits_common.web.problems import JsonResponse, ProblemError, ProblemResponse
 from permits_intake.domain.collection import collection_of
 from permits_intake.domain.forms import ApplicationForm
@@ -41,21 +43,24 @@ from permits_intake.entrypoints.schemas import (
     ExtensionIn,
     RevokeIn,
     TrackingOut,
-    problem_responses,
 )
 from permits_intake.runtime import IntakeRuntime
 from permits_intake.service.applications import application_not_found
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+YEAR_NOT_A_NUMBER = "No such path: the year is not a number"
 MAX_IDEMPOTENCY_KEY = 200
 EARLIEST_DATE = date(2000, 1, 1)
 LATEST_DATE = date(2099, 11, 30)
+# The days from EARLIEST_DATE to LATEST_DATE as a pattern, so the document states the range the
+# validator enforces (JSON Schema has no minimum for a date string).
+DATE_IN_RANGE = r"^20([0-8][0-9]-(0[1-9]|1[0-2])|99-(0[1-9]|1[01]))-(0[1-9]|[12][0-9]|3[01])$"
 
 Clerk = Annotated[Principal, Depends(require("clerk"))]
 Ops = Annotated[Principal, Depends(require("ops"))]
 ClerkOrOps = Annotated[Principal, Depends(require("clerk", "ops"))]
-ApplicationId = Annotated[str, Path(min_length=1, max_length=64)]
-CardNumber = Annotated[str, Path(min_length=1, max_length=32)]
+ApplicationId = Annotated[str, Path(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)]
+CardNumber = Annotated[str, Path(min_length=1, max_length=32, pattern=NO_CONTROL_CHARACTERS)]
 
 
 def _runtime(request: Request) -> IntakeRuntime:
@@ -94,7 +99,12 @@ _IDEMPOTENCY_PARAMETER = {
             "required": True,
             "description": "A key of the clerk's choice per submission: the same key and body "
             "returns the first answer; the same key with another body is refused",
-            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_IDEMPOTENCY_KEY,
+                "pattern": r"^[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*$",
+            },
             "example": "lixia-desk3-20260302-0001",
         }
     ]
@@ -190,7 +200,9 @@ def build_router(dev_endpoints: bool) -> APIRouter:
     async def applicant_status(
         application_id: ApplicationId,
         runtime: Runtime,
-        travel_permit_number: Annotated[str, Query(min_length=1, max_length=32)],
+        travel_permit_number: Annotated[
+            str, Query(min_length=1, max_length=32, pattern=NO_CONTROL_CHARACTERS)
+        ],
     ) -> ApplicantStatusOut:
         record = await runtime.store.application(application_id)
         if record is None or not hmac.compare_digest(
@@ -344,7 +356,16 @@ def build_router(dev_endpoints: bool) -> APIRouter:
     async def due_date(
         _principal: ClerkOrOps,
         runtime: Runtime,
-        accepted_on: Annotated[date, Query(ge=EARLIEST_DATE, le=LATEST_DATE)],
+        accepted_on: Annotated[
+            date,
+            Query(
+                ge=EARLIEST_DATE,
+                le=LATEST_DATE,
+                description=f"A day from {EARLIEST_DATE} to {LATEST_DATE}",
+                json_schema_extra={"pattern": DATE_IN_RANGE},
+                examples=["2026-03-02"],
+            ),
+        ],
     ) -> DueDateOut:
         due = runtime.calendar.due_date(accepted_on)
         return DueDateOut(
@@ -352,10 +373,10 @@ def build_router(dev_endpoints: bool) -> APIRouter:
         )
 
     @router.put(
-        "/calendar/{year}",
+        "/calendar/{year:int}",
         tags=["calendar"],
         summary="Load a year's official holiday arrangement; provisional deadlines are recomputed",
-        responses=problem_responses(401, 403, 422, 503),
+        responses=problem_responses(404, s404=YEAR_NOT_A_NUMBER),
     )
     async def load_calendar(
         year: Annotated[int, Path(ge=EARLIEST_DATE.year, le=LATEST_DATE.year)],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,7 +14,9 @@ from permits_common.domain.card import (
     HolderStatus,
     SlaState,
 )
+from permits_common.domain.extension import MAX_EXTENSION_WORKING_DAYS
 from permits_common.events.models import Collection
+from permits_common.web.inputs import WholeNumber
 
 APPLICATION_ID_EXAMPLE = "0b7f6a57-4f55-4b8e-9a0e-3f1f7e6a9c21"
 
@@ -136,7 +138,7 @@ class ExtensionIn(BaseModel):
         json_schema_extra={"examples": [{"working_days": 5, "reason": "交通不便: road closed"}]},
     )
 
-    working_days: Annotated[int, Field(ge=1, le=366)]
+    working_days: WholeNumber = Field(ge=1, le=MAX_EXTENSION_WORKING_DAYS)
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
@@ -236,7 +238,7 @@ class ClockIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    offset_days: Annotated[int, Field(ge=-3650, le=3650)]
+    offset_days: WholeNumber = Field(ge=-3650, le=3650)
 
 
 class ClockOut(_Out):
@@ -244,42 +246,3 @@ class ClockOut(_Out):
 
     offset_days: int
     today: date
-
-
-class FieldErrorOut(_Out):
-    """One field's problem."""
-
-    field: str
-    code: str
-    message: str
-
-
-class ProblemOut(_Out):
-    """RFC 9457 problem details with the contract's stable `code`."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
-    errors: list[FieldErrorOut] | None = None
-
-
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for problem-details answers."""
-    descriptions = {
-        401: "No or unknown token",
-        403: "Wrong role, or a clerk bound to another acceptance point",
-        404: "Unknown id",
-        409: "Conflict with the current state",
-        422: "Invalid request or a failed rule",
-        503: "The store or Kafka is unreachable; retry after Retry-After seconds",
-    }
-    return {
-        status: {
-            "model": ProblemOut,
-            "description": descriptions.get(status, "Problem"),
-            "content": {"application/problem+json": {}},
-        }
-        for status in statuses
-    }

@@ -18,10 +18,12 @@ from permits_common.domain.card import ApplicationKind, ApplicationStatus, SlaSt
 from permits_common.domain.rule_codes import RuleCode
 from permits_common.kafka import TRANSIENT_ERRORS
 from permits_common.web.auth import Principal, require
+from permits_common.web.inputs import NO_CONTROL_CHARACTERS
+from permits_common.web.openapi import problem_responses
 from permits_common.web.problems import ProblemError
 from permits_intake.adapters.dead_letters import read_dead_letters
 from permits_intake.domain.overview import OpenApplication, WorklistOrder
-from permits_intake.entrypoints.schemas import CalendarIn, problem_responses
+from permits_intake.entrypoints.schemas import CalendarIn
 from permits_intake.runtime import IntakeRuntime, unavailable
 from permits_intake.service.overview import (
     PointNotAllowedError,
@@ -167,7 +169,7 @@ def build_staff_router() -> APIRouter:
     async def worklist(
         principal: ClerkOrOps,
         staff: Staff,
-        point: Annotated[str, Query(min_length=1, max_length=32)],
+        point: Annotated[str, Query(min_length=1, max_length=32, pattern=NO_CONTROL_CHARACTERS)],
         sort: WorklistOrder = WorklistOrder.DUE_DATE,
         descending: bool = False,
         page: Annotated[int, Query(ge=1, le=10_000)] = 1,
@@ -219,9 +221,9 @@ def build_staff_router() -> APIRouter:
         )
 
     @router.post(
-        "/calendar/{year}/preview",
+        "/calendar/{year:int}/preview",
         summary="How many open due dates loading this arrangement would move (loads nothing)",
-        responses=problem_responses(401, 403, 422, 503),
+        responses=problem_responses(404, s404="No such path: the year is not a number"),
     )
     async def preview(
         year: Annotated[int, Path(ge=2000, le=2099)],

@@ -16,6 +16,8 @@ from permits_common.kafka import kafka_reachable
 from permits_common.mongo import ping
 from permits_common.web.app import create_app, no_lifespan
 from permits_common.web.auth import Principal, require
+from permits_common.web.inputs import WholeNumber
+from permits_common.web.openapi import problem_responses, success
 from permits_common.web.problems import ProblemError
 from permits_issuance.domain.production import SIGNATURE_HEADER, signature_matches
 from permits_issuance.runtime import SERVICE, IssuanceRuntime
@@ -26,15 +28,64 @@ class ProductionCallback(BaseModel):
     """The centre's report on one attempt of an order."""
 
     order_id: str = Field(min_length=1, max_length=100)
-    attempt: int = Field(ge=1)
+    attempt: WholeNumber = Field(ge=1)
     status: Literal["ready", "failed"]
     error: str | None = Field(default=None, max_length=500)
+
+
+class NearestDeadlineOut(BaseModel):
+    """An open application close to its due date (no personal data)."""
+
+    application_id: str
+    acceptance_point: str
+    due_date: str
+    provisional: bool
+    state: str
+    extension_working_days: int
+
+
+class SlaSummaryOut(BaseModel):
+    """Open applications by deadline state and point, and the nearest deadlines."""
+
+    today: str
+    open: int
+    by_state: dict[str, int]
+    by_point: dict[str, dict[str, int]]
+    nearest_deadlines: list[NearestDeadlineOut]
+
+
+class ProvisionalDeadlineOut(BaseModel):
+    """An open deadline counted over a year whose official arrangement is not loaded."""
+
+    application_id: str
+    acceptance_point: str
+    accepted_on: str
+    due_date: str
+    extension_working_days: int
+    calendar: dict[str, Any] | None
+    state: str
+
+
+class ProvisionalDeadlinesOut(BaseModel):
+    """Whether the year is still provisional, and the deadlines counted over it."""
+
+    year: int
+    provisional: bool
+    deadlines: list[ProvisionalDeadlineOut]
+
+
+class ClockMovedOut(BaseModel):
+    """The clock after moving it, and how many events the timer pass raised."""
+
+    offset_days: int
+    today: str
+    events_raised: int
 
 
 class ClockOffset(BaseModel):
     """How many days the service's clock runs ahead of real time (0 = real time)."""
 
-    offset_days: int = Field(ge=-3650, le=3650)
+    offset_days: WholeNumber = Field(ge=-3650, le=3650)
 
 
 def build_http_app(runtime: IssuanceRuntime) -> FastAPI:
@@ -58,11 +109,23 @@ def build_http_app(runtime: IssuanceRuntime) -> FastAPI:
         "/production/callbacks",
         status_code=204,
         summary="The card production centre reports an order's outcome (HMAC-signed)",
+        responses=problem_responses(
+            401, 404, s401=f"No or a wrong {SIGNATURE_HEADER}", s404="Unknown order"
+        ),
         openapi_extra={
+            "parameters": [
+                {
+                    "name": SIGNATURE_HEADER,
+                    "in": "header",
+                    "required": True,
+                    "description": "HMAC-SHA256 of the raw body with the shared secret",
+                    "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+                }
+            ],
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": ProductionCallback.model_json_schema()}},
-            }
+            },
         },
     )
     async def production_callback(request: Request) -> Response:
@@ -106,7 +169,12 @@ def build_http_app(runtime: IssuanceRuntime) -> FastAPI:
             raise ProblemError(404, "not_found", "Unknown order", "No such order") from None
         return Response(status_code=204)
 
-    @router.get("/sla/summary", summary="Open applications by deadline state and point")
+    @router.get(
+        "/sla/summary",
+        summary="Open applications by deadline state and point",
+        response_model=None,
+        responses=success(SlaSummaryOut, "The summary"),
+    )
     async def sla_summary(
         _principal: Annotated[Principal, Depends(require("ops"))],
     ) -> dict[str, Any]:
@@ -116,10 +184,12 @@ def build_http_app(runtime: IssuanceRuntime) -> FastAPI:
     @router.get(
         "/sla/provisional",
         summary="Open deadlines counted over a year whose official arrangement is not loaded",
+        response_model=None,
+        responses=success(ProvisionalDeadlinesOut, "The year and its provisional deadlines"),
     )
     async def provisional_deadlines(
         _principal: Annotated[Principal, Depends(require("ops"))],
-        year: Annotated[int, Query(ge=2000, le=2100)],
+        year: Annotated[int, Query(ge=2000, le=2099)],
     ) -> dict[str, Any]:
         await runtime.ensure_started()
         return {
@@ -130,7 +200,12 @@ def build_http_app(runtime: IssuanceRuntime) -> FastAPI:
 
     if settings.dev_endpoints_enabled:
 
-        @router.put("/dev/clock", summary="Move the clock (not in production); runs the timers")
+        @router.put(
+            "/dev/clock",
+            summary="Move the clock (not in production); runs the timers",
+            response_model=None,
+            responses=success(ClockMovedOut, "The clock moved; the timers ran"),
+        )
         async def move_clock(
             _principal: Annotated[Principal, Depends(require("ops"))],
             offset: Annotated[ClockOffset, Body()],

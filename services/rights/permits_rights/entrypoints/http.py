@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI, Path, Query
 from pydantic import BaseModel, Field
 
 from permits_common.domain.agencies import Agency
 from permits_common.mongo import Document
 from permits_common.web.audited import audit_or_503
 from permits_common.web.auth import Principal, require
+from permits_common.web.inputs import NO_CONTROL_CHARACTERS
+from permits_common.web.openapi import problem_responses, success
 from permits_common.web.problems import JsonResponse, ProblemError
 from permits_rights.service.reconciliation import reconcile
 from permits_rights.service.runtime import Runtime
@@ -26,10 +28,84 @@ class VerificationAnswer(BaseModel):
     valid_until: str | None = None
 
 
+class AggregatesOut(BaseModel):
+    """Holder counts, no card numbers."""
+
+    holders_by_status: dict[str, int]
+    cards: int
+    as_of: str
+
+
+class AgencyOut(BaseModel):
+    """One agency's policy: its purpose, the fields it receives, its channels."""
+
+    agency: str
+    purpose: str
+    fields: list[str]
+    feed: bool
+    verify: bool
+    aggregates: bool
+    webhook: bool
+
+
+class DeliveryOut(BaseModel):
+    """One status sent to the agency, on its topic or to its webhook, and how it went."""
+
+    event_id: str
+    channel: Literal["topic", "webhook"]
+    card_number: str
+    issue_count: int
+    status: str
+    outcome: str
+    attempts: int
+    last_error: str | None
+    created_at: Any
+    delivered_at: Any
+    updated_at: Any
+
+
+class DeliveryLogOut(BaseModel):
+    """The agency's deliveries, newest first (or every delivery of one card)."""
+
+    agency: str
+    deliveries: list[DeliveryOut]
+
+
+class StatusReconciliationOut(BaseModel):
+    """Card issues with one status: in the register, sent, confirmed, missing."""
+
+    register: int
+    sent: int
+    confirmed: int
+    missing: int
+
+
+class ReconciliationOut(BaseModel):
+    """What the agency should have against what it confirmed."""
+
+    agency: str
+    channels: list[str]
+    by_status: dict[str, StatusReconciliationOut]
+    missing: int
+    note: str | None = None
+
+
+class ClockMovedOut(BaseModel):
+    """The service's time after moving its clock."""
+
+    now: str
+    today: str
+
+
 class ClockOffset(BaseModel):
     """How far to move the service clock ahead of real time (development only)."""
 
-    offset_seconds: float = Field(ge=0, le=20 * 366 * 86400)
+    offset_seconds: float = Field(ge=0, le=20 * 366 * 86400, strict=True)
+
+
+AgencyKey = Annotated[
+    str, Path(description="An agency's key", json_schema_extra={"enum": [a.value for a in Agency]})
+]
 
 
 def _agency(key: str) -> Agency:
@@ -97,7 +173,9 @@ def build_router(runtime: Runtime) -> APIRouter:
         summary="Verify a presented card (agency)",
         response_model=VerificationAnswer,
         response_model_exclude_none=True,
-        responses={429: {"description": "Rate limited (Retry-After)"}},
+        responses=problem_responses(
+            403, 429, s403="Not an agency, or an agency whose policy has no verification"
+        ),
     )
     async def verify(
         principal: Annotated[Principal, Depends(require("agency"))],
@@ -140,7 +218,15 @@ def build_router(runtime: Runtime) -> APIRouter:
         )
         return JsonResponse(verdict.as_json())
 
-    @router.get("/aggregates", summary="Holder counts by status (hmt_office, ops)")
+    @router.get(
+        "/aggregates",
+        summary="Holder counts by status (hmt_office, ops)",
+        response_model=None,
+        responses={
+            **success(AggregatesOut, "Holder counts"),
+            **problem_responses(403, s403="Not ops, nor an agency whose policy has them"),
+        },
+    )
     async def aggregates(
         principal: Annotated[Principal, Depends(require("agency", "ops"))],
     ) -> dict[str, Any]:
@@ -153,7 +239,11 @@ def build_router(runtime: Runtime) -> APIRouter:
             "as_of": runtime.clock.now().isoformat(),
         }
 
-    @router.get("/agencies", summary="Agency policies and channels (ops)")
+    @router.get(
+        "/agencies",
+        summary="Agency policies and channels (ops)",
+        response_model=list[AgencyOut],
+    )
     async def agencies(
         _principal: Annotated[Principal, Depends(require("ops"))],
     ) -> list[dict[str, Any]]:
@@ -170,11 +260,21 @@ def build_router(runtime: Runtime) -> APIRouter:
             for policy in runtime.policies.values()
         ]
 
-    @router.get("/agencies/{key}/deliveries", summary="Delivery log of one agency (ops)")
+    @router.get(
+        "/agencies/{key}/deliveries",
+        summary="Delivery log of one agency (ops)",
+        response_model=None,
+        responses={
+            **success(DeliveryLogOut, "The deliveries"),
+            **problem_responses(404, s404="Unknown agency"),
+        },
+    )
     async def deliveries(
-        key: str,
+        key: AgencyKey,
         principal: Annotated[Principal, Depends(require("ops"))],
-        card_number: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
+        card_number: Annotated[
+            str | None, Query(min_length=1, max_length=32, pattern=NO_CONTROL_CHARACTERS)
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> JsonResponse:
         agency = _agency(key)
@@ -198,9 +298,17 @@ def build_router(runtime: Runtime) -> APIRouter:
             )
         return JsonResponse({"agency": agency.value, "deliveries": rows[:limit]})
 
-    @router.get("/agencies/{key}/reconciliation", summary="Sent and confirmed vs register (ops)")
+    @router.get(
+        "/agencies/{key}/reconciliation",
+        summary="Sent and confirmed vs register (ops)",
+        response_model=None,
+        responses={
+            **success(ReconciliationOut, "The reconciliation report"),
+            **problem_responses(404, s404="Unknown agency"),
+        },
+    )
     async def reconciliation(
-        key: str, _principal: Annotated[Principal, Depends(require("ops"))]
+        key: AgencyKey, _principal: Annotated[Principal, Depends(require("ops"))]
     ) -> dict[str, Any]:
         agency = _agency(key)
         return await reconcile(
@@ -212,7 +320,12 @@ def build_router(runtime: Runtime) -> APIRouter:
 
     if runtime.settings.env != "production":
 
-        @router.put("/dev/clock", summary="Move the service clock (development only, ops)")
+        @router.put(
+            "/dev/clock",
+            summary="Move the service clock (development only, ops)",
+            response_model=None,
+            responses=success(ClockMovedOut, "The clock moved"),
+        )
         async def move_clock(
             body: ClockOffset, _principal: Annotated[Principal, Depends(require("ops"))]
         ) -> dict[str, Any]:
