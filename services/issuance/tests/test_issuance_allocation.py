@@ -107,3 +107,36 @@ async def test_one_open_application_per_person(two_workers: list[IssuanceRuntime
     assert outcomes == [APPROVED, REJECTED]
     refused = next(record for record in records if record["outcome"] == REJECTED)
     assert refused["code"] == "duplicate_open_application"
+
+
+async def test_a_batch_decided_together_ends_as_one_by_one_and_a_repeat_changes_nothing(
+    two_workers: list[IssuanceRuntime],
+) -> None:
+    birth = date(1986, 2, 3)
+    taken_permit = f"H{uuid.uuid4().int % 10**8:08d}"
+    held = accepted(f"isstest-held-{uuid.uuid4().hex}", travel_permit_number=taken_permit)
+    await two_workers[1].approval.handle_accepted(held)
+    batch = [accepted(f"isstest-batch-{uuid.uuid4().hex}", birth_date=birth) for _ in range(6)]
+    batch.append(accepted(f"isstest-busy-{uuid.uuid4().hex}", travel_permit_number=taken_permit))
+    store = two_workers[0].store
+
+    racing = asyncio.gather(*(two_workers[1].approval.handle_accepted(e) for e in batch[:3]))
+    await asyncio.gather(two_workers[0].approval.handle_fresh_batch(batch), racing)
+    decided = {
+        e.application_id: await store.issuances.find_one({"_id": e.application_id}) for e in batch
+    }
+    await two_workers[0].approval.handle_fresh_batch(batch)
+    again = [await two_workers[1].approval.handle_accepted(e) for e in batch]
+
+    numbers = [decided[e.application_id]["card_number"] for e in batch[:6]]
+    assert len(set(numbers)) == 6
+    assert all(permit_number.parse(n).birth_date == birth for n in numbers)
+    assert [r["card_number"] for r in again[:6]] == numbers, "the same decision every time"
+    assert again[6]["outcome"] == REJECTED
+    assert again[6]["code"] == "duplicate_open_application"
+    for event in batch[:6]:
+        assert await store.orders.count_documents({"application_id": event.application_id}) == 1
+        claims = await store.permit_numbers.count_documents(
+            {"_id": decided[event.application_id]["card_number"]}
+        )
+        assert claims == 1
