@@ -140,3 +140,28 @@ async def test_a_batch_decided_together_ends_as_one_by_one_and_a_repeat_changes_
             {"_id": decided[event.application_id]["card_number"]}
         )
         assert claims == 1
+
+
+async def test_ready_callbacks_together_issue_each_card_once(
+    two_workers: list[IssuanceRuntime],
+) -> None:
+    worker = two_workers[0]
+    batch = [accepted(f"isstest-ready-{uuid.uuid4().hex}") for _ in range(5)]
+    await worker.approval.handle_fresh_batch(batch)
+    store = worker.store
+    orders = [await store.orders.find_one({"application_id": e.application_id}) for e in batch]
+    assert all(order is not None for order in orders)
+    refs = [str(order["_id"]) for order in orders if order is not None]
+
+    await asyncio.gather(*(worker.production.callback(ref, 1, "ready", None) for ref in refs))
+    await asyncio.gather(*(two_workers[1].production.callback(r, 1, "ready", None) for r in refs))
+
+    for event, ref in zip(batch, refs, strict=True):
+        assert await store.completions.count_documents({"_id": ref}) == 1
+        assert await store.order_schedule.count_documents({"_id": ref}) == 0
+        assert (
+            await store.person_claims.count_documents({"application_id": event.application_id}) == 0
+        )
+        holder = await store.holders.find_one({"application_id": event.application_id})
+        assert holder is not None
+        assert holder["status"] == "active"

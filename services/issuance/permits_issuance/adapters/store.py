@@ -155,6 +155,16 @@ class IssuanceStore:
         """Free the person's slot, only if this application holds it."""
         await self.person_claims.delete_one({"_id": base, "application_id": application_id})
 
+    async def release_persons(self, held: Sequence[tuple[str, str]]) -> None:
+        """`release_person` for (base, application id) pairs with one delete (a filter on
+        several keys, which FerretDB answers by reading the open claims, a small collection)."""
+        if len(held) == 1:
+            await self.release_person(*held[0])
+        elif held:
+            await self.person_claims.delete_many(
+                {"$or": [{"_id": base, "application_id": app} for base, app in held]}
+            )
+
     async def holder(self, base: str) -> HolderRecord | None:
         """The register entry of a person (by travel-permit base number)."""
         return _holder(await self.holders.find_one({"_id": base}))

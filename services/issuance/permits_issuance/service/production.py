@@ -14,8 +14,9 @@ which no later write touches, so an attempt recorded after the callback cannot r
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -37,6 +38,8 @@ from permits_issuance.service.issue import IssueService
 
 log = get_logger("production")
 _SCAN_BATCH = 100
+_READY_WINDOW_SECONDS = 0.02
+"""How long a "ready" callback waits for others to be handled with it."""
 _PLACED_KEPT = 20_000
 """Orders placed by this worker kept for their callback (a few MB; older ones are read)."""
 
@@ -44,6 +47,62 @@ _PLACED_KEPT = 20_000
 def order_state(order: Document) -> OrderState:
     """Where an order's attempts stand (its completion, once confirmed, is kept apart)."""
     return OrderState(order["state"])
+
+
+class Gathering:
+    """Work items that arrive within a short window, handled as one batch by `handle`; each
+    caller waits for its batch. A batch that fails is handled again one item at a time, so
+    one bad item fails only its own caller."""
+
+    def __init__(
+        self,
+        handle: Callable[[Sequence[Document]], Awaitable[None]],
+        *,
+        window_seconds: float,
+        limit: int = 64,
+    ) -> None:
+        self._handle = handle
+        self._window = window_seconds
+        self._limit = limit
+        self._waiting: list[tuple[Document, asyncio.Future[None]]] = []
+        self._flush: asyncio.Task[None] | None = None
+
+    async def add(self, item: Document) -> None:
+        """Hand the item over and wait until its batch is handled (its error, if it failed)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, done))
+        if self._flush is None:
+            self._flush = asyncio.create_task(self._flush_soon())
+        await asyncio.shield(done)
+
+    async def _flush_soon(self) -> None:
+        batch: list[tuple[Document, asyncio.Future[None]]] = []
+        try:
+            await asyncio.sleep(self._window)
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self._limit], self._waiting[self._limit :]
+                await self._run(batch)
+        finally:
+            self._flush = None
+            for _, done in batch + self._waiting:
+                if not done.done():
+                    done.set_exception(RuntimeError("stopped before the work was done"))
+            self._waiting = []
+
+    async def _run(self, batch: list[tuple[Document, asyncio.Future[None]]]) -> None:
+        try:
+            await self._handle([item for item, _ in batch])
+        except Exception:
+            for item, done in batch:
+                try:
+                    await self._handle([item])
+                except Exception as exc:
+                    done.set_exception(exc)
+                else:
+                    done.set_result(None)
+            return
+        for _, done in batch:
+            done.set_result(None)
 
 
 class UnknownOrderError(LookupError):
@@ -69,6 +128,7 @@ class ProductionService:
         self._settings = settings
         self._issue = issue
         self._placed: OrderedDict[str, Document] = OrderedDict()
+        self._ready = Gathering(self._ready_together, window_seconds=_READY_WINDOW_SECONDS)
 
     async def open_order(self, record: Document, deadline: Document | None = None) -> None:
         """Create the order of an approved application (once) and send it.
@@ -274,13 +334,18 @@ class ProductionService:
         """The centre reports an attempt's outcome: the card is ready, or it must be redone.
 
         "Ready" records the order's completion (the first one fixes the ready day) and drops
-        the order from the schedule; the order document itself is not written again."""
-        order = await self._store.orders.find_one({"_id": order_ref})
+        the order from the schedule; the order document itself is not written again. A
+        "ready" for an order this worker placed uses the order as placed (what it reads of it
+        never changes) instead of reading it, and "ready"s that arrive within a moment of each
+        other are handled together (`_ready_together`); the callback is answered when its
+        own order's work is done."""
+        placed = self._placed.get(order_ref) if status == "ready" else None
+        order = placed or await self._store.orders.find_one({"_id": order_ref})
         if order is None:
             raise UnknownOrderError(order_ref)
         if status == "ready":
-            await self._issue.card_ready(order)
-            await self._store.order_schedule.delete_one({"_id": order_ref})
+            await self._ready.add(order)
+            self._placed.pop(order_ref, None)
             return
         if (
             order_state(order) is OrderState.SENT
@@ -295,6 +360,17 @@ class ProductionService:
                     "next_attempt_at": self._clock.now() + self._backoff(attempt),
                     "last_error": (error or "failed")[:500],
                 },
+            )
+
+    async def _ready_together(self, orders: Sequence[Document]) -> None:
+        """The card of each order is ready: issue them (see `IssueService.cards_ready`), then
+        drop them from the schedule with one delete."""
+        await self._issue.cards_ready(orders)
+        if len(orders) == 1:
+            await self._store.order_schedule.delete_one({"_id": orders[0]["_id"]})
+        else:
+            await self._store.order_schedule.delete_many(
+                {"_id": {"$in": [order["_id"] for order in orders]}}
             )
 
     def _backoff(self, attempt: int) -> timedelta:
