@@ -59,6 +59,7 @@ class IssueService:
         people released with one delete; the deadline and the register entry of each are
         written one by one (updates in place), concurrently. Each order's steps keep their
         order: completion, events, deadline, register, release."""
+        orders = list({order["_id"]: order for order in orders}.values())
         token = uuid.uuid4().hex
         completions = await self._store.insert_all_first(
             self._store.completions,
