@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 from issuance_harness import accepted, free_port
@@ -122,9 +123,11 @@ async def test_a_batch_decided_together_ends_as_one_by_one_and_a_repeat_changes_
 
     racing = asyncio.gather(*(two_workers[1].approval.handle_accepted(e) for e in batch[:3]))
     await asyncio.gather(two_workers[0].approval.handle_fresh_batch(batch), racing)
-    decided = {
-        e.application_id: await store.issuances.find_one({"_id": e.application_id}) for e in batch
-    }
+    decided: dict[str, Any] = {}
+    for event in batch:
+        record = await store.issuances.find_one({"_id": event.application_id})
+        assert record is not None, "every application of the batch is decided"
+        decided[event.application_id] = record
     await two_workers[0].approval.handle_fresh_batch(batch)
     again = [await two_workers[1].approval.handle_accepted(e) for e in batch]
 
