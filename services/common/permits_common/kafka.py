@@ -221,14 +221,16 @@ BatchHandler = Callable[[Sequence[Event[Any]]], Awaitable[None]]
 class EventConsumer:
     """A consumer group member that decodes, deduplicates and hands events to a handler.
 
-    A partition's batch is claimed with one store command before it is handled (see
-    `ProcessedEvents`), and its offsets are committed only after it is handled, so a crash
-    redelivers rather than loses, and the claim hands the redelivered records out again.
+    What one fetch returns (every assigned partition's records, and what arrives within
+    `linger_seconds` after the first) is one batch: claimed with one store command before it
+    is handled (see `ProcessedEvents`), its offsets committed only after it is handled, so a
+    crash redelivers rather than loses, and the claim hands the redelivered records out again.
     Poison messages and events the handler keeps refusing go to the dead-letter topic; a store
     or broker outage is retried without skipping anything.
 
     `handler` takes one event (called per subject in order, several subjects at once);
-    `batch_handler` instead takes the fresh events of one partition's batch, in order, and a
+    `batch_handler` instead takes the fresh events of a batch, in order within each partition
+    (so within each subject), and a
     batch it keeps refusing is handed to it again one event at a time, so only the bad event
     is dead-lettered.
     """
@@ -246,6 +248,7 @@ class EventConsumer:
         processed: ProcessedEvents,
         max_attempts: int = 3,
         offset_reset: Literal["earliest", "latest"] = "earliest",
+        linger_seconds: float = 0.05,
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler and batch_handler")
@@ -259,6 +262,7 @@ class EventConsumer:
         self._publisher = publisher
         self._processed = processed
         self._max_attempts = max_attempts
+        self._linger_seconds = linger_seconds
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
 
@@ -296,15 +300,22 @@ class EventConsumer:
         await consumer.start()
         while not self._stopping.is_set():
             batches = await consumer.getmany(timeout_ms=500)
-            for partition, records in batches.items():
-                await self._handle_partition(consumer, partition, records)
+            if batches and self._linger_seconds:
+                # Events of one application arrive on several topics within milliseconds:
+                # waiting a moment makes one batch (one claim, one append) of them.
+                await asyncio.sleep(self._linger_seconds)
+                for partition, more in (await consumer.getmany(timeout_ms=0)).items():
+                    batches.setdefault(partition, []).extend(more)
+            if batches:
+                await self._handle_batches(consumer, batches)
 
-    async def _handle_partition(
+    async def _handle_batches(
         self,
         consumer: AIOKafkaConsumer,
-        partition: TopicPartition,
-        records: list[ConsumerRecord[bytes, bytes]],
+        batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
     ) -> None:
+        """Claim, handle and commit the records of one fetch, all partitions together."""
+        records = [record for part in batches.values() for record in part]
         decoded: list[tuple[ConsumerRecord[bytes, bytes], Event[Any]]] = []
         for record in records:
             try:
@@ -326,7 +337,7 @@ class EventConsumer:
             await handle_by_subject(
                 events, lambda event: self._handle_with_retries(fresh[event.id], event)
             )
-        await consumer.commit({partition: records[-1].offset + 1})
+        await consumer.commit({tp: part[-1].offset + 1 for tp, part in batches.items() if part})
 
     async def _handled_as_batch(self, events: list[Event[Any]]) -> bool:
         """Hand the whole batch to the batch handler; False when there is none or it kept

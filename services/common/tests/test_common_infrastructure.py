@@ -230,7 +230,7 @@ async def test_a_batch_the_handler_refuses_is_handled_event_by_event(
     ]
     commits = _Commits()
     partition = TopicPartition(topics.SLA, 0)
-    await consumer._handle_partition(commits, partition, records)
+    await consumer._handle_batches(commits, {partition: records})
     assert batches == [[good.id, bad.id], [good.id], [bad.id]]
     assert commits.offsets == [{partition: 2}]
     copies = [
@@ -239,5 +239,5 @@ async def test_a_batch_the_handler_refuses_is_handled_event_by_event(
         )
         for offset, event in enumerate([good, bad], start=2)
     ]
-    await consumer._handle_partition(commits, partition, copies)
+    await consumer._handle_batches(commits, {partition: copies})
     assert len(batches) == 3, "copies of handled events (new positions) were handed over again"

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from pymongo import AsyncMongoClient
 
 from permits_common.clock import Clock
 from permits_common.domain.calendar import official_arrangement
+from permits_common.domain.travel_permit import base_number
 from permits_common.events.envelope import Event
 from permits_common.events.models import (
     ApplicationAccepted,
@@ -140,6 +142,28 @@ class IssuanceRuntime:
             await self.approval.handle_accepted(data, redelivered=redelivered)
         else:
             await self.extensions.grant(event.id, data)
+
+    def fresh_acceptances(self, events: Sequence[Event[Any]], again: set[str]) -> list[Event[Any]]:
+        """The acceptances of a batch that `approval.handle_fresh_batch` may decide together:
+        claimed for the first time, the only event of their application in the batch, and the
+        only one of their person (the others go one by one, in order, as before)."""
+        per_subject = Counter(event.subject for event in events)
+        people: set[str] = set()
+        fresh = []
+        for event in events:
+            data = event.data
+            if (
+                not isinstance(data, ApplicationAccepted)
+                or not self.wants_application_event(event)
+                or event.id in again
+                or per_subject[event.subject] > 1
+            ):
+                continue
+            base = base_number(data.applicant.travel_permit_number)
+            if base not in people:
+                people.add(base)
+                fresh.append(event)
+        return fresh
 
     async def handle_calendar_event(self, event: Event[Any]) -> None:
         """An operator loaded or corrected a year: count with it and move the open deadlines

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 from issuance_harness import accepted, free_port
@@ -107,3 +108,63 @@ async def test_one_open_application_per_person(two_workers: list[IssuanceRuntime
     assert outcomes == [APPROVED, REJECTED]
     refused = next(record for record in records if record["outcome"] == REJECTED)
     assert refused["code"] == "duplicate_open_application"
+
+
+async def test_a_batch_decided_together_ends_as_one_by_one_and_a_repeat_changes_nothing(
+    two_workers: list[IssuanceRuntime],
+) -> None:
+    birth = date(1986, 2, 3)
+    taken_permit = f"H{uuid.uuid4().int % 10**8:08d}"
+    held = accepted(f"isstest-held-{uuid.uuid4().hex}", travel_permit_number=taken_permit)
+    await two_workers[1].approval.handle_accepted(held)
+    batch = [accepted(f"isstest-batch-{uuid.uuid4().hex}", birth_date=birth) for _ in range(6)]
+    batch.append(accepted(f"isstest-busy-{uuid.uuid4().hex}", travel_permit_number=taken_permit))
+    store = two_workers[0].store
+
+    racing = asyncio.gather(*(two_workers[1].approval.handle_accepted(e) for e in batch[:3]))
+    await asyncio.gather(two_workers[0].approval.handle_fresh_batch(batch), racing)
+    decided: dict[str, Any] = {}
+    for event in batch:
+        record = await store.issuances.find_one({"_id": event.application_id})
+        assert record is not None, "every application of the batch is decided"
+        decided[event.application_id] = record
+    await two_workers[0].approval.handle_fresh_batch(batch)
+    again = [await two_workers[1].approval.handle_accepted(e) for e in batch]
+
+    numbers = [decided[e.application_id]["card_number"] for e in batch[:6]]
+    assert len(set(numbers)) == 6
+    assert all(permit_number.parse(n).birth_date == birth for n in numbers)
+    assert [r["card_number"] for r in again[:6]] == numbers, "the same decision every time"
+    assert again[6]["outcome"] == REJECTED
+    assert again[6]["code"] == "duplicate_open_application"
+    for event in batch[:6]:
+        assert await store.orders.count_documents({"application_id": event.application_id}) == 1
+        claims = await store.permit_numbers.count_documents(
+            {"_id": decided[event.application_id]["card_number"]}
+        )
+        assert claims == 1
+
+
+async def test_ready_callbacks_together_issue_each_card_once(
+    two_workers: list[IssuanceRuntime],
+) -> None:
+    worker = two_workers[0]
+    batch = [accepted(f"isstest-ready-{uuid.uuid4().hex}") for _ in range(5)]
+    await worker.approval.handle_fresh_batch(batch)
+    store = worker.store
+    orders = [await store.orders.find_one({"application_id": e.application_id}) for e in batch]
+    assert all(order is not None for order in orders)
+    refs = [str(order["_id"]) for order in orders if order is not None]
+
+    await asyncio.gather(*(worker.production.callback(ref, 1, "ready", None) for ref in refs))
+    await asyncio.gather(*(two_workers[1].production.callback(r, 1, "ready", None) for r in refs))
+
+    for event, ref in zip(batch, refs, strict=True):
+        assert await store.completions.count_documents({"_id": ref}) == 1
+        assert await store.order_schedule.count_documents({"_id": ref}) == 0
+        assert (
+            await store.person_claims.count_documents({"application_id": event.application_id}) == 0
+        )
+        holder = await store.holders.find_one({"application_id": event.application_id})
+        assert holder is not None
+        assert holder["status"] == "active"

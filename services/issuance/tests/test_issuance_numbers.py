@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 import pytest
@@ -11,7 +12,13 @@ from permits_common.domain import permit_number
 from permits_common.domain.permit_number import SequenceExhaustedError
 from permits_common.domain.regions import Region, Sex
 from permits_issuance.domain.numbering import candidate, capacity, counter_key
-from permits_issuance.service.numbers import PERSIST_EVERY, CounterHints, allocate_number
+from permits_issuance.service.numbers import (
+    PERSIST_EVERY,
+    CounterHints,
+    NumberRequest,
+    allocate_number,
+    allocate_numbers,
+)
 
 NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 BIRTH = date(1990, 1, 1)
@@ -28,6 +35,7 @@ class InMemoryClaims:
         self.numbers: dict[str, str] = {}
         self.lagging = lagging
         self.attempts = 0
+        self.commands = 0
 
     async def stored_counter(self, key: str) -> int:
         await asyncio.sleep(0)
@@ -44,6 +52,16 @@ class InMemoryClaims:
             return self.numbers[number]
         self.numbers[number] = application_id
         return None
+
+    async def claim_numbers(self, claims: Sequence[tuple[str, str]], at: datetime) -> set[str]:
+        self.commands += 1
+        taken = set()
+        for number, application_id in claims:
+            if number in self.numbers:
+                taken.add(number)
+            else:
+                self.numbers[number] = application_id
+        return taken
 
 
 async def _allocate(
@@ -110,3 +128,40 @@ async def test_exhausted_sequences_raise() -> None:
     assert last[14:17] == "998"
     with pytest.raises(SequenceExhaustedError):
         await _allocate(claims, "one-too-many", Sex.FEMALE)
+
+
+async def test_a_batch_claims_its_numbers_in_one_command_and_probes_past_taken_ones() -> None:
+    claims = InMemoryClaims()
+    hints = CounterHints()
+    claims.numbers[candidate(Region.HK, BIRTH, Sex.MALE, 1).value] = "earlier, another worker"
+    requests = [NumberRequest(f"app-{i}", Region.HK, BIRTH, Sex.MALE) for i in range(4)]
+    requests.append(NumberRequest("app-other-day", Region.HK, date(1991, 5, 6), Sex.FEMALE))
+
+    numbers = await allocate_numbers(claims, hints, requests, now=NOW)
+
+    assert claims.commands == 1, "one command for the batch"
+    assert numbers["app-0"] == candidate(Region.HK, BIRTH, Sex.MALE, 0).value
+    taken_before = candidate(Region.HK, BIRTH, Sex.MALE, 1).value
+    given = [numbers[r.application_id] for r in requests]
+    assert taken_before not in given
+    assert len(set(given)) == len(given)
+    assert all(
+        claims.numbers[str(n)] == r.application_id for n, r in zip(given, requests, strict=True)
+    )
+    assert numbers["app-other-day"] == candidate(Region.HK, date(1991, 5, 6), Sex.FEMALE, 0).value
+
+
+async def test_a_batch_reports_an_exhausted_key_per_application() -> None:
+    claims = InMemoryClaims()
+    hints = CounterHints()
+    key = counter_key(Region.HK, BIRTH, Sex.FEMALE)
+    hints.seed(key, capacity(Sex.FEMALE))
+    requests = [
+        NumberRequest("full", Region.HK, BIRTH, Sex.FEMALE),
+        NumberRequest("fine", Region.HK, BIRTH, Sex.MALE),
+    ]
+
+    numbers = await allocate_numbers(claims, hints, requests, now=NOW)
+
+    assert isinstance(numbers["full"], SequenceExhaustedError)
+    assert numbers["fine"] == candidate(Region.HK, BIRTH, Sex.MALE, 0).value

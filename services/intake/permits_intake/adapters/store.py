@@ -13,6 +13,7 @@ FerretDB on PostgreSQL answers from that index.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -21,6 +22,7 @@ from typing import Any
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from permits_common.domain.calendar import YearArrangement, official_arrangement
 from permits_common.domain.card import ApplicationStatus, HolderStatus, SlaState
@@ -325,19 +327,47 @@ class IntakeStore:
             await self.holder_cards.update_one(
                 {"_id": card.holder}, {"$addToSet": {"cards": card.number}}, upsert=True
             )
-        await self.cards.replace_one(
-            {"_id": card.number},
-            {
-                "issue_count": card.issue_count,
-                "status": card.status.value,
-                "holder": card.holder,
-                "valid_from": _iso(card.valid_from),
-                "valid_until": _iso(card.valid_until),
-                "issuing_authority": card.issuing_authority,
-                "application_id": card.application_id,
-            },
-            upsert=True,
+        await self.cards.replace_one({"_id": card.number}, _card_document(card), upsert=True)
+
+    async def save_issued_cards(self, cards: Sequence[CardView]) -> None:
+        """Views of newly issued cards (one per number), written without reading them first:
+        one bulk write lists them under their holders, and first issues are inserted with one
+        `insert_many`. A later issue, or a first issue whose view exists (a redelivery),
+        replaces the view unless that shows a later issue already (the upsert's insert is then
+        refused, and the view stays as it is), one command each."""
+        per_holder: dict[str, list[str]] = {}
+        for card in cards:
+            if card.holder:
+                per_holder.setdefault(card.holder, []).append(card.number)
+        listings = [
+            ({"_id": holder}, {"$addToSet": {"cards": {"$each": numbers}}})
+            for holder, numbers in per_holder.items()
+        ]
+        try:
+            await bulk_write_in_chunks(
+                self.holder_cards, [UpdateOne(key, change, upsert=True) for key, change in listings]
+            )
+        except (BulkWriteError, KeyError):
+            # Two upserts of one new holder at once (another replica): the loser's insert is
+            # refused, and FerretDB's reply to such a bulk update lacks `nModified`, which
+            # PyMongo reads as a KeyError. Every listing again, one by one (idempotent).
+            for key, change in listings:
+                try:
+                    await self.holder_cards.update_one(key, change, upsert=True)
+                except DuplicateKeyError:
+                    await self.holder_cards.update_one(key, change)
+        first = [card for card in cards if card.issue_count == 1]
+        shown = await insert_new(
+            self.cards, [{"_id": card.number, **_card_document(card)} for card in first]
         )
+        for card in cards:
+            if card.issue_count > 1 or card.number in shown:
+                with contextlib.suppress(DuplicateKeyError):
+                    await self.cards.replace_one(
+                        {"_id": card.number, "issue_count": {"$lte": card.issue_count}},
+                        _card_document(card),
+                        upsert=True,
+                    )
 
     async def set_card_status(
         self, number: str, issue_count: int, expected: HolderStatus, new: HolderStatus
@@ -431,6 +461,18 @@ def _step(doc: Document) -> Step:
         date.fromisoformat(card["valid_until"]),
         card["issuing_authority"],
     )
+
+
+def _card_document(card: CardView) -> Document:
+    return {
+        "issue_count": card.issue_count,
+        "status": card.status.value,
+        "holder": card.holder,
+        "valid_from": _iso(card.valid_from),
+        "valid_until": _iso(card.valid_until),
+        "issuing_authority": card.issuing_authority,
+        "application_id": card.application_id,
+    }
 
 
 def _card_view(doc: Document) -> CardView:

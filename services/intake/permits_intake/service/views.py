@@ -24,7 +24,7 @@ from permits_common.events.models import (
 )
 from permits_common.ordering import handle_by_subject
 from permits_intake.adapters.store import IntakeStore
-from permits_intake.domain.cards import apply_card_event
+from permits_intake.domain.cards import CardView, apply_card_event
 from permits_intake.domain.progress import Step, closes_application, status_of, steps_of
 
 _CARD_EVENTS = (CardIssued, CardReportedLost, CardRevoked, CardExpired, CardSuperseded)
@@ -46,7 +46,17 @@ class StatusViews:
                 added = steps_of(event.id, event.time, event.data)
                 steps.extend((application_id, step) for step in added)
         await self._store.append_steps(steps)
-        await handle_by_subject([e for e in events if _changes_in_place(e)], self._in_place)
+        in_place = [e for e in events if _changes_in_place(e)]
+        issued = _issued_only(in_place)
+        await self._store.save_issued_cards(list(issued.values()))
+        await handle_by_subject(
+            [
+                e
+                for e in in_place
+                if not (isinstance(e.data, CardIssued) and e.data.card_number in issued)
+            ],
+            self._in_place,
+        )
 
     async def _in_place(self, event: Event[Any]) -> None:
         data = event.data
@@ -60,6 +70,25 @@ class StatusViews:
             await self._store.save_card(
                 updated, new_holder=current is None or current.holder != updated.holder
             )
+
+
+def _issued_only(events: Sequence[Event[Any]]) -> dict[str, CardView]:
+    """The views of the card numbers whose only events in the batch are issues (the latest
+    issue of each): they replace what is stored without reading it (see
+    `IntakeStore.save_issued_cards`); a number with any other event is handled in order."""
+    views: dict[str, CardView] = {}
+    mixed: set[str] = set()
+    for event in events:
+        data = event.data
+        if not isinstance(data, _CARD_EVENTS):
+            continue
+        if not isinstance(data, CardIssued):
+            mixed.add(data.card_number)
+            continue
+        view = apply_card_event(views.get(data.card_number), data)
+        if view is not None:
+            views[data.card_number] = view
+    return {number: view for number, view in views.items() if number not in mixed}
 
 
 def _application_of(event: Event[Any]) -> str | None:

@@ -10,7 +10,7 @@ the application id, the person, the order attempt); counters are only a hint.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from permits_common.domain.calendar import YearArrangement, official_arrangement
 from permits_common.domain.card import HolderStatus
-from permits_common.mongo import Document, ensure_index
+from permits_common.mongo import Document, ensure_index, insert_new
 from permits_issuance.domain.register import HolderRecord
 
 
@@ -101,6 +101,30 @@ class IssuanceStore:
             return str(existing["application_id"]) if existing else ""
         return None
 
+    async def claim_numbers(self, claims: Sequence[tuple[str, str]], at: datetime) -> set[str]:
+        """Claim (number, application id) pairs with one insert; returns the numbers that
+        were taken already (their claims are left as they are)."""
+        taken = await insert_new(
+            self.permit_numbers,
+            [
+                {"_id": number, "application_id": application_id, "claimed_at": at}
+                for number, application_id in claims
+            ],
+        )
+        return {str(number) for number in taken}
+
+    async def insert_all_first(
+        self, collection: AsyncCollection[Document], docs: Sequence[Document]
+    ) -> dict[Any, Document]:
+        """`insert_first` for many documents with one insert: each `_id`'s stored document,
+        read back (one by one) only where an earlier one was kept."""
+        taken = await insert_new(collection, docs)
+        stored = {doc["_id"]: doc for doc in docs}
+        for doc in docs:
+            if doc["_id"] in taken:
+                stored[doc["_id"]] = await self.insert_first(collection, doc)
+        return stored
+
     async def claim_person(self, base: str, application_id: str) -> bool:
         """Hold the person's one open application slot; True when this application holds it."""
         for _ in range(3):
@@ -113,9 +137,33 @@ class IssuanceStore:
                     return bool(existing["application_id"] == application_id)
         return False
 
+    async def claim_persons(self, claims: Sequence[tuple[str, str]]) -> set[str]:
+        """`claim_person` for (base, application id) pairs of different people with one
+        insert; returns the application ids that hold their person's slot (a slot taken
+        already is read back, one by one)."""
+        taken = await insert_new(
+            self.person_claims,
+            [{"_id": base, "application_id": application_id} for base, application_id in claims],
+        )
+        return {
+            application_id
+            for base, application_id in claims
+            if base not in taken or await self.claim_person(base, application_id)
+        }
+
     async def release_person(self, base: str, application_id: str) -> None:
         """Free the person's slot, only if this application holds it."""
         await self.person_claims.delete_one({"_id": base, "application_id": application_id})
+
+    async def release_persons(self, held: Sequence[tuple[str, str]]) -> None:
+        """`release_person` for (base, application id) pairs with one delete (a filter on
+        several keys, which FerretDB answers by reading the open claims, a small collection)."""
+        if len(held) == 1:
+            await self.release_person(*held[0])
+        elif held:
+            await self.person_claims.delete_many(
+                {"$or": [{"_id": base, "application_id": app} for base, app in held]}
+            )
 
     async def holder(self, base: str) -> HolderRecord | None:
         """The register entry of a person (by travel-permit base number)."""

@@ -9,7 +9,7 @@ outages (store, broker) are retried without skipping.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
@@ -28,6 +28,10 @@ from permits_issuance.runtime import SERVICE, IssuanceRuntime
 log = get_logger("agents")
 EventHandler = Callable[[Event[Any], bool], Awaitable[None]]
 """Handles one event; the flag says whether it was claimed before (a redelivery)."""
+BatchStep = Callable[
+    ["IssuanceRuntime", Sequence[Event[Any]], set[str]], Awaitable[tuple[set[str], set[str]]]
+]
+"""Handles part of a batch together first: returns the ids it handled and those it tried."""
 
 
 def build_faust_app(runtime: IssuanceRuntime, *, serve_http: bool = True) -> faust.App:
@@ -47,6 +51,7 @@ def build_faust_app(runtime: IssuanceRuntime, *, serve_http: bool = True) -> fau
         "applications",
         runtime.handle_application_event,
         relevant=runtime.wants_application_event,
+        together=_decide_together,
     )
     _consume(
         app,
@@ -87,6 +92,30 @@ def build_faust_app(runtime: IssuanceRuntime, *, serve_http: bool = True) -> fau
     return app
 
 
+async def _decide_together(
+    runtime: IssuanceRuntime, batch: Sequence[Event[Any]], again: set[str]
+) -> tuple[set[str], set[str]]:
+    """Decide the batch's fresh acceptances in one go (see `ApprovalService.
+    handle_fresh_batch`); returns the ids handled and the ids tried. When the batch step
+    fails for another reason than an outage, its events are handled again one by one, as
+    redeliveries (each step is keyed, so what the batch did is found, not done twice), and
+    only an event that fails alone is dead-lettered."""
+    fresh = runtime.fresh_acceptances(batch, again)
+    if not fresh:
+        return set(), set()
+    tried = {event.id for event in fresh}
+    accepted = [event.data for event in fresh]
+    try:
+        async with runtime.handling():
+            await retry_forever(lambda: runtime.approval.handle_fresh_batch(accepted))
+    except Exception as exc:
+        if runtime.stopping:
+            raise
+        log.warning("batch of acceptances refused, one by one", error=repr(exc)[:300])
+        return set(), tried
+    return tried, tried
+
+
 def _first_time_or_not(handler: Callable[[Event[Any]], Awaitable[None]]) -> EventHandler:
     """A handler that does the same whether or not the event was claimed before."""
 
@@ -104,6 +133,7 @@ def _consume(
     handler: EventHandler,
     *,
     relevant: Callable[[Event[Any]], bool] | None = None,
+    together: BatchStep | None = None,
 ) -> None:
     consumer = f"{runtime.settings.issuance_group}:{short}"
 
@@ -118,7 +148,11 @@ def _consume(
             relevant=relevant,
         )
         async for batch in batches:
-            again = batch.again
+            again = set(batch.again)
+            done: set[str] = set()
+            if together is not None:
+                done, tried = await together(runtime, batch, again)
+                again |= tried - done
 
             async def handle_one(event: Event[Any], again: set[str] = again) -> None:
                 async def run(e: Event[Any]) -> None:
@@ -126,7 +160,7 @@ def _consume(
 
                 await _handle(runtime, consumer, event, run)
 
-            await handle_by_subject(batch, handle_one)
+            await handle_by_subject([ev for ev in batch if ev.id not in done], handle_one)
 
     app.agent(raw_topic(app, topic_name), name=f"issuance.{short}")(agent)
 

@@ -9,6 +9,8 @@ same events with the same derived ids.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from permits_common.clock import Clock
@@ -28,7 +30,12 @@ from permits_common.mongo import Document
 from permits_issuance.adapters.store import IssuanceStore
 from permits_issuance.domain.register import Approval, Decision, Refusal, decide
 from permits_issuance.service.deadlines import DeadlineService
-from permits_issuance.service.numbers import CounterHints, allocate_number
+from permits_issuance.service.numbers import (
+    CounterHints,
+    NumberRequest,
+    allocate_number,
+    allocate_numbers,
+)
 from permits_issuance.service.production import ProductionService
 
 log = get_logger("approval")
@@ -81,6 +88,83 @@ class ApprovalService:
         log.info("application decided", application_id=application_id, outcome=record["outcome"])
         return record
 
+    async def handle_fresh_batch(self, batch: Sequence[ApplicationAccepted]) -> None:
+        """`handle_accepted` for acceptances this consumer claims for the first time, each of
+        another application and another person, with one command per step for the batch
+        instead of one per application: the deadlines, the person claims, the number claims,
+        the decisions, the orders and their schedule entries are each one `insert_many`, and
+        all events go out with one wait for the broker, before the orders are sent.
+
+        The keys decide exactly as one by one: an insert refused because of an earlier one
+        reads that one back (a second worker racing on the same application gets its
+        decision and number), so running a batch again, whole or one event at a time, ends
+        in the same decisions and card numbers."""
+        now = self._clock.now()
+        deadlines = await self._deadlines.start_clocks(
+            [(a.application_id, a.acceptance_point, a.accepted_on) for a in batch]
+        )
+        bases = {a.application_id: base_number(a.applicant.travel_permit_number) for a in batch}
+        holding = await self._store.claim_persons(
+            [(bases[a.application_id], a.application_id) for a in batch]
+        )
+        decisions = dict(
+            zip(
+                [a.application_id for a in batch],
+                await asyncio.gather(
+                    *(
+                        self._decide_claimed(
+                            a, bases[a.application_id], a.application_id in holding
+                        )
+                        for a in batch
+                    )
+                ),
+                strict=True,
+            )
+        )
+        numbers = await allocate_numbers(
+            self._store,
+            self._hints,
+            [
+                NumberRequest(
+                    a.application_id, a.applicant.region, a.applicant.birth_date, a.applicant.sex
+                )
+                for a in batch
+                if _needs_number(decisions[a.application_id])
+            ],
+            now=now,
+        )
+        for application_id, number in numbers.items():
+            decisions[application_id] = _numbered(decisions[application_id], number)
+        records = await self._store.insert_all_first(
+            self._store.issuances,
+            [
+                _record(a, bases[a.application_id], decisions[a.application_id], self._clock)
+                for a in batch
+            ],
+        )
+        approved = [
+            (records[a.application_id], deadlines[a.application_id])
+            for a in batch
+            if records[a.application_id]["outcome"] == APPROVED
+        ]
+        created, existing = await self._production.open_orders(approved)
+        await self._publisher.publish_all(
+            [self._deadlines.scheduled_event(deadlines[a.application_id]) for a in batch]
+            + [self._outcome_event(records[a.application_id]) for a in batch]
+            + [self._production.in_production_event(order) for order in created]
+        )
+        for a in batch:
+            record = records[a.application_id]
+            if record["outcome"] != APPROVED:
+                await self._deadlines.stop_clock(a.application_id)
+                await self._store.release_person(record["travel_permit_base"], a.application_id)
+            log.info(
+                "application decided", application_id=a.application_id, outcome=record["outcome"]
+            )
+        for record, deadline in existing:
+            await self._production.open_order(record, deadline)
+        await asyncio.gather(*(self._production.send_first(order) for order in created))
+
     async def _decide_and_record(self, accepted: ApplicationAccepted) -> Document:
         base = base_number(accepted.applicant.travel_permit_number)
         decision = await self._decide(accepted, base)
@@ -97,17 +181,20 @@ class ApprovalService:
                 )
                 decision = Approval(number, decision.issue_count)
             except SequenceExhaustedError:
-                decision = Refusal(
-                    RuleCode.SEQUENCE_EXHAUSTED,
-                    "no permit number is left for this birth date and sex; "
-                    "the issuing authority must assign one by hand",
-                )
+                decision = _exhausted()
         return await self._store.insert_first(
             self._store.issuances, _record(accepted, base, decision, self._clock)
         )
 
     async def _decide(self, accepted: ApplicationAccepted, base: str) -> Decision:
-        if not await self._store.claim_person(base, accepted.application_id):
+        claimed = await self._store.claim_person(base, accepted.application_id)
+        return await self._decide_claimed(accepted, base, claimed)
+
+    async def _decide_claimed(
+        self, accepted: ApplicationAccepted, base: str, holds_person: bool
+    ) -> Decision:
+        """The decision once the person's claim is known (no number allocated yet)."""
+        if not holds_person:
             return Refusal(
                 RuleCode.DUPLICATE_OPEN_APPLICATION,
                 "another application of this person is still open",
@@ -150,6 +237,25 @@ class ApprovalService:
             ),
             event_id=derived_event_id(application_id, "application.rejected"),
         )
+
+
+def _needs_number(decision: Decision) -> bool:
+    return isinstance(decision, Approval) and decision.card_number is None
+
+
+def _numbered(decision: Decision, number: str | SequenceExhaustedError) -> Decision:
+    """An approval with its new number, or the refusal when none is left."""
+    if isinstance(number, SequenceExhaustedError) or not isinstance(decision, Approval):
+        return _exhausted()
+    return Approval(number, decision.issue_count)
+
+
+def _exhausted() -> Refusal:
+    return Refusal(
+        RuleCode.SEQUENCE_EXHAUSTED,
+        "no permit number is left for this birth date and sex; "
+        "the issuing authority must assign one by hand",
+    )
 
 
 def _record(accepted: ApplicationAccepted, base: str, decision: Decision, clock: Clock) -> Document:

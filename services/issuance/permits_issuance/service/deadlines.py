@@ -10,13 +10,14 @@ ids: a crash or a second worker makes a repeat with the same id, which consumers
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
 from permits_common.clock import Clock
 from permits_common.domain.calendar import CalendarStamp
 from permits_common.domain.card import SlaState
-from permits_common.events.envelope import derived_event_id
+from permits_common.events.envelope import Event, derived_event_id
 from permits_common.events.models import (
     SlaAtRisk,
     SlaBreached,
@@ -62,33 +63,48 @@ class DeadlineService:
     async def start_clock(self, application_id: str, point: str, accepted_on: date) -> Document:
         """Schedule the deadline of a newly accepted application (idempotent); returns the
         deadline as stored."""
-        planned = schedule(self._calendar.current, accepted_on, self._at_risk_days)
         doc = await self._store.insert_first(
-            self._store.deadlines,
-            {
-                "_id": application_id,
-                "point": point,
-                "accepted_on": iso(accepted_on),
-                **schedule_fields(planned),
-                "state": SlaState.ON_TRACK.value,
-                "open": True,
-            },
+            self._store.deadlines, self.new_deadline(application_id, point, accepted_on)
         )
-        stored = schedule_of(doc)
-        await self._publisher.publish(
-            self._publisher.event(
-                SlaScheduled(
-                    application_id=application_id,
-                    acceptance_point=point,
-                    due_date=stored.due_date,
-                    accepted_on=stored.accepted_on,
-                    provisional=stored.provisional,
-                    **calendar_fields(stored.calendar),
-                ),
-                event_id=derived_event_id(application_id, "sla.scheduled"),
-            )
-        )
+        await self._publisher.publish(self.scheduled_event(doc))
         return doc
+
+    async def start_clocks(self, starts: Sequence[tuple[str, str, date]]) -> dict[str, Document]:
+        """`start_clock` for a batch of (application id, point, accepted on) with one insert,
+        without publishing: the deadlines as stored, by application id. The caller publishes
+        `scheduled_event` of each (a repeat is the same event, with the same id)."""
+        stored = await self._store.insert_all_first(
+            self._store.deadlines, [self.new_deadline(*start) for start in starts]
+        )
+        return {str(key): doc for key, doc in stored.items()}
+
+    def new_deadline(self, application_id: str, point: str, accepted_on: date) -> Document:
+        """The deadline document of an application accepted today."""
+        planned = schedule(self._calendar.current, accepted_on, self._at_risk_days)
+        return {
+            "_id": application_id,
+            "point": point,
+            "accepted_on": iso(accepted_on),
+            **schedule_fields(planned),
+            "state": SlaState.ON_TRACK.value,
+            "open": True,
+        }
+
+    def scheduled_event(self, doc: Document) -> Event[Any]:
+        """`sla.scheduled` of a stored deadline (its id derived from the application's)."""
+        stored = schedule_of(doc)
+        application_id = str(doc["_id"])
+        return self._publisher.event(
+            SlaScheduled(
+                application_id=application_id,
+                acceptance_point=str(doc["point"]),
+                due_date=stored.due_date,
+                accepted_on=stored.accepted_on,
+                provisional=stored.provisional,
+                **calendar_fields(stored.calendar),
+            ),
+            event_id=derived_event_id(application_id, "sla.scheduled"),
+        )
 
     async def stop_clock(self, application_id: str) -> None:
         """The application was refused: nothing is due any more."""

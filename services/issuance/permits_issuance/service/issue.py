@@ -8,7 +8,10 @@ reissue, `card.superseded` for the previous issue.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 from permits_common.clock import Clock
@@ -48,41 +51,87 @@ class IssueService:
 
     async def card_ready(self, order: Document) -> None:
         """Publish the issue once (repeats carry the same ids) and update the register."""
+        await self.cards_ready([order])
+
+    async def cards_ready(self, orders: Sequence[Document]) -> None:
+        """`card_ready` for several orders (of different applications) at once: their
+        completions with one insert, their events with one wait for the broker, their
+        people released with one delete; the deadline and the register entry of each are
+        written one by one (updates in place), concurrently. Each order's steps keep their
+        order: completion, events, deadline, register, release."""
+        orders = list({order["_id"]: order for order in orders}.values())
         token = uuid.uuid4().hex
-        completion = await self._store.insert_first(
+        completions = await self._store.insert_all_first(
             self._store.completions,
-            {"_id": order["_id"], "ready_on": iso(self._clock.today()), "token": token},
+            [
+                {"_id": order["_id"], "ready_on": iso(self._clock.today()), "token": token}
+                for order in orders
+            ],
         )
-        first_time = completion.get("token") == token
-        ready_on = day_of(completion["ready_on"])
-        application_id = str(order["application_id"])
-        record = order.get("decision") or await self._store.issuances.find_one(
-            {"_id": application_id}
-        )
-        if record is None:
-            raise LookupError(f"no decision recorded for application {application_id}")
-        accepted = ApplicationAccepted.model_validate(record["accepted"])
-        card_number = str(record["card_number"])
-        issue_count = int(record["issue_count"])
-        until = valid_until(ready_on)
+        issues = []
+        for order in orders:
+            completion = completions[order["_id"]]
+            application_id = str(order["application_id"])
+            record = order.get("decision") or await self._store.issuances.find_one(
+                {"_id": application_id}
+            )
+            if record is None:
+                raise LookupError(f"no decision recorded for application {application_id}")
+            accepted = ApplicationAccepted.model_validate(record["accepted"])
+            first_time = completion.get("token") == token
+            issues.append((order, record, accepted, day_of(completion["ready_on"]), first_time))
         await self._publisher.publish_all(
-            self._events(record, accepted, card_number, issue_count, ready_on)
+            [
+                event
+                for _, record, accepted, ready_on, _ in issues
+                for event in self._events(
+                    record,
+                    accepted,
+                    str(record["card_number"]),
+                    int(record["issue_count"]),
+                    ready_on,
+                )
+            ]
         )
+        await asyncio.gather(*(self._register(*issue) for issue in issues))
+        await self._store.release_persons(
+            [
+                (str(record["travel_permit_base"]), accepted.application_id)
+                for _, record, accepted, _, _ in issues
+            ]
+        )
+        for _, record, accepted, _, first_time in issues:
+            if first_time:
+                CARDS_ISSUED.labels(accepted.kind.value, accepted.applicant.region.value).inc()
+                log.info(
+                    "card issued",
+                    application_id=accepted.application_id,
+                    issue_count=int(record["issue_count"]),
+                )
+
+    async def _register(
+        self,
+        order: Document,
+        record: Document,
+        accepted: ApplicationAccepted,
+        ready_on: date,
+        first_time: bool,
+    ) -> None:
+        """The deadline met (or breached) and the person's latest issue in the register."""
         await self._deadlines.card_ready(
-            application_id, ready_on, first_time=first_time, scheduled=order.get("deadline")
+            accepted.application_id,
+            ready_on,
+            first_time=first_time,
+            scheduled=order.get("deadline"),
         )
         await self._store.record_issue(
             str(record["travel_permit_base"]),
-            card_number,
-            issue_count,
-            until,
-            application_id,
+            str(record["card_number"]),
+            int(record["issue_count"]),
+            valid_until(ready_on),
+            accepted.application_id,
             accepted.applicant.region.value,
         )
-        await self._store.release_person(str(record["travel_permit_base"]), application_id)
-        if first_time:
-            CARDS_ISSUED.labels(accepted.kind.value, accepted.applicant.region.value).inc()
-            log.info("card issued", application_id=application_id, issue_count=issue_count)
 
     def _events(
         self,

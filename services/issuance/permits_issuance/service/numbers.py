@@ -14,6 +14,8 @@ recorded, or a lost race for the same application) is simply never given out: ga
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
@@ -35,6 +37,9 @@ class NumberClaims(Protocol):
 
     async def claim_number(self, number: str, application_id: str, at: datetime) -> str | None:
         """None when claimed now; otherwise the application id that holds it."""
+
+    async def claim_numbers(self, claims: Sequence[tuple[str, str]], at: datetime) -> set[str]:
+        """Claim (number, application id) pairs in one command; the numbers already taken."""
 
 
 class CounterHints:
@@ -91,3 +96,53 @@ async def allocate_number(
             continue
         index += 1
     raise SequenceExhaustedError(sex)
+
+
+@dataclass(frozen=True, slots=True)
+class NumberRequest:
+    """One application that needs a new number."""
+
+    application_id: str
+    region: Region
+    birth_date: date
+    sex: Sex
+
+
+async def allocate_numbers(
+    claims: NumberClaims, hints: CounterHints, requests: Sequence[NumberRequest], *, now: datetime
+) -> dict[str, str | SequenceExhaustedError]:
+    """Numbers for a batch of applications, by application id: each request's next candidate
+    is claimed in one command, and a request whose candidate was taken (or whose key is
+    exhausted) goes on one claim at a time, as `allocate_number` does. A number is still
+    only ever given out by its own successful claim."""
+    first: list[tuple[NumberRequest, str, str, int]] = []
+    outcome: dict[str, str | SequenceExhaustedError] = {}
+    for request in requests:
+        key = counter_key(request.region, request.birth_date, request.sex)
+        index = hints.next_index(key)
+        if index >= capacity(request.sex):
+            outcome[request.application_id] = SequenceExhaustedError(request.sex)
+            continue
+        hints.taken(key, index)
+        number = candidate(request.region, request.birth_date, request.sex, index).value
+        first.append((request, number, key, index))
+    taken = await claims.claim_numbers([(n, r.application_id) for r, n, _, _ in first], now)
+    for request, number, key, index in first:
+        if number not in taken:
+            if (index + 1) % PERSIST_EVERY == 0:
+                await claims.raise_counter(key, index + 1)
+            outcome[request.application_id] = number
+            continue
+        try:
+            outcome[request.application_id] = await allocate_number(
+                claims,
+                hints,
+                application_id=request.application_id,
+                region=request.region,
+                birth_date=request.birth_date,
+                sex=request.sex,
+                now=now,
+            )
+        except SequenceExhaustedError as exc:
+            outcome[request.application_id] = exc
+    return outcome

@@ -14,14 +14,18 @@ which no later write touches, so an attempt recorded after the callback cannot r
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from permits_common.clock import Clock
-from permits_common.events.envelope import derived_event_id
+from permits_common.events.envelope import Event, derived_event_id
 from permits_common.events.models import ApplicationInProduction
 from permits_common.kafka import EventPublisher
 from permits_common.logs import get_logger
-from permits_common.mongo import Document, insert_once
+from permits_common.mongo import Document, insert_new, insert_once
 from permits_issuance.adapters.production_centre import (
     ProductionCentreClient,
     ProductionRequest,
@@ -34,11 +38,71 @@ from permits_issuance.service.issue import IssueService
 
 log = get_logger("production")
 _SCAN_BATCH = 100
+_READY_WINDOW_SECONDS = 0.02
+"""How long a "ready" callback waits for others to be handled with it."""
+_PLACED_KEPT = 20_000
+"""Orders placed by this worker kept for their callback (a few MB; older ones are read)."""
 
 
 def order_state(order: Document) -> OrderState:
     """Where an order's attempts stand (its completion, once confirmed, is kept apart)."""
     return OrderState(order["state"])
+
+
+class Gathering:
+    """Work items that arrive within a short window, handled as one batch by `handle`; each
+    caller waits for its batch. A batch that fails is handled again one item at a time, so
+    one bad item fails only its own caller."""
+
+    def __init__(
+        self,
+        handle: Callable[[Sequence[Document]], Awaitable[None]],
+        *,
+        window_seconds: float,
+        limit: int = 64,
+    ) -> None:
+        self._handle = handle
+        self._window = window_seconds
+        self._limit = limit
+        self._waiting: list[tuple[Document, asyncio.Future[None]]] = []
+        self._flush: asyncio.Task[None] | None = None
+
+    async def add(self, item: Document) -> None:
+        """Hand the item over and wait until its batch is handled (its error, if it failed)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, done))
+        if self._flush is None:
+            self._flush = asyncio.create_task(self._flush_soon())
+        await asyncio.shield(done)
+
+    async def _flush_soon(self) -> None:
+        batch: list[tuple[Document, asyncio.Future[None]]] = []
+        try:
+            await asyncio.sleep(self._window)
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self._limit], self._waiting[self._limit :]
+                await self._run(batch)
+        finally:
+            self._flush = None
+            for _, done in batch + self._waiting:
+                if not done.done():
+                    done.set_exception(RuntimeError("stopped before the work was done"))
+            self._waiting = []
+
+    async def _run(self, batch: list[tuple[Document, asyncio.Future[None]]]) -> None:
+        try:
+            await self._handle([item for item, _ in batch])
+        except Exception:
+            for item, done in batch:
+                try:
+                    await self._handle([item])
+                except Exception as exc:
+                    done.set_exception(exc)
+                else:
+                    done.set_result(None)
+            return
+        for _, done in batch:
+            done.set_result(None)
 
 
 class UnknownOrderError(LookupError):
@@ -63,6 +127,8 @@ class ProductionService:
         self._centre = centre
         self._settings = settings
         self._issue = issue
+        self._placed: OrderedDict[str, Document] = OrderedDict()
+        self._ready = Gathering(self._ready_together, window_seconds=_READY_WINDOW_SECONDS)
 
     async def open_order(self, record: Document, deadline: Document | None = None) -> None:
         """Create the order of an approved application (once) and send it.
@@ -74,30 +140,16 @@ class ProductionService:
         nothing is lost. `application.in_production` is published before the send (the order
         is placed; the centre's refusals are retried until the card exists). The order carries
         its decision and deadline, which the centre's callback needs."""
-        now = self._clock.now()
-        placed = order_id(str(record["_id"]), int(record["issue_count"]))
-        waiting_until = now + timedelta(seconds=self._settings.production_callback_timeout_seconds)
-        order: Document = {
-            "_id": placed,
-            "application_id": str(record["_id"]),
-            "acceptance_point": record["acceptance_point"],
-            "card_number": record["card_number"],
-            "issue_count": int(record["issue_count"]),
-            "state": OrderState.SENT.value,
-            "attempts": 1,
-            "next_attempt_at": waiting_until,
-            "created_at": now,
-            "decision": record,
-            "deadline": deadline,
-        }
+        order = self.new_order(record, deadline)
+        placed = str(order["_id"])
         if await insert_once(self._store.orders, order):
+            self._remember(order)
             await insert_once(
-                self._store.order_schedule, {"_id": placed, "next_attempt_at": waiting_until}
+                self._store.order_schedule,
+                {"_id": placed, "next_attempt_at": order["next_attempt_at"]},
             )
             await self.publish_in_production(order)
-            error = await self._submit(order, 1)
-            if error is not None:
-                await self._failed(order, 1, error)
+            await self.send_first(order)
             return
         existing = await self._store.orders.find_one({"_id": placed})
         if existing is None:
@@ -109,8 +161,66 @@ class ProductionService:
             {"_id": placed, "next_attempt_at": existing["next_attempt_at"]},
         )
         await self.publish_in_production(existing)
-        if order_state(existing) is OrderState.PENDING and existing["next_attempt_at"] <= now:
+        if (
+            order_state(existing) is OrderState.PENDING
+            and existing["next_attempt_at"] <= self._clock.now()
+        ):
             await self._attempt(existing)
+
+    def new_order(self, record: Document, deadline: Document | None) -> Document:
+        """The order of an approved decision, written as sent and waiting for the callback."""
+        now = self._clock.now()
+        waiting_until = now + timedelta(seconds=self._settings.production_callback_timeout_seconds)
+        return {
+            "_id": order_id(str(record["_id"]), int(record["issue_count"])),
+            "application_id": str(record["_id"]),
+            "acceptance_point": record["acceptance_point"],
+            "card_number": record["card_number"],
+            "issue_count": int(record["issue_count"]),
+            "state": OrderState.SENT.value,
+            "attempts": 1,
+            "next_attempt_at": waiting_until,
+            "created_at": now,
+            "decision": record,
+            "deadline": deadline,
+        }
+
+    async def open_orders(
+        self, approved: Sequence[tuple[Document, Document | None]]
+    ) -> tuple[list[Document], list[tuple[Document, Document | None]]]:
+        """`open_order` for a batch of (decision, deadline), up to the send: the orders with
+        one insert, their schedule entries with one more. Returns the orders created now (the
+        caller publishes `in_production_event` of each, then calls `send_first`) and the
+        approvals whose order existed already (for `open_order`, which picks up from there)."""
+        orders = [self.new_order(record, deadline) for record, deadline in approved]
+        taken = await insert_new(self._store.orders, orders)
+        created = [order for order in orders if order["_id"] not in taken]
+        for order in created:
+            self._remember(order)
+        await insert_new(
+            self._store.order_schedule,
+            [
+                {"_id": order["_id"], "next_attempt_at": order["next_attempt_at"]}
+                for order in created
+            ],
+        )
+        existing = [
+            pair for pair, order in zip(approved, orders, strict=True) if order["_id"] in taken
+        ]
+        return created, existing
+
+    async def send_first(self, order: Document) -> None:
+        """The first attempt of an order this worker created (no lease: see `open_order`)."""
+        error = await self._submit(order, 1)
+        if error is not None:
+            await self._failed(order, 1, error)
+
+    def _remember(self, order: Document) -> None:
+        """Keep a placed order for its callback: what "ready" reads of it (decision,
+        deadline, application) never changes, so the callback needs no read of the store."""
+        self._placed[str(order["_id"])] = order
+        while len(self._placed) > _PLACED_KEPT:
+            self._placed.popitem(last=False)
 
     async def _completed(self, order: Document) -> bool:
         """Whether the centre confirmed this order's card (its completion is recorded)."""
@@ -204,31 +314,38 @@ class ProductionService:
 
     async def publish_in_production(self, order: Document) -> None:
         """`application.in_production`, once per order (a repeat has the same id)."""
+        await self._publisher.publish(self.in_production_event(order))
+
+    def in_production_event(self, order: Document) -> Event[Any]:
+        """The order's `application.in_production` (its id derived from the order's)."""
         application_id = str(order["application_id"])
-        await self._publisher.publish(
-            self._publisher.event(
-                ApplicationInProduction(
-                    application_id=application_id,
-                    acceptance_point=str(order["acceptance_point"]),
-                    card_number=str(order["card_number"]),
-                    issue_count=int(order["issue_count"]),
-                    production_request_id=str(order["_id"]),
-                ),
-                event_id=derived_event_id(str(order["_id"]), "application.in_production"),
-            )
+        return self._publisher.event(
+            ApplicationInProduction(
+                application_id=application_id,
+                acceptance_point=str(order["acceptance_point"]),
+                card_number=str(order["card_number"]),
+                issue_count=int(order["issue_count"]),
+                production_request_id=str(order["_id"]),
+            ),
+            event_id=derived_event_id(str(order["_id"]), "application.in_production"),
         )
 
     async def callback(self, order_ref: str, attempt: int, status: str, error: str | None) -> None:
         """The centre reports an attempt's outcome: the card is ready, or it must be redone.
 
         "Ready" records the order's completion (the first one fixes the ready day) and drops
-        the order from the schedule; the order document itself is not written again."""
-        order = await self._store.orders.find_one({"_id": order_ref})
+        the order from the schedule; the order document itself is not written again. A
+        "ready" for an order this worker placed uses the order as placed (what it reads of it
+        never changes) instead of reading it, and "ready"s that arrive within a moment of each
+        other are handled together (`_ready_together`); the callback is answered when its
+        own order's work is done."""
+        placed = self._placed.get(order_ref) if status == "ready" else None
+        order = placed or await self._store.orders.find_one({"_id": order_ref})
         if order is None:
             raise UnknownOrderError(order_ref)
         if status == "ready":
-            await self._issue.card_ready(order)
-            await self._store.order_schedule.delete_one({"_id": order_ref})
+            await self._ready.add(order)
+            self._placed.pop(order_ref, None)
             return
         if (
             order_state(order) is OrderState.SENT
@@ -243,6 +360,17 @@ class ProductionService:
                     "next_attempt_at": self._clock.now() + self._backoff(attempt),
                     "last_error": (error or "failed")[:500],
                 },
+            )
+
+    async def _ready_together(self, orders: Sequence[Document]) -> None:
+        """The card of each order is ready: issue them (see `IssueService.cards_ready`), then
+        drop them from the schedule with one delete."""
+        await self._issue.cards_ready(orders)
+        if len(orders) == 1:
+            await self._store.order_schedule.delete_one({"_id": orders[0]["_id"]})
+        else:
+            await self._store.order_schedule.delete_many(
+                {"_id": {"$in": [order["_id"] for order in orders]}}
             )
 
     def _backoff(self, attempt: int) -> timedelta:
