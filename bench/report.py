@@ -120,7 +120,7 @@ def rows() -> list[str]:
             f"{_fmt(f['rebuild_seconds'], 1)} s ({_fmt(f['cards_per_second'])} cards/s, "
             f"peak RSS {_fmt(f['peak_rss_mib'])} MiB) | bare aiokafka read "
             f"{_fmt(f['bare_seconds'], 1)} s | {f['ratio_to_bare']:.1f} | < 60 s: "
-            f"{_verdict(ok)} | {result['commit']} |"
+            f"{verdict} | {result['commit']} |"
         )
     result = _load("store")
     if result:
@@ -137,13 +137,14 @@ def rows() -> list[str]:
     result = _load("import")
     if result:
         f = result["figure"]
-        ok = f["visible_seconds"] < 60
+        full = result["setup"]["cards"] >= 100_000
+        verdict = _verdict(f["visible_seconds"] < 60) if full else "not applicable (smaller file)"
         lines.append(
             f"| import of earlier cards, {_fmt(result['setup']['cards'])} lines (1% bad) → "
             f"known to verification | {_fmt(f['visible_seconds'], 1)} s (import done in "
             f"{_fmt(f['import_seconds'], 1)} s) | bare aiokafka produce of the same lines "
             f"{_fmt(f['bare_produce_seconds'], 1)} s | {f['ratio_to_bare']:.1f} | < 60 s: "
-            f"{_verdict(ok)} | {result['commit']} |"
+            f"{verdict} | {result['commit']} |"
         )
     return lines
 
