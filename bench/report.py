@@ -120,7 +120,7 @@ def rows() -> list[str]:
             f"{_fmt(f['rebuild_seconds'], 1)} s ({_fmt(f['cards_per_second'])} cards/s, "
             f"peak RSS {_fmt(f['peak_rss_mib'])} MiB) | bare aiokafka read "
             f"{_fmt(f['bare_seconds'], 1)} s | {f['ratio_to_bare']:.1f} | < 60 s: "
-            f"{verdict} | {result['commit']} |"
+            f"{_verdict(ok)} | {result['commit']} |"
         )
     result = _load("store")
     if result:
