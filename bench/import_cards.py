@@ -23,22 +23,22 @@ from typing import Any
 import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bench.common import KAFKA, MONGO, cleanup, database_names, make_stack, new_run_id, say, stamp
+from bench.common import (
+    KAFKA,
+    MONGO,
+    cleanup,
+    create_topic,
+    database_names,
+    make_stack,
+    new_run_id,
+    say,
+    stamp,
+)
 from permits_issuance.simulator.earlier_export import write
 
 AGENCY = {"Authorization": "Bearer dev-agency-hotel"}
 SAMPLE = 300
-
-
-async def _create_topic(name: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, num_partitions=4, replication_factor=1)])
-    finally:
-        await admin.close()
 
 
 async def _bare_produce(topic: str, lines: list[bytes]) -> float:
@@ -83,7 +83,7 @@ async def _visible(base: str, sample: list[dict[str, Any]], deadline: float) -> 
 def run(cards: int = 100_000) -> dict[str, Any]:
     run_id = new_run_id("import")
     topic = f"{run_id}-cards"
-    asyncio.run(_create_topic(topic))
+    asyncio.run(create_topic(topic))
     folder = Path(tempfile.mkdtemp(prefix=f"{run_id}-"))
     path = folder / "earlier.jsonl"
     write(path, cards, bad=0.01, seed=random.randrange(10**6))

@@ -146,6 +146,17 @@ def rows() -> list[str]:
             f"{_fmt(f['bare_produce_seconds'], 1)} s | {f['ratio_to_bare']:.1f} | < 60 s: "
             f"{verdict} | {result['commit']} |"
         )
+    result = _load("audit")
+    if result:
+        f = result["figure"]
+        lines.append(
+            f"| verification with its audit entries, 64 clients, "
+            f"{_fmt(result['setup']['cards'])} cards | {_fmt(f['requests_per_second'])} "
+            f"requests/s, p50 {_fmt(f['p50_ms'], 1)} ms, p99 {_fmt(f['p99_ms'], 1)} ms | "
+            f"the same service with the entries left out {_fmt(f['unaudited_per_second'])}/s, "
+            f"p99 {_fmt(f['unaudited_p99_ms'], 1)} ms | {f['ratio_to_unaudited']:.3f} | "
+            f"none in figures (verification keeps its speed) | {result['commit']} |"
+        )
     return lines
 
 
