@@ -143,10 +143,10 @@ class CardImport:
                     refused, events = await self._batch_retried(batch, summary, digest)
                     rejects.write(refused)
                     summary.lines = last_line
-                    published = _Published(events, self._send(events), replace(summary), offset)
-                    if in_flight is not None:
-                        await self._settle(in_flight, published, digest, progress)
-                    in_flight = published
+                    acknowledging = in_flight
+                    in_flight = _Published(events, self._send(events), replace(summary), offset)
+                    if acknowledging is not None:
+                        await self._settle(acknowledging, in_flight, digest, progress)
             if in_flight is not None:
                 await self._settle(in_flight, None, digest, progress)
                 in_flight = None
