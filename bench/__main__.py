@@ -1,4 +1,5 @@
-"""python -m bench [intake|pipeline|verify|deadlines|register|store|import|all|report] [--quick]
+"""python -m bench [intake|pipeline|verify|deadlines|register|store|import|audit|all|report]
+                 [--quick]
                  [--rounds N] [--size N]
 
 Each benchmark writes bench/results/<name>.json; afterwards the table in docs/benchmarks.md is
@@ -15,7 +16,7 @@ from typing import Any
 from bench.common import say, write_result
 from bench.report import write_report
 
-ORDER = ("intake", "verify", "pipeline", "deadlines", "register", "store", "import")
+ORDER = ("intake", "verify", "pipeline", "deadlines", "register", "store", "import", "audit")
 
 
 SIZES = {  # rounds, size per round (requests, applications, deadlines or cards)
@@ -26,6 +27,7 @@ SIZES = {  # rounds, size per round (requests, applications, deadlines or cards)
     "register": (3, 1_000_000),
     "store": (3, 20_000),
     "import": (1, 100_000),
+    "audit": (3, 10_000),
 }
 QUICK = {
     "intake": 500,
@@ -35,6 +37,7 @@ QUICK = {
     "register": 100_000,
     "store": 2000,
     "import": 5000,
+    "audit": 2000,
 }
 
 
@@ -67,6 +70,10 @@ def _runner(name: str, rounds: int, size: int) -> Callable[[], dict[str, Any]]:
         from bench import import_cards
 
         return lambda: import_cards.run(cards=size)
+    if name == "audit":
+        from bench import audit_cost
+
+        return lambda: audit_cost.run(rounds=rounds, requests=size)
     raise ValueError(name)
 
 

@@ -94,6 +94,18 @@ def make_stack(run_id: str, extra_env: Mapping[str, str] | None = None) -> Any:
     )
 
 
+async def create_topic(name: str, partitions: int = 4) -> None:
+    """A topic of the run's own (named after its run id, so the clean-up removes it)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
 async def drop_databases(run_id: str) -> None:
     """Remove the run's databases from the shared store."""
     from pymongo import AsyncMongoClient

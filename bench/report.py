@@ -137,13 +137,27 @@ def rows() -> list[str]:
     result = _load("import")
     if result:
         f = result["figure"]
-        ok = f["visible_seconds"] < 60
+        full = result["setup"]["cards"] >= 100_000
+        verdict = _verdict(f["visible_seconds"] < 60) if full else "not applicable (smaller file)"
         lines.append(
             f"| import of earlier cards, {_fmt(result['setup']['cards'])} lines (1% bad) → "
             f"known to verification | {_fmt(f['visible_seconds'], 1)} s (import done in "
             f"{_fmt(f['import_seconds'], 1)} s) | bare aiokafka produce of the same lines "
             f"{_fmt(f['bare_produce_seconds'], 1)} s | {f['ratio_to_bare']:.1f} | < 60 s: "
-            f"{_verdict(ok)} | {result['commit']} |"
+            f"{verdict} | {result['commit']} |"
+        )
+    result = _load("audit")
+    if result:
+        f = result["figure"]
+        lines.append(
+            f"| verification with its audit entries, 64 clients, "
+            f"{_fmt(result['setup']['cards'])} cards | {_fmt(f['requests_per_second'])} "
+            f"requests/s, p50 {_fmt(f['p50_ms'], 1)} ms, p99 {_fmt(f['p99_ms'], 1)} ms | "
+            f"the same service with the entries left out {_fmt(f['unaudited_per_second'])}/s, "
+            f"p99 {_fmt(f['unaudited_p99_ms'], 1)} ms | {f['ratio_to_unaudited']:.3f} | "
+            f"no figure in the issue (keeps its speed); verification's ≥ 2,000/s: "
+            f"{_verdict(f['requests_per_second'] >= 2000)}, p99 < 20 ms: "
+            f"{_verdict(f['p99_ms'] < 20)} | {result['commit']} |"
         )
     return lines
 

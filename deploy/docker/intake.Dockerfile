@@ -22,6 +22,7 @@ COPY services/intake/pyproject.toml services/intake/pyproject.toml
 COPY services/issuance/pyproject.toml services/issuance/pyproject.toml
 COPY services/rights/pyproject.toml services/rights/pyproject.toml
 COPY services/notify/pyproject.toml services/notify/pyproject.toml
+COPY services/audit/pyproject.toml services/audit/pyproject.toml
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package permits-intake
 # Then the code, installed as wheels (not editable) so the final image needs no source tree.

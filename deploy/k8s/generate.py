@@ -88,6 +88,11 @@ SERVICE_ACCESS: dict[str, ServiceAccess] = {
         reads=(topics.APPLICATIONS, topics.SLA, topics.CARDS),
         faust=True,
     ),
+    "audit": ServiceAccess(
+        writes=(topics.DEADLETTER,),
+        reads=(topics.AUDIT,),
+        faust=False,
+    ),
 }
 
 

@@ -23,6 +23,7 @@ EXPECTED_SERVICES = {
     "issuance",
     "rights",
     "notify",
+    "audit",
     "production-centre",
     "sms",
     "smtp",
@@ -35,7 +36,7 @@ ENTRY_POINTS = {
     "smtp": ["python", "-m", "permits_notify.simulators", "smtp"],
 }
 SIMULATOR_PORTS = {"production-centre": 8010, "sms": 8011, "smtp": 8025}
-PORTS = {"intake": 8001, "issuance": 8002, "rights": 8003, "notify": 8004}
+PORTS = {"intake": 8001, "issuance": 8002, "rights": 8003, "notify": 8004, "audit": 8005}
 
 
 @pytest.fixture(scope="module")

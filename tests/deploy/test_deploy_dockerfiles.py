@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "deploy" / "docker"
-PORTS = {"intake": 8001, "issuance": 8002, "rights": 8003, "notify": 8004}
+PORTS = {"intake": 8001, "issuance": 8002, "rights": 8003, "notify": 8004, "audit": 8005}
 BUILD_TOOLS = ("gcc", "build-essential", "make ", "g++", "apt-get install")
 
 

@@ -14,7 +14,7 @@ from tests.deploy.kustomize_tool import OVERLAYS
 Resource = dict[str, Any]
 
 KUBERNETES_VERSION = "1.33.0"
-SERVICES = ("intake", "issuance", "rights", "notify")
+SERVICES = ("intake", "issuance", "rights", "notify", "audit")
 SERVICE_DEPLOYMENTS = {f"permits-{service}" for service in SERVICES}
 AUTOSCALED = ("intake", "rights")
 RIGHTS_TOPICS = {topics.rights_topic(agency) for agency in Agency}
@@ -30,12 +30,14 @@ EXPECTED_WRITES = {
     "issuance": {topics.APPLICATIONS, topics.CARDS, topics.SLA, topics.DEADLETTER},
     "rights": RIGHTS_TOPICS | {topics.AUDIT, topics.DEADLETTER},
     "notify": {topics.NOTIFICATIONS, topics.DEADLETTER},
+    "audit": {topics.DEADLETTER},
 }
 EXPECTED_READS = {
     "intake": {topics.APPLICATIONS, topics.SLA, topics.CARDS},
     "issuance": {topics.APPLICATIONS, topics.CARDS, topics.CALENDAR},
     "rights": {topics.CARDS},
     "notify": {topics.APPLICATIONS, topics.SLA, topics.CARDS},
+    "audit": {topics.AUDIT},
 }
 SECRET_LOOKING = re.compile(r"PASSWORD|TOKEN|SECRET|API_KEY|MONGO_URL", re.IGNORECASE)
 
@@ -351,8 +353,9 @@ def test_network_policies_start_from_deny_and_open_only_what_is_needed(
             for peer in rule["from"]:
                 sources.add(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"])
         # Clerks and applicants (intake), agencies (rights), the production centre's callbacks
-        # (issuance) come through the ingress controller; notify takes no calls.
-        public = service in {"intake", "rights", "issuance"}
+        # (issuance), operators reading the trail (audit) come through the ingress controller;
+        # notify takes no calls.
+        public = service in {"intake", "rights", "issuance", "audit"}
         assert sources == ({"ingress-nginx", "monitoring"} if public else {"monitoring"})
         for rule in spec["egress"]:
             assert rule["ports"], "no rule opens every port"
@@ -361,13 +364,13 @@ def test_network_policies_start_from_deny_and_open_only_what_is_needed(
         assert egress_ports <= {9092, 9093, 27017, 443, 587}
 
 
-def test_faust_workers_never_outnumber_their_partitions(
+def test_stream_workers_never_outnumber_their_partitions(
     rendered: dict[str, list[Resource]],
 ) -> None:
     partitions = {spec.name: spec.partitions for spec in topics.TOPICS}
     for overlay in rendered.values():
         deployments = of_kind(overlay, "Deployment")
-        for service in ("issuance", "notify"):
+        for service in ("issuance", "notify", "audit"):
             replicas = deployments[f"permits-{service}"]["spec"]["replicas"]
             # Past the widest consumed topic's partition count a worker gets no partition.
             assert replicas <= max(partitions[name] for name in EXPECTED_READS[service])

@@ -16,7 +16,7 @@ import yaml
 from pydantic_settings import BaseSettings
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ("intake", "issuance", "rights", "notify")
+SERVICES = ("intake", "issuance", "rights", "notify", "audit")
 SIMULATOR_MODULES = ("permits_issuance.simulator.app",)
 
 

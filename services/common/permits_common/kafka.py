@@ -218,7 +218,42 @@ Handler = Callable[[Event[Any]], Awaitable[None]]
 BatchHandler = Callable[[Sequence[Event[Any]]], Awaitable[None]]
 
 
-class EventConsumer:
+class ConsumerLoop:
+    """The life of a consumer-group member: consume until `stop()`, start again from the
+    committed (or stored) position after a store or broker outage, leave the group cleanly.
+    Subclasses say what one connected run does (`_run_once`)."""
+
+    def __init__(self, group_id: str) -> None:
+        self._group_id = group_id
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        """Consume until `stop()`; reconnects after broker outages."""
+        while not self._stopping.is_set():
+            try:
+                await self._run_once()
+            except TRANSIENT_ERRORS as exc:
+                log.warning("consumer interrupted, retrying", group=self._group_id, error=str(exc))
+                await asyncio.sleep(1.0)
+            finally:
+                await self._close()
+
+    async def stop(self) -> None:
+        """Ask the loop to finish its current batch and leave the group."""
+        self._stopping.set()
+
+    async def _close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            with contextlib.suppress(KafkaError):
+                await consumer.stop()
+
+    async def _run_once(self) -> None:
+        raise NotImplementedError
+
+
+class EventConsumer(ConsumerLoop):
     """A consumer group member that decodes, deduplicates and hands events to a handler.
 
     What one fetch returns (every assigned partition's records, and what arrives within
@@ -252,10 +287,10 @@ class EventConsumer:
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler and batch_handler")
+        super().__init__(group_id)
         self._settings = settings
         self._offset_reset = offset_reset
         self._service = service
-        self._group_id = group_id
         self._topics = list(subscribe)
         self._handler = handler
         self._batch_handler = batch_handler
@@ -263,29 +298,6 @@ class EventConsumer:
         self._processed = processed
         self._max_attempts = max_attempts
         self._linger_seconds = linger_seconds
-        self._consumer: AIOKafkaConsumer | None = None
-        self._stopping = asyncio.Event()
-
-    async def run(self) -> None:
-        """Consume until `stop()`; reconnects after broker outages."""
-        while not self._stopping.is_set():
-            try:
-                await self._run_once()
-            except TRANSIENT_ERRORS as exc:
-                log.warning("consumer interrupted, retrying", group=self._group_id, error=str(exc))
-                await asyncio.sleep(1.0)
-            finally:
-                await self._close()
-
-    async def stop(self) -> None:
-        """Ask the loop to finish its current batch and leave the group."""
-        self._stopping.set()
-
-    async def _close(self) -> None:
-        if self._consumer is not None:
-            consumer, self._consumer = self._consumer, None
-            with contextlib.suppress(KafkaError):
-                await consumer.stop()
 
     async def _run_once(self) -> None:
         consumer = AIOKafkaConsumer(

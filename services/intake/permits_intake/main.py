@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
 from fastapi import FastAPI
 
 from permits_common.clock import Clock
-from permits_common.logs import configure_logging
-from permits_common.shutdown import BoundedServer
-from permits_common.web.app import create_app, server_config
+from permits_common.web.app import create_app, run_service, runtime_lifespan
 from permits_intake.config import IntakeSettings
 from permits_intake.entrypoints.api import build_router
 from permits_intake.entrypoints.staff_api import build_staff_router
@@ -25,22 +20,13 @@ def build_app(settings: IntakeSettings | None = None, clock: Clock | None = None
     """The app with its runtime; connecting to Kafka and the store starts with the lifespan."""
     settings = settings or IntakeSettings()
     runtime = IntakeRuntime(settings, clock)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
-        try:
-            yield
-        finally:
-            await runtime.stop()
-
     app = create_app(
         service="intake",
         title="Permits intake",
         description=DESCRIPTION,
         settings=settings,
         checks={"store": runtime.store_reachable, "kafka": runtime.kafka_ready},
-        lifespan=lifespan,
+        lifespan=runtime_lifespan(runtime),
     )
     app.state.runtime = runtime
     app.include_router(build_router(settings.dev_endpoints_enabled))
@@ -51,6 +37,4 @@ def build_app(settings: IntakeSettings | None = None, clock: Clock | None = None
 def run() -> None:
     """`python -m permits_intake`: serve on PERMITS_HOST:PERMITS_INTAKE_PORT."""
     settings = IntakeSettings()
-    configure_logging(settings.log_level, settings.json_logs)
-    config = server_config(build_app(settings), settings.host, settings.intake_port)
-    BoundedServer(config, grace_seconds=settings.shutdown_grace_seconds).run()
+    run_service(settings, settings.intake_port, lambda: build_app(settings))

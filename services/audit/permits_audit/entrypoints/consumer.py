@@ -8,23 +8,18 @@ monitoring by the usual Kafka tools.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
 
 from permits_audit.service.metrics import CONSUMER_LAG
 from permits_audit.service.trail import Record, TrailWriter
 from permits_common.events.envelope import PoisonMessageError, decode
 from permits_common.events.models import AuditAccess
-from permits_common.kafka import TRANSIENT_ERRORS, EventPublisher, connection_options
-from permits_common.logs import get_logger
+from permits_common.kafka import ConsumerLoop, EventPublisher, connection_options
 from permits_common.metrics import EVENTS_CONSUMED
 from permits_common.settings import CommonSettings
 
-log = get_logger("audit-consumer")
 SERVICE = "audit"
 
 
@@ -48,8 +43,9 @@ class _SeekToChainHead(ConsumerRebalanceListener):  # type: ignore[misc]
             self._owner.positions[tp] = position
 
 
-class TrailConsumer:
-    """A consumer-group member that appends what it reads to the trail."""
+class TrailConsumer(ConsumerLoop):
+    """A consumer-group member that appends what it reads to the trail (the shared loop's
+    reconnects and clean leaving; its own positions, kept with the chain)."""
 
     def __init__(
         self,
@@ -61,52 +57,36 @@ class TrailConsumer:
         publisher: EventPublisher,
         offset_reset: Literal["earliest", "latest"] = "earliest",
     ) -> None:
+        super().__init__(group_id)
         self._settings = settings
         self.offset_reset = offset_reset
         self._topic = topic
-        self._group_id = group_id
         self.writer = writer
         self._publisher = publisher
-        self.consumer: AIOKafkaConsumer | None = None
         self.positions: dict[TopicPartition, int] = {}
-        self._stopping = asyncio.Event()
 
-    async def run(self) -> None:
-        """Consume until `stop()`; store and broker outages are retried from the stored head."""
-        while not self._stopping.is_set():
-            try:
-                await self._run_once()
-            except TRANSIENT_ERRORS as exc:
-                log.warning("audit consumer interrupted, retrying", error=repr(exc)[:200])
-                await asyncio.sleep(1.0)
-            finally:
-                await self._close()
-
-    async def stop(self) -> None:
-        """Finish the current batch and leave the group."""
-        self._stopping.set()
-
-    async def _close(self) -> None:
-        if self.consumer is not None:
-            consumer, self.consumer = self.consumer, None
-            with contextlib.suppress(KafkaError):
-                await consumer.stop()
+    @property
+    def consumer(self) -> AIOKafkaConsumer | None:
+        """The connected consumer, None between runs."""
+        return self._consumer
 
     async def _run_once(self) -> None:
-        self.consumer = AIOKafkaConsumer(
+        """Store and broker outages end a run; the next one starts from the stored head."""
+        consumer = AIOKafkaConsumer(
             **connection_options(self._settings),
             group_id=self._group_id,
             enable_auto_commit=False,
             auto_offset_reset=self.offset_reset,
             max_poll_records=2000,
         )
-        await self.consumer.start()
-        self.consumer.subscribe([self._topic], listener=_SeekToChainHead(self))
+        self._consumer = consumer
+        await consumer.start()
+        consumer.subscribe([self._topic], listener=_SeekToChainHead(self))
         while not self._stopping.is_set():
-            batches = await self.consumer.getmany(timeout_ms=500, max_records=2000)
+            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
             for partition, records in batches.items():
                 await self._append(partition, records)
-            for partition in self.consumer.assignment():
+            for partition in consumer.assignment():
                 self._report_lag(partition)
 
     async def _append(

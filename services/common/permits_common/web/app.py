@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import uvicorn
 import uvloop
@@ -16,8 +16,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Lifespan
 
+from permits_common.logs import configure_logging
 from permits_common.metrics import exposition
 from permits_common.settings import CommonSettings
+from permits_common.shutdown import BoundedServer
 from permits_common.web.auth import TokenAuthority
 from permits_common.web.middleware import BearerAuthentication, ObservedRequests
 from permits_common.web.openapi import RETRY_AFTER, install_openapi
@@ -173,3 +175,33 @@ async def serve_embedded(app: FastAPI, host: str, port: int) -> None:
 async def no_lifespan(_app: FastAPI) -> AsyncIterator[None]:
     """A lifespan that does nothing, for apps whose resources live elsewhere."""
     yield
+
+
+class ServiceRuntime(Protocol):
+    """What an HTTP service runs beside its routes (consumers, producers, timers)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def runtime_lifespan(runtime: ServiceRuntime) -> Lifespan[Any]:
+    """A lifespan that starts the runtime with the app and stops it after the last request."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    return lifespan
+
+
+def run_service(settings: CommonSettings, port: int, build: Callable[[], ASGIApp]) -> None:
+    """The whole process of an HTTP service: logging as configured, then the app `build` makes,
+    served on PERMITS_HOST:`port` until SIGTERM, stopped within the grace period."""
+    configure_logging(settings.log_level, settings.json_logs)
+    config = server_config(build(), settings.host, port)
+    BoundedServer(config, grace_seconds=settings.shutdown_grace_seconds).run()

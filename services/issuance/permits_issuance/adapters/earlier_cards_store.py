@@ -61,17 +61,27 @@ class EarlierCardsStore:
             if doc is not None and doc["application_id"] != EARLIER_OWNER + owners[doc["_id"]]
         }
 
-    async def record_cards(self, cards: Sequence[EarlierCard]) -> dict[str, str]:
-        """Record card issues; returns the digest already stored for the keys that existed."""
+    async def record_cards(
+        self, cards: Sequence[tuple[int, EarlierCard]], source: str
+    ) -> dict[str, Document]:
+        """Record card issues with the file (`source`) and line they came from, so a batch
+        done again after an interruption knows its own cards; returns the stored record of
+        the keys that existed."""
         docs = [
-            {"_id": card_key(card), "digest": card.digest(), "person": card.person}
-            for card in cards
+            {
+                "_id": card_key(card),
+                "digest": card.digest(),
+                "person": card.person,
+                "source": source,
+                "line": line,
+            }
+            for line, card in cards
         ]
         existing = await insert_new(self.imported, docs)
         found = await asyncio.gather(
             *(self._limited(self.imported.find_one({"_id": key})) for key in existing)
         )
-        return {str(doc["_id"]): str(doc["digest"]) for doc in found if doc is not None}
+        return {str(doc["_id"]): doc for doc in found if doc is not None}
 
     async def forget_cards(self, keys: Iterable[str]) -> None:
         """Remove records of issues refused after they were recorded."""

@@ -2,11 +2,14 @@
 here, so rights, verification and the agency feeds follow with no special case.
 
 The file is read as a stream in batches. For each batch the store learns the cards first
-(number claims, card issues, register entries, sequence counters: all inserts keyed by what is
-unique), then the card events are published with the same derived ids issuance uses, then a
-checkpoint records the lines done. Killed anywhere, a run of the same file resumes after the
-checkpoint; the batch in flight is done again, which changes nothing in the store and publishes
-events consumers drop as repeats. Cards already present are published again for that reason.
+(number claims, card issues, register entries: inserts keyed by what is unique, one command per
+batch and collection; sequence counters alongside), then the card events are handed to the
+producer with the same derived ids issuance uses. The next batch's store work overlaps the
+broker's acknowledgements; a checkpoint records a batch's lines once its events are on Kafka.
+Killed anywhere, a run of the same file resumes after the checkpoint; the batches in flight are
+done again, which changes nothing in the store (each card records the file and line it came
+from, so it still counts as imported) and publishes events consumers drop as repeats. Cards
+already present are published again for that reason.
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import orjson
 
@@ -133,37 +136,77 @@ class CardImport:
                 resumed_at=done_lines + 1,
             )
         rejects = _RejectsFile(rejects_path(path), keep_below=done_lines + 1)
+        in_flight: _Published | None = None
         try:
             with path.open("rb") as stream:
                 for last_line, batch, offset in _batches(stream, done_lines):
-                    refused = await self._batch_retried(batch, summary)
+                    refused, events = await self._batch_retried(batch, summary, digest)
                     rejects.write(refused)
                     summary.lines = last_line
-                    await self._store.save_checkpoint(digest, asdict(summary))
-                    progress(offset, summary)
+                    acknowledging = in_flight
+                    in_flight = _Published(events, self._send(events), replace(summary), offset)
+                    if acknowledging is not None:
+                        await self._settle(acknowledging, in_flight, digest, progress)
+            if in_flight is not None:
+                await self._settle(in_flight, None, digest, progress)
+                in_flight = None
             await self._store.save_checkpoint(digest, {**asdict(summary), "complete": True})
         finally:
+            if in_flight is not None:
+                in_flight.forget()
             rejects.close()
         return summary
 
+    async def _settle(
+        self,
+        batch: _Published,
+        later: _Published | None,
+        digest: str,
+        progress: Callable[[int, Summary], None],
+    ) -> None:
+        """Wait until the broker has a batch's events, then checkpoint it. Sent again after a
+        broker outage, together with the later batch already sent, so that a card's events
+        still reach the topic in file order."""
+        delay = 0.5
+        for attempt in range(RETRIES + 1):
+            try:
+                await batch.acks
+                break
+            except TRANSIENT_ERRORS as exc:
+                if attempt == RETRIES:
+                    raise
+                log.warning("import events not acknowledged, resending", error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                events = batch.events + (later.events if later is not None else [])
+                batch.acks = self._send(events)
+                if later is not None:
+                    later.forget()
+                    later.acks = batch.acks
+        await self._store.save_checkpoint(digest, asdict(batch.summary))
+        progress(batch.offset, batch.summary)
+
     async def _batch_retried(
-        self, batch: list[tuple[int, bytes]], summary: Summary
-    ) -> list[Reject]:
-        """A batch through store or broker outages: every step is keyed, so a batch done
-        again after a failure half way changes nothing (its cards count as already present)."""
+        self, batch: list[tuple[int, bytes]], summary: Summary, source: str
+    ) -> tuple[list[Reject], list[Event[Any]]]:
+        """A batch through store outages: every step is keyed, so a batch done again after a
+        failure half way changes nothing."""
         delay = 0.5
         for _ in range(RETRIES):
             counts = (summary.imported, summary.already_present, summary.rejected)
             try:
-                return await self._batch(batch, summary)
+                return await self._batch(batch, summary, source)
             except TRANSIENT_ERRORS as exc:
                 summary.imported, summary.already_present, summary.rejected = counts
                 log.warning("import batch interrupted, retrying", error=type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-        return await self._batch(batch, summary)
+        return await self._batch(batch, summary, source)
 
-    async def _batch(self, batch: list[tuple[int, bytes]], summary: Summary) -> list[Reject]:
+    async def _batch(
+        self, batch: list[tuple[int, bytes]], summary: Summary, source: str
+    ) -> tuple[list[Reject], list[Event[Any]]]:
+        """Validate and store one batch; returns its rejects and the card events to publish."""
         refused: list[Reject] = []
         cards: dict[str, tuple[int, EarlierCard]] = {}
         for line, raw in batch:
@@ -186,14 +229,35 @@ class CardImport:
                     summary.already_present += 1
                 continue
             cards[key] = (line, card)
+        stored, learned = await asyncio.gather(
+            self._store_cards(cards, refused, source),
+            self._learn_counters([card for _, card in cards.values()]),
+            return_exceptions=True,
+        )
+        for outcome in (stored, learned):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        imported = cast(list[tuple[EarlierCard, bool]], stored)
+        new = [card for card, is_new in imported if is_new]
+        summary.imported += len(new)
+        summary.already_present += len(imported) - len(new)
+        summary.rejected += len(refused)
+        events = [e for card, _ in imported for e in self._events(card)]
+        return sorted(refused, key=lambda reject: reject.line), events
+
+    async def _store_cards(
+        self, cards: dict[str, tuple[int, EarlierCard]], refused: list[Reject], source: str
+    ) -> list[tuple[EarlierCard, bool]]:
+        """Claims, card issues and register entries of a batch's valid cards; returns the
+        cards to publish, each with whether this file brought it in (a line of this file done
+        again after an interruption counts as imported, a card from elsewhere as present)."""
         refused += await self._conflicting_numbers(cards)
-        stored = await self._store.record_cards([card for _, card in cards.values()])
+        stored = await self._store.record_cards(list(cards.values()), source)
         present: list[EarlierCard] = []
-        for key, known_digest in stored.items():
-            line, card = cards.pop(key)
-            if known_digest == card.digest():
-                present.append(card)
-            else:
+        for key, known in stored.items():
+            line, card = cards[key]
+            if known["digest"] != card.digest():
+                del cards[key]
                 refused.append(
                     Reject(
                         line,
@@ -201,6 +265,9 @@ class CardImport:
                         "the same card issue is in the register with other details",
                     )
                 )
+            elif known.get("source") != source or known.get("line") != line:
+                del cards[key]
+                present.append(card)
         latest: dict[str, EarlierCard] = {}
         for _, card in cards.values():
             if card.person not in latest or latest[card.person].issue_count < card.issue_count:
@@ -215,13 +282,7 @@ class CardImport:
                 refused.append(
                     Reject(line, CONFLICTING_RECORD, "the person holds another card number")
                 )
-        new = [card for _, card in cards.values()]
-        await self._learn_counters(new)
-        await self._publish([e for c in new + present for e in self._events(c)])
-        summary.imported += len(new)
-        summary.already_present += len(present)
-        summary.rejected += len(refused)
-        return sorted(refused, key=lambda reject: reject.line)
+        return [(card, True) for _, card in cards.values()] + [(c, False) for c in present]
 
     async def _learn_counters(self, cards: list[EarlierCard]) -> None:
         """Counters this run wrote are remembered (one per birth date, sex and region: bounded
@@ -239,14 +300,17 @@ class CardImport:
         self._counters_written.update(new)
         self._counters_written.update(higher)
 
-    async def _publish(self, events: list[Event[Any]]) -> None:
-        """Send the batch's card events and wait until the broker has all of them."""
+    def _send(self, events: list[Event[Any]]) -> asyncio.Future[Any]:
+        """Hand a batch's events to the producer in order, without waiting for the broker:
+        the future completes when the broker has all of them."""
         producer = self._publisher.producer
-        sent = [
-            await producer.send(self._cards_topic, event.to_json(), key=event.key)
-            for event in events
-        ]
-        await asyncio.gather(*sent)
+        topic = self._cards_topic
+
+        async def sent() -> None:
+            acks = [await producer.send(topic, e.to_json(), key=e.key) for e in events]
+            await asyncio.gather(*acks)
+
+        return asyncio.ensure_future(sent())
 
     async def _conflicting_numbers(self, cards: dict[str, tuple[int, EarlierCard]]) -> list[Reject]:
         """Refuse issues whose number belongs to another person (in this batch or before)."""
@@ -326,6 +390,22 @@ class CardImport:
                 )
             )
         return events
+
+
+class _Published:
+    """A batch whose events are with the producer: what to checkpoint once they are on Kafka."""
+
+    def __init__(
+        self, events: list[Event[Any]], acks: asyncio.Future[Any], summary: Summary, offset: int
+    ) -> None:
+        self.events = events
+        self.acks = acks
+        self.summary = summary
+        self.offset = offset
+
+    def forget(self) -> None:
+        """Stop waiting for these acknowledgements (sent again, or the run is ending)."""
+        self.acks.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _counters(cards: list[EarlierCard]) -> dict[str, int]:
