@@ -14,6 +14,7 @@ cost a verification more CPU than everything else the audit does for it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -162,8 +163,9 @@ class AuditTrail:
             _fail(batch, AuditUnavailableError(str(exc)))
             return
         AUDIT_BATCH_SECONDS.labels(self._service).observe(loop.time() - started)
-        for _, _, action, done in batch:
-            AUDIT_PUBLISHED.labels(self._service, action).inc()
+        for action, count in collections.Counter(action for _, _, action, _ in batch).items():
+            AUDIT_PUBLISHED.labels(self._service, action).inc(count)
+        for *_, done in batch:
             if not done.done():
                 done.set_result(None)
 
