@@ -9,6 +9,7 @@ import time
 import uuid
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from prometheus_client import REGISTRY
 
 from permits_common.audit import AuditTrail, AuditUnavailableError
@@ -46,15 +47,23 @@ async def test_entries_not_sent_within_the_bound_fail_their_requests() -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("producers", [1, 3])
 async def test_concurrent_entries_are_published_and_a_cancelled_request_harms_none(
-    infrastructure: dict[str, str], unique: str
+    infrastructure: dict[str, str], unique: str, producers: int
 ) -> None:
     settings = CommonSettings(kafka_bootstrap=infrastructure["PERMITS_KAFKA_BOOTSTRAP"])
     topic = f"permits.audit.test-{unique}"
     await ensure_topics(settings, [TopicSpec(topic, "subject", "test")])
-    publisher = EventPublisher(settings, "/test")
-    await publisher.start()
-    trail = AuditTrail(publisher, service=f"test-{unique}", topic=topic, timeout_seconds=10)
+    publisher, *extra = [EventPublisher(settings, "/test") for _ in range(producers)]
+    for each in (publisher, *extra):
+        await each.start()
+    trail = AuditTrail(
+        publisher,
+        service=f"test-{unique}",
+        topic=topic,
+        timeout_seconds=10,
+        extra_publishers=extra,
+    )
     trail.start()
     try:
         requests = [
@@ -66,7 +75,22 @@ async def test_concurrent_entries_are_published_and_a_cancelled_request_harms_no
         assert isinstance(results[150], asyncio.CancelledError)
         assert all(result is None for i, result in enumerate(results) if i != 150)
         await trail.record(HOTEL, "verify", "card-after", "active")
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        try:
+            subjects: list[bytes] = []
+            async with asyncio.timeout(30):
+                while len(subjects) < 300:
+                    for records in (await consumer.getmany(timeout_ms=500)).values():
+                        subjects += [record.key for record in records if record.key]
+        finally:
+            await consumer.stop()
+        assert len(subjects) == 300
+        assert subjects.count(b"card-after") == 1
     finally:
         await trail.stop()
-        await publisher.stop()
+        for each in (publisher, *extra):
+            await each.stop()
     assert _unpublished(f"test-{unique}") == 0

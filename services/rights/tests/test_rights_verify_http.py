@@ -106,13 +106,15 @@ async def api(infrastructure: dict[str, str], unique: str) -> AsyncIterator[tupl
     runtime.index.apply(ACTIVE, RegisterEntry(2, HolderStatus.ACTIVE, name, latin, UNTIL))
     runtime.index.apply(LOST, RegisterEntry(1, HolderStatus.REPORTED_LOST, name, latin, UNTIL))
     runtime.replica.ready.set()
-    await runtime.publisher.start()
+    for publisher in (runtime.publisher, *runtime.audit_publishers):
+        await publisher.start()
     runtime.audit.start()
     try:
         yield build_api(runtime), settings.audit_topic
     finally:
         await runtime.audit.stop()
-        await runtime.publisher.stop()
+        for publisher in (runtime.publisher, *runtime.audit_publishers):
+            await publisher.stop()
         await runtime.mongo.close()
 
 
