@@ -121,15 +121,13 @@ async def measure(count: int, profile: str | None) -> dict[str, Any]:
     audit_topic = f"bench-asgi-{uuid.uuid4().hex[:8]}-audit"
     rights, queries, runtime = _rights_app(audit_topic)
     await ensure_topics(runtime.settings, [TopicSpec(audit_topic, "subject", "audit of a run")])
-    for publisher in (runtime.publisher, *runtime.audit_publishers):
-        await publisher.start()
+    await runtime.publisher.start()
     runtime.audit.start()
     try:
         return await _measure(rights, queries, count, profile)
     finally:
         await runtime.audit.stop()
-        for publisher in (runtime.publisher, *runtime.audit_publishers):
-            await publisher.stop()
+        await runtime.publisher.stop()
         await delete_topics([audit_topic])
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -60,11 +59,7 @@ _Entry = tuple[bytes, bytes, str, "asyncio.Future[None]"]
 
 
 class AuditTrail:
-    """Buffers audit entries and publishes them in batches on the service's producer, and on
-    `extra_publishers` if given: aiokafka keeps one produce request in flight per broker and
-    producer, so with one producer an entry waits for the batch in flight and then its own
-    (one and a half broker round trips on average); each extra producer lets one more batch be
-    in flight, and an entry waits about one round trip."""
+    """Buffers audit entries and publishes them in batches on the service's producer."""
 
     def __init__(
         self,
@@ -74,9 +69,8 @@ class AuditTrail:
         topic: str,
         timeout_seconds: float = 2.0,
         max_batch: int = 1000,
-        extra_publishers: Sequence[EventPublisher] = (),
     ) -> None:
-        self._publishers = [publisher, *extra_publishers]
+        self._publisher = publisher
         self._service = service
         self._topic = topic
         self._timeout = timeout_seconds
@@ -85,10 +79,9 @@ class AuditTrail:
         self._expiry: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        """Run the flusher on the current loop (after the publishers have started)."""
+        """Run the flusher on the current loop (after the publisher has started)."""
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._run(), name=f"audit-{self._service}")
 
@@ -142,52 +135,25 @@ class AuditTrail:
             raise AuditUnavailableError("the audit entry could not be published") from None
 
     async def _run(self) -> None:
-        idle: asyncio.Queue[EventPublisher] = asyncio.Queue()
-        for publisher in self._publishers:
-            idle.put_nowait(publisher)
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._pending:
-                publisher = await idle.get()
-                if not self._pending:
-                    idle.put_nowait(publisher)
-                    break
-                entries, expiry = self._take()
-                sending = asyncio.create_task(self._send_all(publisher, entries, expiry))
-                self._in_flight.add(sending)
-                sending.add_done_callback(self._in_flight.discard)
-                sending.add_done_callback(functools.partial(_release, idle, publisher))
-
-    def _take(self) -> tuple[list[_Entry], asyncio.TimerHandle | None]:
-        entries, expiry = self._pending, self._expiry
-        self._pending, self._expiry = [], None
-        return entries, expiry
-
-    async def _send_all(
-        self,
-        publisher: EventPublisher,
-        entries: Sequence[_Entry],
-        expiry: asyncio.TimerHandle | None,
-    ) -> None:
-        for start in range(0, len(entries), self._max_batch):
-            await self._send(publisher, entries[start : start + self._max_batch])
-        if expiry is not None:
-            expiry.cancel()
+            await self._drain()
 
     async def _drain(self) -> None:
-        """Everything buffered and in flight, published (or failed)."""
-        while self._pending or self._in_flight:
-            if self._pending:
-                await self._send_all(self._publishers[0], *self._take())
-            if self._in_flight:
-                await asyncio.wait(set(self._in_flight))
+        while self._pending:
+            entries, expiry = self._pending, self._expiry
+            self._pending, self._expiry = [], None
+            for start in range(0, len(entries), self._max_batch):
+                await self._send(entries[start : start + self._max_batch])
+            if expiry is not None:
+                expiry.cancel()
 
-    async def _send(self, publisher: EventPublisher, batch: Sequence[_Entry]) -> None:
+    async def _send(self, batch: Sequence[_Entry]) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            producer = publisher.producer
+            producer = self._publisher.producer
             sent: list[Any] = [
                 await producer.send(self._topic, value, key=key) for value, key, _, _ in batch
             ]
@@ -202,13 +168,6 @@ class AuditTrail:
         for *_, done in batch:
             if not done.done():
                 done.set_result(None)
-
-
-def _release(
-    idle: asyncio.Queue[EventPublisher], publisher: EventPublisher, _sent: asyncio.Task[None]
-) -> None:
-    """A producer whose batch is settled takes the next one."""
-    idle.put_nowait(publisher)
 
 
 def _fail(entries: Sequence[_Entry], error: AuditUnavailableError) -> None:

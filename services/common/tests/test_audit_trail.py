@@ -47,23 +47,15 @@ async def test_entries_not_sent_within_the_bound_fail_their_requests() -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("producers", [1, 3])
 async def test_concurrent_entries_are_published_and_a_cancelled_request_harms_none(
-    infrastructure: dict[str, str], unique: str, producers: int
+    infrastructure: dict[str, str], unique: str
 ) -> None:
     settings = CommonSettings(kafka_bootstrap=infrastructure["PERMITS_KAFKA_BOOTSTRAP"])
     topic = f"permits.audit.test-{unique}"
     await ensure_topics(settings, [TopicSpec(topic, "subject", "test")])
-    publisher, *extra = [EventPublisher(settings, "/test") for _ in range(producers)]
-    for each in (publisher, *extra):
-        await each.start()
-    trail = AuditTrail(
-        publisher,
-        service=f"test-{unique}",
-        topic=topic,
-        timeout_seconds=10,
-        extra_publishers=extra,
-    )
+    publisher = EventPublisher(settings, "/test")
+    await publisher.start()
+    trail = AuditTrail(publisher, service=f"test-{unique}", topic=topic, timeout_seconds=10)
     trail.start()
     try:
         requests = [
@@ -91,6 +83,5 @@ async def test_concurrent_entries_are_published_and_a_cancelled_request_harms_no
         assert subjects.count(b"card-after") == 1
     finally:
         await trail.stop()
-        for each in (publisher, *extra):
-            await each.stop()
+        await publisher.stop()
     assert _unpublished(f"test-{unique}") == 0

@@ -35,14 +35,6 @@ class RightsSettings(CommonSettings):
     rights_port: int = 8003
     mongo_database: str = "permits_rights"
     verify_rate_per_second: float = 500.0
-    verify_audit_producers: int = Field(
-        default=2,
-        ge=1,
-        le=8,
-        description="Producers the audit of verifications publishes on (the service's own and "
-        "dedicated ones): each lets one more batch of entries be in flight, and every "
-        "verification waits for its entry's batch",
-    )
     verify_burst: float = 1000.0
     webhook_max_attempts: int = Field(8, ge=1)
     webhook_backoff_seconds: float = 0.5

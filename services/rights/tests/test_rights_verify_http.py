@@ -106,15 +106,13 @@ async def api(infrastructure: dict[str, str], unique: str) -> AsyncIterator[tupl
     runtime.index.apply(ACTIVE, RegisterEntry(2, HolderStatus.ACTIVE, name, latin, UNTIL))
     runtime.index.apply(LOST, RegisterEntry(1, HolderStatus.REPORTED_LOST, name, latin, UNTIL))
     runtime.replica.ready.set()
-    for publisher in (runtime.publisher, *runtime.audit_publishers):
-        await publisher.start()
+    await runtime.publisher.start()
     runtime.audit.start()
     try:
         yield build_api(runtime), settings.audit_topic
     finally:
         await runtime.audit.stop()
-        for publisher in (runtime.publisher, *runtime.audit_publishers):
-            await publisher.stop()
+        await runtime.publisher.stop()
         await runtime.mongo.close()
 
 
