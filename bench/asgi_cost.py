@@ -3,9 +3,14 @@ and /healthz) and the bare reference app, called in process without sockets or a
 
 The HTTP benchmarks measure the whole path on a machine shared with other people's work, so
 their rates move with the load; CPU seconds per request of the app itself hardly do. This
-isolates what the shared middleware, routing, dependencies and the endpoint cost, and with
-`--profile` writes the cProfile of the verification requests (the profile of one request,
-summed over many).
+isolates what the shared middleware, routing, dependencies, the endpoint and its audit entry
+cost, and with `--profile` writes the cProfile of the verification requests (the profile of one
+request, summed over many).
+
+Each verification waits for its audit entry to be on Kafka, so the service's producer runs
+against the broker (`PERMITS_KAFKA_BOOTSTRAP`) on a topic of this run, removed at the end, and
+requests are driven by 64 concurrent callers (as the HTTP benchmark's connections) so that
+entries share batches as they do under load.
 
     python -m bench.asgi_cost [--requests N] [--profile FILE]
 """
@@ -13,11 +18,13 @@ summed over many).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import json
 import pstats
 import sys
 import time
+import uuid
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -25,10 +32,12 @@ from urllib.parse import urlencode
 from starlette.types import ASGIApp, Message
 
 AGENCY_TOKEN = b"Bearer dev-agency-hotel"
+CONCURRENCY = 64
 
 
-def _rights_app() -> tuple[ASGIApp, list[str]]:
-    """The service's own app (as `build_api` makes it) over an in-memory register."""
+def _rights_app(audit_topic: str) -> tuple[ASGIApp, list[str], Any]:
+    """The service's own app (as `build_api` makes it) over an in-memory register, and its
+    runtime (whose producer and audit trail the caller starts)."""
     from bench.register import card_numbers
     from permits_common.domain.card import HolderStatus
     from permits_rights.config import RightsSettings
@@ -37,7 +46,7 @@ def _rights_app() -> tuple[ASGIApp, list[str]]:
     from permits_rights.main import build_api
     from permits_rights.service.runtime import Runtime
 
-    settings = RightsSettings(verify_rate_per_second=1e9, verify_burst=1e9)
+    settings = RightsSettings(verify_rate_per_second=1e9, verify_burst=1e9, audit_topic=audit_topic)
     runtime = Runtime(settings)
     numbers = card_numbers(2000)
     until = date.today() + timedelta(days=900)
@@ -52,7 +61,7 @@ def _rights_app() -> tuple[ASGIApp, list[str]]:
     queries = [
         "/api/v1/verify?" + urlencode({"number": number, "name": "陈大文"}) for number in numbers
     ]
-    return build_api(runtime), queries
+    return build_api(runtime), queries, runtime
 
 
 def _scope(target: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
@@ -77,7 +86,8 @@ def _scope(target: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
 async def _drive(
     app: ASGIApp, targets: list[str], headers: list[tuple[bytes, bytes]], count: int
 ) -> dict[str, Any]:
-    """`count` requests one after the other; CPU seconds per request and the statuses."""
+    """`count` requests from CONCURRENCY callers, each one request after the other; CPU
+    seconds per request and the statuses."""
     statuses: dict[int, int] = {}
 
     async def receive() -> Message:
@@ -88,9 +98,13 @@ async def _drive(
             statuses[message["status"]] = statuses.get(message["status"], 0) + 1
 
     scopes = [_scope(targets[i % len(targets)], headers) for i in range(count)]
+
+    async def caller(mine: list[dict[str, Any]]) -> None:
+        for scope in mine:
+            await app(scope, receive, send)
+
     started = time.process_time()
-    for scope in scopes:
-        await app(scope, receive, send)
+    await asyncio.gather(*(caller(scopes[i::CONCURRENCY]) for i in range(CONCURRENCY)))
     cpu = time.process_time() - started
     return {
         "requests": count,
@@ -100,9 +114,28 @@ async def _drive(
 
 
 async def measure(count: int, profile: str | None) -> dict[str, Any]:
+    from bench.common import delete_topics
+    from permits_common.events.topics import TopicSpec
+    from permits_common.kafka import ensure_topics
+
+    audit_topic = f"bench-asgi-{uuid.uuid4().hex[:8]}-audit"
+    rights, queries, runtime = _rights_app(audit_topic)
+    await ensure_topics(runtime.settings, [TopicSpec(audit_topic, "subject", "audit of a run")])
+    await runtime.publisher.start()
+    runtime.audit.start()
+    try:
+        return await _measure(rights, queries, count, profile)
+    finally:
+        await runtime.audit.stop()
+        await runtime.publisher.stop()
+        await delete_topics([audit_topic])
+
+
+async def _measure(
+    rights: ASGIApp, queries: list[str], count: int, profile: str | None
+) -> dict[str, Any]:
     from bench.reference import build_app
 
-    rights, queries = _rights_app()
     reference = build_app()
     auth = [(b"authorization", AGENCY_TOKEN)]
     for app, targets, headers in ((reference, ["/healthz"], []), (rights, queries, auth)):

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bench.common import (
+    KAFKA,
     cleanup,
     make_stack,
     median,
@@ -120,6 +121,17 @@ async def _write_register(topic: str, register: list[Card]) -> None:
     await produce_register(topic, [card.number for card in register], date.today(), entries)
 
 
+async def _create_topic(name: str) -> None:
+    """The run's own audit topic: every verification is audited, and the shared trail must not
+    receive the benchmark's entries (removed with the run's other topics)."""
+    from permits_common.events.topics import TopicSpec
+    from permits_common.kafka import ensure_topics
+    from permits_common.settings import CommonSettings
+
+    settings = CommonSettings(kafka_bootstrap=KAFKA)
+    await ensure_topics(settings, [TopicSpec(name, "subject", "audit of a run")])
+
+
 def _get(base: str, paths: list[str], requests: int, **extra: Any) -> dict[str, Any]:
     return run_loadgen(
         {"base_url": base, "kind": "get", "paths": paths, "requests": requests, "concurrency": 64}
@@ -133,9 +145,15 @@ def run(rounds: int = 3, cards: int = 20_000, requests: int = 10_000) -> dict[st
     say(f"verify: preloading {cards} cards into {group}-register-changelog")
     register = build_register(card_numbers(cards), date.today() + timedelta(days=900))
     asyncio.run(_write_register(f"{group}-register-changelog", register))
+    audit_topic = f"{run_id}-audit"
+    asyncio.run(_create_topic(audit_topic))
     stack = make_stack(
         run_id,
-        {"PERMITS_VERIFY_RATE_PER_SECOND": "1000000", "PERMITS_VERIFY_BURST": "1000000"},
+        {
+            "PERMITS_VERIFY_RATE_PER_SECOND": "1000000",
+            "PERMITS_VERIFY_BURST": "1000000",
+            "PERMITS_AUDIT_TOPIC": audit_topic,
+        },
     )
     reference: list[dict[str, Any]] = []
     health: list[dict[str, Any]] = []

@@ -104,8 +104,11 @@ def create_app(
 ) -> FastAPI:
     """A FastAPI app with the shared ops endpoints, token auth, problem-details errors, request
     ids, access logs and latency metrics; JSON answers are rendered with orjson. With
-    `api_document`, the OpenAPI document at `/openapi.json` and its pages at `/docs`."""
+    `api_document`, the OpenAPI document at `/openapi.json` and its pages at `/docs`. FastAPI's
+    own OpenTelemetry is off: the platform's metrics are Prometheus (`ObservedRequests`), and
+    the check whether a provider is configured cost every request a few environment lookups."""
     app = FastAPI(
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title=title,
         description=description,
         version=version,

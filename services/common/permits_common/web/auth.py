@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from fastapi import Request
+from starlette.types import Scope
 
 from permits_common.domain.agencies import Agency
 from permits_common.web.problems import ProblemError
@@ -85,6 +86,12 @@ class TokenAuthority:
         return self._principals.get(hashlib.sha256(token).digest())
 
 
+def principal_of(scope: Scope) -> Principal | None:
+    """The principal `BearerAuthentication` left in the request's scope (None: no valid token)."""
+    principal: Principal | None = scope.get("state", {}).get("principal")
+    return principal
+
+
 class RoleCheck:
     """A dependency that admits only the given role kinds (`clerk`, `ops`, `agency`); the
     OpenAPI document marks every route with one as taking a bearer token (401, 403).
@@ -97,7 +104,7 @@ class RoleCheck:
         self.roles = ", ".join(kinds)
 
     async def __call__(self, request: Request) -> Principal:
-        principal: Principal | None = request.scope.get("state", {}).get("principal")
+        principal = principal_of(request.scope)
         if principal is None:
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             presented = scheme.lower() == "bearer" and bool(token.strip())

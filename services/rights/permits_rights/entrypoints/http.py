@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query
 from pydantic import BaseModel, Field
+from starlette.types import Scope
 
 from permits_common.domain.agencies import Agency
 from permits_common.mongo import Document
 from permits_common.web.audited import audit_or_503
-from permits_common.web.auth import Principal, require
+from permits_common.web.auth import Principal, principal_of, require
+from permits_common.web.fast_path import fast_path_route
 from permits_common.web.inputs import NO_CONTROL_CHARACTERS
 from permits_common.web.openapi import problem_responses, success
 from permits_common.web.problems import JsonResponse, ProblemError
@@ -108,6 +112,45 @@ AgencyKey = Annotated[
 ]
 
 
+VERIFY_NUMBER_MAX = 32
+VERIFY_NAME_MAX = 200
+VERIFY_ISSUE_COUNT_MAX = 999
+_PLAIN_ISSUE_COUNT = re.compile(r"[1-9][0-9]{0,2}")
+"""1 to 999 written plainly; other spellings pydantic accepts ("007", "+7") take the slow path."""
+
+
+def _query_params(query_string: bytes) -> dict[str, str]:
+    """The query's parameters as Starlette's `QueryParams` reads them (`parse_qsl` of the
+    latin-1 text, blank values kept, the last of a repeated name), without `parse_qsl`'s
+    per-call argument handling."""
+    params: dict[str, str] = {}
+    for field in query_string.decode("latin-1").split("&"):
+        if field:
+            name, _, value = field.partition("=")
+            params[unquote(name.replace("+", " "))] = unquote(value.replace("+", " "))
+    return params
+
+
+def plain_verify_query(query_string: bytes) -> tuple[str, str, int | None] | None:
+    """`number`, `name` and `issue_count` when the query is plainly valid for the declared
+    parameters, decoded as Starlette decodes it (a repeated parameter: the last one wins);
+    None for anything FastAPI should judge, so its 422 problem documents stay the answer to
+    bad input."""
+    params = _query_params(query_string)
+    number = params.get("number")
+    name = params.get("name")
+    if number is None or name is None:
+        return None
+    if not (0 < len(number) <= VERIFY_NUMBER_MAX and 0 < len(name) <= VERIFY_NAME_MAX):
+        return None
+    issue_count = params.get("issue_count")
+    if issue_count is None:
+        return number, name, None
+    if _PLAIN_ISSUE_COUNT.fullmatch(issue_count) is None:
+        return None
+    return number, name, int(issue_count)
+
+
 def _agency(key: str) -> Agency:
     try:
         return Agency(key)
@@ -164,25 +207,15 @@ def _topic_rows(runtime: Runtime, agency: Agency, card_number: str) -> list[dict
     ]
 
 
-def build_router(runtime: Runtime) -> APIRouter:
-    """Routes bound to the running service."""
-    router = APIRouter(prefix="/api/v1")
+def install_verification(router: APIRouter, runtime: Runtime) -> None:
+    """`GET /api/v1/verify`, on the app's own router (an included router costs a level of
+    route matching per request). Its usual request takes the fast path (see
+    permits_common.web.fast_path); the declared endpoint is the contract and serves the rest."""
 
-    @router.get(
-        "/verify",
-        summary="Verify a presented card (agency)",
-        response_model=VerificationAnswer,
-        response_model_exclude_none=True,
-        responses=problem_responses(
-            403, 429, s403="Not an agency, or an agency whose policy has no verification"
-        ),
-    )
-    async def verify(
-        principal: Annotated[Principal, Depends(require("agency"))],
-        number: Annotated[str, Query(min_length=1, max_length=32)],
-        name: Annotated[str, Query(min_length=1, max_length=200)],
-        issue_count: Annotated[int | None, Query(ge=1, le=999)] = None,
+    async def answer_verification(
+        principal: Principal, number: str, name: str, issue_count: int | None
     ) -> JsonResponse:
+        """The contract's answer to an agency, once its audit entry is on Kafka."""
         agency = principal.agency
         assert agency is not None
         if not runtime.policies[agency].verify:
@@ -217,6 +250,44 @@ def build_router(runtime: Runtime) -> APIRouter:
             purpose=runtime.policies[agency].purpose,
         )
         return JsonResponse(verdict.as_json())
+
+    async def verify(
+        principal: Annotated[Principal, Depends(require("agency"))],
+        number: Annotated[str, Query(min_length=1, max_length=VERIFY_NUMBER_MAX)],
+        name: Annotated[str, Query(min_length=1, max_length=VERIFY_NAME_MAX)],
+        issue_count: Annotated[int | None, Query(ge=1, le=VERIFY_ISSUE_COUNT_MAX)] = None,
+    ) -> JsonResponse:
+        return await answer_verification(principal, number, name, issue_count)
+
+    async def verify_fast(scope: Scope) -> JsonResponse | None:
+        """An agency's request with plainly valid parameters, answered without FastAPI's
+        validation; anything else (no token, another role, bad or unusual input) is declined
+        and gets the declared route's answer."""
+        principal = principal_of(scope)
+        if principal is None or principal.kind != "agency":
+            return None
+        query = plain_verify_query(scope["query_string"])
+        if query is None:
+            return None
+        return await answer_verification(principal, *query)
+
+    router.add_api_route(
+        "/api/v1/verify",
+        verify,
+        methods=["GET"],
+        summary="Verify a presented card (agency)",
+        response_model=VerificationAnswer,
+        response_model_exclude_none=True,
+        responses=problem_responses(
+            403, 429, s403="Not an agency, or an agency whose policy has no verification"
+        ),
+        route_class_override=fast_path_route(verify_fast),
+    )
+
+
+def build_router(runtime: Runtime) -> APIRouter:
+    """Routes bound to the running service (all but verification)."""
+    router = APIRouter(prefix="/api/v1")
 
     @router.get(
         "/aggregates",
@@ -337,4 +408,5 @@ def build_router(runtime: Runtime) -> APIRouter:
 
 def install_routes(app: FastAPI, runtime: Runtime) -> None:
     """Mount the API on an app made by permits_common.web.app.create_app."""
+    install_verification(app.router, runtime)
     app.include_router(build_router(runtime))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from permits_common.clock import Clock
 from permits_common.domain.agencies import Agency
@@ -19,13 +20,14 @@ class Verifier:
         self._index = index
         self._clock = clock
         self._buckets = {agency: TokenBucket(rate, burst) for agency in Agency}
+        self._counters: dict[tuple[Agency, str], Any] = {}
 
     def retry_after(self, agency: Agency) -> float:
         """0 when the agency may verify now; otherwise seconds to wait (and the request counts
         as rate limited)."""
         wait = self._buckets[agency].take(time.monotonic())
         if wait > 0:
-            VERIFY_REQUESTS.labels(agency.value, "rate_limited").inc()
+            self._counter(agency, "rate_limited").inc()
         return wait
 
     def verify(self, agency: Agency, number: str, name: str, issue_count: int | None) -> Verdict:
@@ -33,5 +35,12 @@ class Verifier:
         verdict = verify(
             self._index.get(number.strip().upper()), name, issue_count, self._clock.today()
         )
-        VERIFY_REQUESTS.labels(agency.value, verdict.status).inc()
+        self._counter(agency, verdict.status).inc()
         return verdict
+
+    def _counter(self, agency: Agency, result: str) -> Any:
+        """The request counter's child for (agency, result), looked up once."""
+        child = self._counters.get((agency, result))
+        if child is None:
+            child = self._counters[agency, result] = VERIFY_REQUESTS.labels(agency.value, result)
+        return child

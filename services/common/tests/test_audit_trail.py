@@ -1,0 +1,87 @@
+"""The audit trail's producer side: entries of concurrent requests share batches, a request that
+goes away does not disturb the others, and an entry not on Kafka within the bound fails its
+request (one timer per batch keeps the bound for every entry in it)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from prometheus_client import REGISTRY
+
+from permits_common.audit import AuditTrail, AuditUnavailableError
+from permits_common.events.topics import TopicSpec
+from permits_common.kafka import EventPublisher, ensure_topics
+from permits_common.settings import CommonSettings
+from permits_common.web.auth import Principal
+
+HOTEL = Principal("agency", "hotel", identity="tok-hotel")
+
+
+def _unpublished(service: str) -> float:
+    value = REGISTRY.get_sample_value("permits_audit_unpublished_total", {"service": service})
+    return value or 0.0
+
+
+async def test_entries_not_sent_within_the_bound_fail_their_requests() -> None:
+    service = f"bound-{uuid.uuid4().hex[:6]}"
+    publisher = EventPublisher(CommonSettings(), "/test")
+    trail = AuditTrail(publisher, service=service, topic="never-sent", timeout_seconds=0.3)
+
+    async def record(subject: str) -> float:
+        started = time.monotonic()
+        with pytest.raises(AuditUnavailableError):
+            await trail.record(HOTEL, "verify", subject, "active", agency="hotel")
+        return time.monotonic() - started
+
+    first = [asyncio.create_task(record(f"card-{i}")) for i in range(5)]
+    await asyncio.sleep(0.1)
+    later = [asyncio.create_task(record(f"card-late-{i}")) for i in range(3)]
+    waited = await asyncio.gather(*first, *later)
+    assert all(0.15 <= seconds <= 0.6 for seconds in waited[:5]), waited
+    assert all(seconds <= 0.5 for seconds in waited[5:]), waited
+    assert _unpublished(service) == 8
+
+
+@pytest.mark.integration
+async def test_concurrent_entries_are_published_and_a_cancelled_request_harms_none(
+    infrastructure: dict[str, str], unique: str
+) -> None:
+    settings = CommonSettings(kafka_bootstrap=infrastructure["PERMITS_KAFKA_BOOTSTRAP"])
+    topic = f"permits.audit.test-{unique}"
+    await ensure_topics(settings, [TopicSpec(topic, "subject", "test")])
+    publisher = EventPublisher(settings, "/test")
+    await publisher.start()
+    trail = AuditTrail(publisher, service=f"test-{unique}", topic=topic, timeout_seconds=10)
+    trail.start()
+    try:
+        requests = [
+            asyncio.create_task(trail.record(HOTEL, "verify", f"card-{i % 7}", "active"))
+            for i in range(300)
+        ]
+        requests[150].cancel()
+        results = await asyncio.gather(*requests, return_exceptions=True)
+        assert isinstance(results[150], asyncio.CancelledError)
+        assert all(result is None for i, result in enumerate(results) if i != 150)
+        await trail.record(HOTEL, "verify", "card-after", "active")
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        try:
+            subjects: list[bytes] = []
+            async with asyncio.timeout(30):
+                while len(subjects) < 300:
+                    for records in (await consumer.getmany(timeout_ms=500)).values():
+                        subjects += [record.key for record in records if record.key]
+        finally:
+            await consumer.stop()
+        assert len(subjects) == 300
+        assert subjects.count(b"card-after") == 1
+    finally:
+        await trail.stop()
+        await publisher.stop()
+    assert _unpublished(f"test-{unique}") == 0
