@@ -86,6 +86,9 @@ def test_plain_query_reads_parameters_as_starlette_does(query: bytes) -> None:
         b"number=A1&name=x&issue_count=7.0",
         b"number=A1&name=x&issue_count=-1",
         b"number=A1&name=x&issue_count=seven",
+        b"number=A1&name=x%00y",
+        b"number=A%1F1&name=x",
+        b"number=A1&name=x%7F",
     ],
 )
 def test_plain_query_declines_what_fastapi_must_judge(query: bytes) -> None:
@@ -187,6 +190,7 @@ async def test_bad_input_gets_fastapis_problem_documents(api: tuple[FastAPI, str
         f"number={ACTIVE}&name=x&issue_count=seven": [("issue_count", "int_parsing")],
         f"number={ACTIVE}&name=x&issue_count=0": [("issue_count", "greater_than_equal")],
         f"number={ACTIVE}&name=x&issue_count=1000": [("issue_count", "less_than_equal")],
+        f"number={ACTIVE}&name=x%00y": [("name", "string_pattern_mismatch")],
         "issue_count=": [
             ("number", "missing"),
             ("name", "missing"),

@@ -117,6 +117,9 @@ VERIFY_NAME_MAX = 200
 VERIFY_ISSUE_COUNT_MAX = 999
 _PLAIN_ISSUE_COUNT = re.compile(r"[1-9][0-9]{0,2}")
 """1 to 999 written plainly; other spellings pydantic accepts ("007", "+7") take the slow path."""
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+"""Refused in `number` and `name` (the slow path's 422): they become the audit entry's subject,
+and the store cannot hold a NUL."""
 
 
 def _query_params(query_string: bytes) -> dict[str, str]:
@@ -142,6 +145,8 @@ def plain_verify_query(query_string: bytes) -> tuple[str, str, int | None] | Non
     if number is None or name is None:
         return None
     if not (0 < len(number) <= VERIFY_NUMBER_MAX and 0 < len(name) <= VERIFY_NAME_MAX):
+        return None
+    if _CONTROL_CHARACTER.search(number) or _CONTROL_CHARACTER.search(name):
         return None
     issue_count = params.get("issue_count")
     if issue_count is None:
@@ -253,8 +258,13 @@ def install_verification(router: APIRouter, runtime: Runtime) -> None:
 
     async def verify(
         principal: Annotated[Principal, Depends(require("agency"))],
-        number: Annotated[str, Query(min_length=1, max_length=VERIFY_NUMBER_MAX)],
-        name: Annotated[str, Query(min_length=1, max_length=VERIFY_NAME_MAX)],
+        number: Annotated[
+            str,
+            Query(min_length=1, max_length=VERIFY_NUMBER_MAX, pattern=NO_CONTROL_CHARACTERS),
+        ],
+        name: Annotated[
+            str, Query(min_length=1, max_length=VERIFY_NAME_MAX, pattern=NO_CONTROL_CHARACTERS)
+        ],
         issue_count: Annotated[int | None, Query(ge=1, le=VERIFY_ISSUE_COUNT_MAX)] = None,
     ) -> JsonResponse:
         return await answer_verification(principal, number, name, issue_count)
