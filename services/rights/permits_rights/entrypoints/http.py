@@ -78,7 +78,7 @@ class DeliveryLogOut(BaseModel):
 class StatusReconciliationOut(BaseModel):
     """Card issues with one status: in the register, sent, confirmed, missing."""
 
-    register: int
+    in_register: int = Field(alias="register")
     sent: int
     confirmed: int
     missing: int
