@@ -52,3 +52,39 @@ async def test_items_arriving_together_are_one_batch_and_a_bad_one_fails_alone()
     assert batches == [["a", "bad", "b"], ["a"], ["bad"], ["b"]]
     await gathering.add({"_id": "later"})
     assert batches[-1] == ["later"]
+
+
+async def test_the_batches_of_a_burst_run_side_by_side_and_late_items_open_a_new_window() -> None:
+    running = 0
+    most_at_once = 0
+    handled: list[str] = []
+
+    async def handle(items: Sequence[Document]) -> None:
+        nonlocal running, most_at_once
+        running += 1
+        most_at_once = max(most_at_once, running)
+        await asyncio.sleep(0.05)
+        handled.extend(str(item["_id"]) for item in items)
+        running -= 1
+
+    gathering = Gathering(handle, window_seconds=0.01, limit=4)
+    burst = [asyncio.create_task(gathering.add({"_id": f"b{i}"})) for i in range(12)]
+    await asyncio.sleep(0.02)
+    late = asyncio.create_task(gathering.add({"_id": "late"}))
+    await asyncio.wait_for(asyncio.gather(*burst, late), timeout=1)
+
+    assert most_at_once >= 3, "a burst's batches run side by side, not one after another"
+    assert sorted(handled) == sorted([f"b{i}" for i in range(12)] + ["late"])
+
+
+async def test_a_stopped_gathering_fails_its_waiting_callers() -> None:
+    async def handle(_items: Sequence[Document]) -> None:
+        await asyncio.sleep(10)
+
+    gathering = Gathering(handle, window_seconds=5)
+    caller = asyncio.create_task(gathering.add({"_id": "a"}))
+    await asyncio.sleep(0.01)
+    assert gathering._flush is not None
+    gathering._flush.cancel()
+    with pytest.raises(RuntimeError, match="stopped before"):
+        await asyncio.wait_for(caller, timeout=1)

@@ -50,9 +50,13 @@ def order_state(order: Document) -> OrderState:
 
 
 class Gathering:
-    """Work items that arrive within a short window, handled as one batch by `handle`; each
-    caller waits for its batch. A batch that fails is handled again one item at a time, so
-    one bad item fails only its own caller."""
+    """Work items that arrive within a short window, handled as batches of at most `limit` by
+    `handle`; each caller waits for its batch. The batches of one window run side by side, and
+    items arriving meanwhile open the next window: a burst of callbacks is never queued behind
+    one batch after another (handled in turn, a burst of 1,000 outlasted the centre's 5 s
+    timeout, its retries and our re-sent orders piled up, and the centre's client seized up).
+    A batch that fails is handled again one item at a time, so one bad item fails only its
+    own caller."""
 
     def __init__(
         self,
@@ -75,19 +79,27 @@ class Gathering:
             self._flush = asyncio.create_task(self._flush_soon())
         await asyncio.shield(done)
 
+    def _take_waiting(self) -> list[tuple[Document, asyncio.Future[None]]]:
+        taken, self._waiting, self._flush = self._waiting, [], None
+        return taken
+
     async def _flush_soon(self) -> None:
-        batch: list[tuple[Document, asyncio.Future[None]]] = []
+        taken: list[tuple[Document, asyncio.Future[None]]] = []
         try:
             await asyncio.sleep(self._window)
-            while self._waiting:
-                batch, self._waiting = self._waiting[: self._limit], self._waiting[self._limit :]
-                await self._run(batch)
+            taken = self._take_waiting()
+            await asyncio.gather(
+                *(
+                    self._run(taken[start : start + self._limit])
+                    for start in range(0, len(taken), self._limit)
+                )
+            )
         finally:
-            self._flush = None
-            for _, done in batch + self._waiting:
+            if self._flush is asyncio.current_task():
+                taken = self._take_waiting()
+            for _, done in taken:
                 if not done.done():
                     done.set_exception(RuntimeError("stopped before the work was done"))
-            self._waiting = []
 
     async def _run(self, batch: list[tuple[Document, asyncio.Future[None]]]) -> None:
         try:

@@ -110,12 +110,19 @@ class SimulatorState:
         return "failed" if random.random() < self.callback_failure_rate else "ready"
 
 
+CALLBACKS_AT_ONCE = 50
+"""Callbacks in flight at once, below the HTTP client's pool of 100: with thousands queued in
+the pool itself (a burst of orders), its bookkeeping took the whole CPU and no callback went
+out any more."""
+
+
 def build_simulator(settings: SimulatorSettings, secret: bytes) -> FastAPI:
     """The simulator's HTTP app."""
     state = SimulatorState(
         settings.delay_seconds, settings.failure_rate, settings.callback_failure_rate
     )
     http: dict[str, httpx.AsyncClient] = {}
+    callbacks_at_once = asyncio.Semaphore(CALLBACKS_AT_ONCE)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -142,9 +149,10 @@ def build_simulator(settings: SimulatorSettings, secret: bytes) -> FastAPI:
         headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(secret, body)}
         for attempt in range(1, 6):
             try:
-                response = await http["client"].post(
-                    order.callback_url, content=body, headers=headers
-                )
+                async with callbacks_at_once:
+                    response = await http["client"].post(
+                        order.callback_url, content=body, headers=headers
+                    )
                 if response.status_code < 500:
                     state.orders[order.order_id][-1]["callback_status"] = response.status_code
                     return
