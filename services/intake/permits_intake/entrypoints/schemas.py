@@ -138,7 +138,12 @@ class ExtensionIn(BaseModel):
         json_schema_extra={"examples": [{"working_days": 5, "reason": "交通不便: road closed"}]},
     )
 
-    working_days: WholeNumber = Field(ge=1, le=MAX_EXTENSION_WORKING_DAYS)
+    working_days: WholeNumber = Field(
+        ge=1,
+        # Stated in the document, decided by the rule: more than 10 in total (this request's
+        # days included) is 422 `extension_too_long` (contract), not a schema error.
+        json_schema_extra={"maximum": MAX_EXTENSION_WORKING_DAYS},
+    )
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
