@@ -10,6 +10,7 @@ tests, which can also kill and restart any one of them.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import importlib.util
 import os
@@ -17,11 +18,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
 
@@ -498,8 +500,6 @@ def reset_topics() -> None:
     Only the end-to-end and fault suites use it, so leftovers of earlier tests (a loaded 2027
     calendar, half-finished applications) cannot leak into the journeys they check.
     """
-    import asyncio
-
     from aiokafka.admin import AIOKafkaAdminClient
 
     from permits_common.events.topics import TOPICS
@@ -522,7 +522,7 @@ def reset_topics() -> None:
         finally:
             await admin.close()
 
-    asyncio.run(_reset())
+    _run_apart(_reset())
     for attempt in range(50):
         try:
             ensure_topics()
@@ -533,14 +533,20 @@ def reset_topics() -> None:
             time.sleep(0.2)
 
 
+def _run_apart(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine to the end on a loop of its own, in a worker thread: a caller may have
+    a loop running already (Playwright's sync driver sets one; asyncio.run refuses then)."""
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        worker.submit(asyncio.run, coroutine).result()
+
+
 def ensure_topics() -> None:
     """Create the catalog's topics with their partition counts before any service starts."""
-    import asyncio
 
     from permits_common.kafka import ensure_topics as create
     from permits_common.settings import CommonSettings
 
-    asyncio.run(create(CommonSettings(kafka_bootstrap=infra.kafka_bootstrap())))
+    _run_apart(create(CommonSettings(kafka_bootstrap=infra.kafka_bootstrap())))
 
 
 def _print_welcome(stack: Stack) -> None:
