@@ -36,14 +36,29 @@ def agency(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer dev-agency-{key}"}
 
 
+_GIVEN: set[str] = set()
+
+
+def _unique(draw: Callable[[], str]) -> str:
+    """A drawn value no earlier call of this session got. Drawn at random alone, the 2,000
+    applicants of a session shared a phone number about one session in five (the fault tests
+    then saw four messages for "one" applicant) and a travel permit one in fifty."""
+    while True:
+        value = draw()
+        if value not in _GIVEN:
+            _GIVEN.add(value)
+            return value
+
+
 def travel_permit(region: str = "HK") -> str:
     """A fresh travel permit number: a new person for every journey."""
-    return {"HK": "H", "MO": "M", "TW": ""}[region] + f"{random.randrange(10**8):08d}"
+    prefix = {"HK": "H", "MO": "M", "TW": ""}[region]
+    return _unique(lambda: f"{prefix}{random.randrange(10**8):08d}")
 
 
 def phone() -> str:
     """A fresh HK mobile number, so the SMS simulator's log can be filtered per applicant."""
-    return f"+8529{random.randrange(10**7):07d}"
+    return _unique(lambda: f"+8529{random.randrange(10**7):07d}")
 
 
 def application(
