@@ -358,11 +358,23 @@ class EventConsumer(ConsumerLoop):
             return False
         if not events:
             return True
+        handler = self._batch_handler
+        refusal = await self._with_retries(lambda: handler(events))
+        if refusal is not None:
+            log.warning("batch refused, handling its events one by one", error=repr(refusal))
+            return False
+        for event in events:
+            EVENTS_CONSUMED.labels(self._service, event.topic, "processed").inc()
+        return True
+
+    async def _with_retries(self, work: Callable[[], Awaitable[None]]) -> Exception | None:
+        """Run `work` until it succeeds: outages (store or broker) are waited out with backoff,
+        other errors retried `max_attempts` times in all; the last such error, or None."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                await self._batch_handler(events)
+                await work()
             except TRANSIENT_ERRORS:
                 await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
                 continue
@@ -370,32 +382,18 @@ class EventConsumer(ConsumerLoop):
                 if attempt < self._max_attempts:
                     await asyncio.sleep(0.1 * attempt)
                     continue
-                log.warning("batch refused, handling its events one by one", error=repr(exc))
-                return False
-            for event in events:
-                EVENTS_CONSUMED.labels(self._service, event.topic, "processed").inc()
-            return True
+                return exc
+            return None
 
     async def _handle_with_retries(
         self, record: ConsumerRecord[bytes, bytes], event: Event[Any]
     ) -> None:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await self._handle_one(event)
-            except TRANSIENT_ERRORS:
-                await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-                continue
-            except Exception as exc:
-                if attempt < self._max_attempts:
-                    await asyncio.sleep(0.1 * attempt)
-                    continue
-                log.error("event refused, dead-lettered", type=event.type, error=repr(exc))
-                await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
-                return
-            EVENTS_CONSUMED.labels(self._service, record.topic, "processed").inc()
+        refusal = await self._with_retries(lambda: self._handle_one(event))
+        if refusal is not None:
+            log.error("event refused, dead-lettered", type=event.type, error=repr(refusal))
+            await self._dead_letter(record, f"{type(refusal).__name__}: {refusal}")
             return
+        EVENTS_CONSUMED.labels(self._service, record.topic, "processed").inc()
 
     async def _handle_one(self, event: Event[Any]) -> None:
         if self._handler is not None:

@@ -43,6 +43,7 @@ from permits_intake.entrypoints.schemas import (
     ExtensionIn,
     RevokeIn,
     TrackingOut,
+    invalid_arrangement,
 )
 from permits_intake.runtime import IntakeRuntime
 from permits_intake.service.applications import application_not_found
@@ -391,13 +392,7 @@ def build_router(dev_endpoints: bool) -> APIRouter:
                 year, body.holidays, body.workdays
             )
         except ValueError as exc:
-            raise ProblemError(
-                422,
-                RuleCode.INVALID_REQUEST.value,
-                "Invalid arrangement",
-                str(exc),
-                errors=[{"field": "body", "code": "invalid_arrangement", "message": str(exc)}],
-            ) from None
+            raise invalid_arrangement(exc) from None
         return CalendarOut(
             year=year,
             holidays=sorted(arrangement.holidays),

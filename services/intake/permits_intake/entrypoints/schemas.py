@@ -15,8 +15,10 @@ from permits_common.domain.card import (
     SlaState,
 )
 from permits_common.domain.extension import MAX_EXTENSION_WORKING_DAYS
+from permits_common.domain.rule_codes import RuleCode
 from permits_common.events.models import Collection
 from permits_common.web.inputs import WholeNumber
+from permits_common.web.problems import ProblemError
 
 APPLICATION_ID_EXAMPLE = "0b7f6a57-4f55-4b8e-9a0e-3f1f7e6a9c21"
 
@@ -251,3 +253,14 @@ class ClockOut(_Out):
 
     offset_days: int
     today: date
+
+
+def invalid_arrangement(exc: ValueError) -> ProblemError:
+    """A year's arrangement that cannot be loaded (nor previewed): 422 with the reason."""
+    return ProblemError(
+        422,
+        RuleCode.INVALID_REQUEST.value,
+        "Invalid arrangement",
+        str(exc),
+        errors=[{"field": "body", "code": "invalid_arrangement", "message": str(exc)}],
+    )

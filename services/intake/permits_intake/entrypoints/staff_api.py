@@ -23,7 +23,7 @@ from permits_common.web.openapi import problem_responses
 from permits_common.web.problems import ProblemError
 from permits_intake.adapters.dead_letters import read_dead_letters
 from permits_intake.domain.overview import OpenApplication, WorklistOrder
-from permits_intake.entrypoints.schemas import CalendarIn
+from permits_intake.entrypoints.schemas import CalendarIn, invalid_arrangement
 from permits_intake.runtime import IntakeRuntime, unavailable
 from permits_intake.service.overview import (
     PointNotAllowedError,
@@ -234,13 +234,7 @@ def build_staff_router() -> APIRouter:
         try:
             moved = await staff.preview(year, body.holidays, body.workdays)
         except ValueError as exc:
-            raise ProblemError(
-                422,
-                RuleCode.INVALID_REQUEST.value,
-                "Invalid arrangement",
-                str(exc),
-                errors=[{"field": "body", "code": "invalid_arrangement", "message": str(exc)}],
-            ) from None
+            raise invalid_arrangement(exc) from None
         return CalendarPreviewOut(
             year=year,
             moved=len(moved),
