@@ -316,14 +316,27 @@ async def test_a_poison_message_on_every_consumed_topic(clients: Clients) -> Non
     finally:
         await producer.stop()
 
+    least_consumers = {
+        "permits.applications.v1": 3,  # intake, issuance, notify
+        "permits.cards.v1": 4,  # intake, issuance, rights, notify
+        "permits.sla.v1": 1,
+        "permits.calendar.v1": 1,
+    }
+
+    def consumers_by_topic(found: set[tuple[str, str]]) -> dict[str, set[str]]:
+        return {topic: {c for t, c in found if t == topic} for topic in consumed}
+
     async def dead_lettered() -> set[tuple[str, str]] | None:
+        """Once every consumer of every topic has dead-lettered (each at its own pace: one
+        that batches a moment longer came after the test had stopped waiting)."""
         letters = await read_topic("permits.deadletter.v1", of_subject([marker]))
         found = {(e["data"]["original_topic"], e["data"]["consumer"]) for e in letters}
-        topics = {topic for topic, _ in found}
-        return found if topics == set(consumed) else None
+        by_topic = consumers_by_topic(found)
+        enough = all(len(by_topic[t]) >= n for t, n in least_consumers.items())
+        return found if enough else None
 
     found = await eventually(dead_lettered, timeout=120)
-    consumers_of = {topic: {c for t, c in found if t == topic} for topic in consumed}
+    consumers_of = consumers_by_topic(found)
     assert len(consumers_of["permits.applications.v1"]) >= 3  # intake, issuance, notify
     assert len(consumers_of["permits.cards.v1"]) >= 4  # intake, issuance, rights, notify
 
