@@ -7,8 +7,7 @@ no transactions, change streams, TTL indexes or dotted keys.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,30 +190,3 @@ async def ensure_index(
     except OperationFailure as exc:
         if exc.code not in (85, 86):
             raise
-
-
-class KeyedLocks:
-    """One asyncio lock per key, kept only while someone holds or waits for it: for documents
-    that several tasks of one process update (FerretDB rewrites the whole document on update,
-    so concurrent updates of one document can lose one)."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        """Hold the key's lock for the block."""
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)
