@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +59,7 @@ EXTERNAL_SERIES = {
 
 
 @pytest.fixture(scope="module")
-def promtool(request: pytest.FixtureRequest) -> Path:
-    terminal = request.config.pluginmanager.getplugin("terminalreporter")
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-
-    def progress(message: str) -> None:
-        if terminal is not None:
-            with capture.global_and_fixture_disabled():
-                terminal.write_line(f"[deploy] {message}")
-
+def promtool(progress: Callable[[str], None]) -> Path:
     try:
         return ensure_promtool(progress)
     except PromtoolUnavailableError as exc:

@@ -9,7 +9,7 @@ import pytest
 
 from permits_common.domain.agencies import Agency
 from permits_common.events import topics
-from tests.deploy.kustomize_tool import OVERLAYS
+from tests.deploy.kustomize_tool import OVERLAYS, is_custom
 
 Resource = dict[str, Any]
 
@@ -94,11 +94,6 @@ def test_builtin_resources_validate_against_the_kubernetes_schemas(
             kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
             pytest.fail(f"{resource['kind']}/{resource['metadata']['name']}: {exc.message}")
-
-
-def is_custom(resource: Resource) -> bool:
-    group: str = resource["apiVersion"].rpartition("/")[0]
-    return group.endswith((".strimzi.io", ".coreos.com"))
 
 
 def check_kafka_topic(spec: Resource) -> None:
