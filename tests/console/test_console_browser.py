@@ -509,6 +509,7 @@ def test_the_clerk_hands_the_card_over_and_reports_it_lost(
     pages.check("clerk-application-dispatched")
 
     page = pages.open(f"/clerk/applications/{adult_id}")
+    assert page.locator("text=挂失此证").count() == 0, "a card still at the counter is not lost"
     page.click("text=确认已领取")
     page.wait_for_url("**done=ok")
     assert "已领取" in page.locator("dl.facts").first.inner_text()
