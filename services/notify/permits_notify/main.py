@@ -70,14 +70,15 @@ def build_runtime(settings: NotifySettings) -> Runtime:
     database = mongo_client(settings)[settings.mongo_database]
     store = NotifyStore(database)
     publisher = EventPublisher(settings, "notify")
-    sms = SmsGatewaySender(settings)
+    policy = delivery_policy(settings)
+    sms = SmsGatewaySender(settings, in_flight=policy.concurrency)
     service = NotificationService(
         store=store,
         renderer=TemplateRenderer(),
         senders={"sms": sms, "email": SmtpSender(settings)},
         publisher=publisher,
         clock=Clock(),
-        policy=delivery_policy(settings),
+        policy=policy,
     )
     processed = ProcessedEvents(database, settings.notify_group)
     return Runtime(settings, publisher, store, sms, service, processed)

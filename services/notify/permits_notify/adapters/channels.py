@@ -15,6 +15,7 @@ from typing import Protocol
 import aiosmtplib
 import httpx
 
+from permits_common.http_client import pooled_client
 from permits_notify.adapters.templates import RenderedMessage
 from permits_notify.config import NotifySettings
 
@@ -96,9 +97,19 @@ _TEMPORARY_HTTP = frozenset({408, 425, 429})
 class SmsGatewaySender:
     """SMS through the gateway's HTTP API (the local simulator speaks the same API)."""
 
-    def __init__(self, settings: NotifySettings, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: NotifySettings,
+        client: httpx.AsyncClient | None = None,
+        *,
+        in_flight: int = 16,
+    ) -> None:
+        """`in_flight`: the most SMS the caller sends at once (the pool holds that many
+        connections, see `permits_common.http_client`)."""
         self._settings = settings
-        self._client = client or httpx.AsyncClient(timeout=settings.sms_timeout_seconds)
+        self._client = client or pooled_client(
+            timeout=settings.sms_timeout_seconds, in_flight=in_flight
+        )
 
     async def close(self) -> None:
         """Release the connection pool."""
