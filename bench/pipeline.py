@@ -291,7 +291,8 @@ async def _real(
             say(
                 f"pipeline round {number + 1}: {results[-1]['done']}/{applications} in "
                 f"{results[-1]['seconds']} s = {results[-1]['per_second']}/s, "
-                f"p50 {results[-1]['p50_seconds']} s"
+                f"p50 {results[-1]['p50_seconds']} s "
+                f"(by stage: {results[-1]['p50_seconds_to_stage']})"
             )
         cpu_after = cpu_seconds(stack)
         timed = max(sum(r["submitted"] for r in results), 1)
