@@ -70,15 +70,14 @@ def build_runtime(settings: NotifySettings) -> Runtime:
     database = mongo_client(settings)[settings.mongo_database]
     store = NotifyStore(database)
     publisher = EventPublisher(settings, "notify")
-    policy = delivery_policy(settings)
-    sms = SmsGatewaySender(settings, in_flight=policy.concurrency)
+    sms = SmsGatewaySender(settings)
     service = NotificationService(
         store=store,
         renderer=TemplateRenderer(),
         senders={"sms": sms, "email": SmtpSender(settings)},
         publisher=publisher,
         clock=Clock(),
-        policy=policy,
+        policy=delivery_policy(settings),
     )
     processed = ProcessedEvents(database, settings.notify_group)
     return Runtime(settings, publisher, store, sms, service, processed)
