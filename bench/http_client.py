@@ -1,7 +1,8 @@
 """CPU per request of the services' outgoing HTTP client: httpx as it was opened before
 (`httpx.AsyncClient(timeout=...)`, pool of 100) against `permits_common.http_client.
 pooled_client` (pool sized to the requests in flight, httpcore's failed `import sniffio` asked
-once), at several numbers of requests in flight.
+once), at several numbers of requests in flight; and, as a yardstick only, aiohttp's client
+(installed with Faust, not a dependency of the services) with a connector of the same size.
 
 Each measurement is its own process (the pooled client changes `sys.modules` for the process)
 posting SMS to the SMS gateway simulator, itself a process of its own on a free port, as
@@ -25,12 +26,42 @@ import uuid
 
 from bench.common import REPO, say
 
-IN_FLIGHT = (4, 16, 32)
-CLIENTS = ("httpx_default", "pooled_client")
+IN_FLIGHT = (4, 8, 16, 32)
+CLIENTS = ("httpx_default", "pooled_client", "aiohttp")
+
+
+def _body(key: str) -> dict[str, str]:
+    return {"to": "+85291234567", "text": "您的申請已受理。" * 4, "reference": key}
+
+
+def _headers(key: str) -> dict[str, str]:
+    return {"Authorization": "Bearer dev-sms-key", "Idempotency-Key": key}
+
+
+async def _measure_aiohttp(url: str, requests: int, in_flight: int) -> float:
+    """As `_measure`, with aiohttp."""
+    import aiohttp
+
+    gate = asyncio.Semaphore(in_flight)
+    run = uuid.uuid4().hex[:8]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=in_flight)) as session:
+
+        async def post(number: int) -> None:
+            key = f"{run}-{number}"
+            async with gate, session.post(url, json=_body(key), headers=_headers(key)) as answer:
+                answer.raise_for_status()
+                await answer.read()
+
+        await asyncio.gather(*(post(n) for n in range(200)))
+        started = time.process_time()
+        await asyncio.gather(*(post(n) for n in range(200, 200 + requests)))
+        return (time.process_time() - started) * 1e6 / requests
 
 
 async def _measure(client_kind: str, url: str, requests: int, in_flight: int) -> float:
     """Client CPU microseconds per request, after a warm-up of 200."""
+    if client_kind == "aiohttp":
+        return await _measure_aiohttp(url, requests, in_flight)
     import httpx
 
     from permits_common.http_client import pooled_client
@@ -46,11 +77,7 @@ async def _measure(client_kind: str, url: str, requests: int, in_flight: int) ->
     async def post(number: int) -> None:
         key = f"{run}-{number}"
         async with gate:
-            response = await client.post(
-                url,
-                json={"to": "+85291234567", "text": "您的申請已受理。" * 4, "reference": key},
-                headers={"Authorization": "Bearer dev-sms-key", "Idempotency-Key": key},
-            )
+            response = await client.post(url, json=_body(key), headers=_headers(key))
             response.raise_for_status()
 
     await asyncio.gather(*(post(n) for n in range(200)))
