@@ -9,7 +9,7 @@ every application (the SMS gateway, the production centre), so two of its costs 
   every later ask at once exactly as before (ImportError: asyncio is assumed);
 - the pool's bookkeeping on every request grows with the requests and connections it holds,
   so the pool is sized to the calls the caller lets in flight (measured in
-  `bench/http_client.py`: CPU per request at 32 in flight is about twice that at 8).
+  `bench/http_client.py`: CPU per request at 32 in flight is 2.4 times that at 8).
 """
 
 from __future__ import annotations
