@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import subprocess
 import sys
@@ -241,9 +242,24 @@ def store_commands(profile_dir: Path, applications: int) -> dict[str, Any]:
     return report
 
 
+def cpu_seconds(stack: Any) -> dict[str, float]:
+    """CPU seconds (user + system, every thread) each process of the stack has used so far:
+    on a shared machine the rate moves with everyone's load, the CPU an application costs
+    each process hardly does."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for name, process in stack._processes.items():
+        try:
+            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[name] = (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
 async def _real(
     rounds: int, applications: int
-) -> tuple[list[dict[str, Any]], dict[str, float], dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], dict[str, float], dict[str, Any], dict[str, float]]:
     run_id = new_run_id("pipeline")
     profile_dir = LOGS / run_id / "store-profile"
     stack = make_stack(run_id, {**ENV, "PERMITS_MONGO_PROFILE_DIR": str(profile_dir)})
@@ -268,14 +284,24 @@ async def _real(
         else:
             raise RuntimeError("warm-up applications did not finish; see the stack logs")
         profilers = start_profilers(stack, ["intake", "issuance", "rights", "notify"], run_id)
+        cpu_before = cpu_seconds(stack)
         for number in range(rounds):
             results.append(await _submit_and_wait(stack.url("intake"), applications, progress, 300))
             submitted += results[-1]["submitted"]
             say(
                 f"pipeline round {number + 1}: {results[-1]['done']}/{applications} in "
                 f"{results[-1]['seconds']} s = {results[-1]['per_second']}/s, "
-                f"p50 {results[-1]['p50_seconds']} s"
+                f"p50 {results[-1]['p50_seconds']} s "
+                f"(by stage: {results[-1]['p50_seconds_to_stage']})"
             )
+        cpu_after = cpu_seconds(stack)
+        timed = max(sum(r["submitted"] for r in results), 1)
+        cpu = {
+            name: round((cpu_after[name] - before) * 1000 / timed, 2)
+            for name, before in cpu_before.items()
+            if name in cpu_after
+        }
+        say(f"CPU ms per application: {cpu}")
         stop.set()
         await tracker
         for profiler in profilers:
@@ -294,7 +320,7 @@ async def _real(
         )
         + f"; all {commands['commands_per_application']}"
     )
-    return results, sizes, commands
+    return results, sizes, commands, cpu
 
 
 async def _bare(rounds: int, applications: int, sizes: dict[str, float]) -> list[dict[str, Any]]:
@@ -416,7 +442,7 @@ def _stamp_when_acked(sent: dict[bytes, float], key: bytes) -> Any:
 
 
 def run(rounds: int = 3, applications: int = 500) -> dict[str, Any]:
-    real, sizes, commands = asyncio.run(_real(rounds, applications))
+    real, sizes, commands, cpu = asyncio.run(_real(rounds, applications))
     bare = asyncio.run(_bare(rounds, applications, sizes))
     rate = median([r["per_second"] for r in real])
     bare_rate = median([r["per_second"] for r in bare])
@@ -438,6 +464,7 @@ def run(rounds: int = 3, applications: int = 500) -> dict[str, Any]:
             "ratio_to_bare": ratio(rate, bare_rate),
         },
         "store_commands": commands,
+        "cpu_ms_per_application": cpu,
         "target": {"applications_per_second": 300},
         "rounds": {"pipeline": real, "bare": bare},
     }

@@ -4,7 +4,7 @@ clock the test controls: crash resume, quiet hours and the per-recipient rate li
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -37,6 +37,8 @@ class Dispatch:
     store: NotifyStore
     clock: FixedClock
     gateway: GatewayState
+    restart: Callable[[], NotificationService]
+    """The same service as a new process would build it (fresh memory, the same store)."""
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -60,18 +62,25 @@ async def dispatch(infrastructure: dict[str, str]) -> AsyncIterator[Dispatch]:
     await publisher.start()
     sms = SmsGatewaySender(settings)
     clock = FixedClock(datetime(2026, 11, 20, 23, 30, tzinfo=SHANGHAI))
-    service = NotificationService(
-        store=store,
-        renderer=TemplateRenderer(),
-        senders={"sms": sms, "email": SmtpSender(settings)},
-        publisher=publisher,
-        clock=clock,
-        policy=DeliveryPolicy(
-            quiet_hours=QuietHours(), rate_limit=RateLimit(limit=2, window=timedelta(hours=1))
-        ),
-    )
+
+    def build(store: NotifyStore) -> NotificationService:
+        return NotificationService(
+            store=store,
+            renderer=TemplateRenderer(),
+            senders={"sms": sms, "email": SmtpSender(settings)},
+            publisher=publisher,
+            clock=clock,
+            policy=DeliveryPolicy(
+                quiet_hours=QuietHours(),
+                rate_limit=RateLimit(limit=2, window=timedelta(hours=1)),
+            ),
+        )
+
+    def restart() -> NotificationService:
+        return build(NotifyStore(store.database))
+
     try:
-        yield Dispatch(service, store, clock, app.state.gateway)
+        yield Dispatch(build(store), store, clock, app.state.gateway, restart)
     finally:
         await sms.close()
         await publisher.stop()
@@ -137,6 +146,32 @@ async def test_excess_sms_are_deferred_by_the_rate_limit_not_dropped(dispatch: D
 
     dispatch.clock.advance(timedelta(hours=1, seconds=1))
     await dispatch.service.dispatch_due()
+    assert len(sms_to(dispatch, phone)) == 3
+
+
+async def test_the_rate_limit_counts_the_sends_of_a_process_that_restarted(
+    dispatch: Dispatch,
+) -> None:
+    """The sends of the hour are appended to the store's send log, so a new process (a
+    restart, or another worker) counts them: its first SMS to the recipient waits."""
+    dispatch.clock.advance(timedelta(hours=14))
+    phone = unique_phone()
+    ids = [f"A-{uuid.uuid4().hex[:12]}" for _ in range(3)]
+    for application_id in ids[:2]:
+        await dispatch.service.handle(new_event(accepted(application_id, phone=phone), source="t"))
+    await dispatch.service.dispatch_due()
+    assert len(sms_to(dispatch, phone)) == 2
+
+    restarted = dispatch.restart()
+    await restarted.handle(new_event(accepted(ids[2], phone=phone), source="t"))
+    await restarted.dispatch_due()
+    assert len(sms_to(dispatch, phone)) == 2
+    [waiting] = await dispatch.store.deliveries_for(ids[2])
+    assert waiting["status"] == "pending"
+    assert waiting["deferred_reason"] == "rate_limit"
+
+    dispatch.clock.advance(timedelta(hours=1, seconds=1))
+    await restarted.dispatch_due()
     assert len(sms_to(dispatch, phone)) == 3
 
 

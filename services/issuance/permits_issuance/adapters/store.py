@@ -11,6 +11,7 @@ the application id, the person, the order attempt); counters are only a hint.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -23,6 +24,29 @@ from permits_common.domain.calendar import YearArrangement, official_arrangement
 from permits_common.domain.card import HolderStatus
 from permits_common.mongo import Document, ensure_index, insert_new
 from permits_issuance.domain.register import HolderRecord
+
+
+@dataclass(frozen=True, slots=True)
+class HolderIssue:
+    """A person's latest card issue, as the register records it."""
+
+    base: str
+    card_number: str
+    issue_count: int
+    valid_until: date
+    application_id: str
+    region: str
+
+
+def _holder_entry(issue: HolderIssue) -> Document:
+    return {
+        "card_number": issue.card_number,
+        "issue_count": issue.issue_count,
+        "status": HolderStatus.ACTIVE.value,
+        "valid_until": iso(issue.valid_until),
+        "application_id": issue.application_id,
+        "region": issue.region,
+    }
 
 
 def iso(day: date) -> str:
@@ -173,32 +197,16 @@ class IssuanceStore:
         """The register entry whose lifelong number this is."""
         return _holder(await self.holders.find_one({"card_number": card_number}))
 
-    async def record_issue(
-        self,
-        base: str,
-        card_number: str,
-        issue_count: int,
-        valid_until: date,
-        application_id: str,
-        region: str,
-    ) -> None:
-        """The person's latest issue is active from now on (written by the claim holder). Two
-        upserts of a new person at once (a callback the centre repeated) can both try the
-        insert on FerretDB; the loser finds the document and updates it."""
-        change = {
-            "$set": {
-                "card_number": card_number,
-                "issue_count": issue_count,
-                "status": HolderStatus.ACTIVE.value,
-                "valid_until": iso(valid_until),
-                "application_id": application_id,
-                "region": region,
-            }
-        }
-        try:
-            await self.holders.update_one({"_id": base}, change, upsert=True)
-        except DuplicateKeyError:
-            await self.holders.update_one({"_id": base}, change)
+    async def record_issues(self, issues: Sequence[HolderIssue]) -> None:
+        """The people's latest issues are active from now on (written by the claim holders):
+        the register entries of people met for the first time with one insert, the others
+        (renewals, reissues, a callback the centre repeated) updated one by one."""
+        entries = {issue.base: _holder_entry(issue) for issue in issues}
+        existing = await insert_new(
+            self.holders, [{"_id": base, **entry} for base, entry in entries.items()]
+        )
+        for base in existing:
+            await self.holders.update_one({"_id": base}, {"$set": entries[base]})
 
     async def set_holder_status(
         self, card_number: str, issue_count: int, status: HolderStatus

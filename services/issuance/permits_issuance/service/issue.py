@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from datetime import date
 from typing import Any
 
 from permits_common.clock import Clock
@@ -27,7 +26,7 @@ from permits_common.kafka import EventPublisher
 from permits_common.logs import get_logger
 from permits_common.mongo import Document
 from permits_common.reference import acceptance_points_by_code
-from permits_issuance.adapters.store import IssuanceStore, day_of, iso
+from permits_issuance.adapters.store import HolderIssue, IssuanceStore, day_of, iso
 from permits_issuance.metrics import CARDS_ISSUED
 from permits_issuance.service.deadlines import DeadlineService
 
@@ -55,10 +54,11 @@ class IssueService:
 
     async def cards_ready(self, orders: Sequence[Document]) -> None:
         """`card_ready` for several orders (of different applications) at once: their
-        completions with one insert, their events with one wait for the broker, their
-        people released with one delete; the deadline and the register entry of each are
-        written one by one (updates in place), concurrently. Each order's steps keep their
-        order: completion, events, deadline, register, release."""
+        completions with one insert, their events with one wait for the broker, the deadline
+        of each updated in place (concurrently), the register entries of people met for the
+        first time with one insert (the others updated one by one), their people released
+        with one delete. Each order's steps keep their order: completion, events, deadline,
+        register, release."""
         orders = list({order["_id"]: order for order in orders}.values())
         token = uuid.uuid4().hex
         completions = await self._store.insert_all_first(
@@ -93,7 +93,30 @@ class IssueService:
                 )
             ]
         )
-        await asyncio.gather(*(self._register(*issue) for issue in issues))
+        await asyncio.gather(
+            *(
+                self._deadlines.card_ready(
+                    accepted.application_id,
+                    ready_on,
+                    first_time=first_time,
+                    scheduled=order.get("deadline"),
+                )
+                for order, _, accepted, ready_on, first_time in issues
+            )
+        )
+        await self._store.record_issues(
+            [
+                HolderIssue(
+                    base=str(record["travel_permit_base"]),
+                    card_number=str(record["card_number"]),
+                    issue_count=int(record["issue_count"]),
+                    valid_until=valid_until(ready_on),
+                    application_id=accepted.application_id,
+                    region=accepted.applicant.region.value,
+                )
+                for _, record, accepted, ready_on, _ in issues
+            ]
+        )
         await self._store.release_persons(
             [
                 (str(record["travel_permit_base"]), accepted.application_id)
@@ -108,30 +131,6 @@ class IssueService:
                     application_id=accepted.application_id,
                     issue_count=int(record["issue_count"]),
                 )
-
-    async def _register(
-        self,
-        order: Document,
-        record: Document,
-        accepted: ApplicationAccepted,
-        ready_on: date,
-        first_time: bool,
-    ) -> None:
-        """The deadline met (or breached) and the person's latest issue in the register."""
-        await self._deadlines.card_ready(
-            accepted.application_id,
-            ready_on,
-            first_time=first_time,
-            scheduled=order.get("deadline"),
-        )
-        await self._store.record_issue(
-            str(record["travel_permit_base"]),
-            str(record["card_number"]),
-            int(record["issue_count"]),
-            valid_until(ready_on),
-            accepted.application_id,
-            accepted.applicant.region.value,
-        )
 
     def _events(
         self,

@@ -18,9 +18,10 @@ Only features FerretDB 1.x has are used (no transactions, no TTL indexes, no dot
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING
@@ -70,10 +71,12 @@ class NotifyStore:
         self._claims: AsyncCollection[Document] = database["delivery_claims"]
         self._outcomes: AsyncCollection[Document] = database["delivery_outcomes"]
         self._unpublished: AsyncCollection[Document] = database["outcomes_to_publish"]
-        self._sms_sends: AsyncCollection[Document] = database["sms_sends"]
+        self._sms_log: AsyncCollection[Document] = database["sms_send_log"]
         self._recipient_cache: OrderedDict[str, Recipient] = OrderedDict()
         self._sms_recent: dict[str, list[datetime]] = {}
-        self._sms_stored: set[str] = set()
+        self._sms_loaded = False
+        self._sms_loading = asyncio.Lock()
+        self._sms_bucket = ""
 
     async def ensure_indexes(self) -> None:
         """The indexes the timer's scans and the ops listing rely on."""
@@ -84,6 +87,7 @@ class NotifyStore:
             self._deliveries, [("application_id", ASCENDING), ("created_at", ASCENDING)]
         )
         await ensure_index(self._reminders, [("status", ASCENDING), ("due_at", ASCENDING)])
+        await ensure_index(self._sms_log, [("bucket", ASCENDING)])
 
     # Recipients and card issues -----------------------------------------------------------
 
@@ -321,35 +325,75 @@ class NotifyStore:
         """The outcome event is on Kafka."""
         await self._unpublished.delete_one({"_id": delivery_id})
 
-    async def recent_sms_sends(self, recipient_key: str, since: datetime) -> list[datetime]:
-        """When this recipient was last sent SMS, for the per-recipient rate limit: in memory,
-        read from the store the first time this process meets the recipient."""
-        if recipient_key not in self._sms_recent:
-            doc = await self._sms_sends.find_one({"_id": recipient_key})
-            self._sms_recent[recipient_key] = list((doc or {}).get("sent", []))
-            if doc is not None:
-                self._sms_stored.add(recipient_key)
-        recent = [sent for sent in self._sms_recent[recipient_key] if sent > since]
-        self._sms_recent[recipient_key] = recent
+    async def recent_sms_sends(
+        self, recipient_key: str, since: datetime, now: datetime
+    ) -> list[datetime]:
+        """When this recipient was sent SMS after `since`, for the per-recipient rate limit:
+        in memory, loaded once per process from the send log of the hours since `since`."""
+        if not self._sms_loaded:
+            async with self._sms_loading:
+                if not self._sms_loaded:
+                    await self._load_sms_sends(since, now)
+        recent = [sent for sent in self._sms_recent.get(recipient_key, ()) if sent > since]
+        if recent:
+            self._sms_recent[recipient_key] = recent
+        else:
+            self._sms_recent.pop(recipient_key, None)
         return recent
 
-    def note_sms_send(self, recipient_key: str, at: datetime) -> None:
-        """An SMS went to this recipient (kept in memory until `save_sms_sends`)."""
+    async def _load_sms_sends(self, since: datetime, now: datetime) -> None:
+        """Every SMS sent after `since` by any worker, from the log's hour buckets since then
+        (one look-up by bucket each: an equality the store answers without decoding the rest)."""
+        hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        while hour <= now:
+            async for doc in self._sms_log.find({"bucket": sms_bucket(hour)}):
+                for send in doc["sends"]:
+                    if send["sent_at"] > since:
+                        self._remember_sms(send["recipient_key"], send["sent_at"])
+            hour += timedelta(hours=1)
+        self._sms_loaded = True
+
+    def _remember_sms(self, recipient_key: str, at: datetime) -> None:
         self._sms_recent.setdefault(recipient_key, []).append(at)
 
-    async def save_sms_sends(self, recipient_keys: Iterable[str]) -> None:
-        """Write the recent sends of these recipients: the new ones with one insert, the
-        others one by one (one recipient's SMS are sent by one pass at a time)."""
-        keys = set(recipient_keys)
-        new = [k for k in keys if k not in self._sms_stored]
-        refused = await insert_new(
-            self._sms_sends, [{"_id": k, "sent": self._sms_recent.get(k, [])} for k in new]
+    def note_sms_send(self, recipient_key: str, at: datetime) -> datetime:
+        """An SMS went to this recipient: counted at once (the log was loaded by the rate
+        check before it), written by `save_sms_sends`. Returns the moment as the log keeps it
+        (milliseconds, as the store does)."""
+        at = at.replace(microsecond=at.microsecond // 1000 * 1000)
+        self._remember_sms(recipient_key, at)
+        return at
+
+    async def save_sms_sends(
+        self, sends: Sequence[tuple[str, datetime]], *, keep: timedelta
+    ) -> None:
+        """Append a pass's SMS sends to the log as one document (one insert), filed under the
+        hour of its last send; once an hour, forget what is older than `keep` (the rate
+        limit's window) in memory and drop the log's buckets older than that."""
+        if not sends:
+            return
+        last = max(at for _, at in sends)
+        bucket = sms_bucket(last)
+        await insert_new(
+            self._sms_log,
+            [
+                {
+                    "_id": uuid.uuid4().hex,
+                    "bucket": bucket,
+                    "sends": [{"recipient_key": k, "sent_at": at} for k, at in sends],
+                }
+            ],
         )
-        self._sms_stored.update(new)
-        for key in (keys - set(new)) | set(refused):
-            await self._sms_sends.replace_one(
-                {"_id": key}, {"sent": self._sms_recent.get(key, [])}, upsert=True
-            )
+        if bucket != self._sms_bucket:
+            self._sms_bucket = bucket
+            cutoff = last - keep
+            self._sms_recent = {
+                key: kept
+                for key, sent in self._sms_recent.items()
+                if (kept := [at for at in sent if at > cutoff])
+            }
+            older = sms_bucket(cutoff - timedelta(hours=1))
+            await self._sms_log.delete_many({"bucket": {"$lte": older}})
 
     async def deliveries_for(self, application_id: str, limit: int = 500) -> list[Document]:
         """The delivery log of one application as it stands, oldest first (ops and tests)."""
@@ -359,6 +403,11 @@ class NotifyStore:
             .limit(limit)
         )
         return [await self._current(doc) async for doc in cursor]
+
+
+def sms_bucket(moment: datetime) -> str:
+    """The hour (UTC) under which the SMS send log files a send."""
+    return f"{moment.astimezone(UTC):%Y-%m-%dT%H}"
 
 
 def work_item(delivery: Document) -> Document:

@@ -339,7 +339,7 @@ class NotificationService:
             unpublished = [outcome["_id"] for outcome in pass_.outcomes if outcome["publish"]]
             self._next_leftover_scan = None
         await self._store.finish(pass_.outcomes, unpublished=unpublished)
-        await self._store.save_sms_sends(pass_.sms_recipients)
+        await self._store.save_sms_sends(pass_.sms_sends, keep=self._policy.rate_limit.window)
         return len(held), pass_.fell_back
 
     async def _fire_reminder(self, reminder: Document, now: datetime) -> None:
@@ -390,7 +390,7 @@ class NotificationService:
         reason = "quiet_hours"
         if release is None and channel == "sms":
             window_start = now - self._policy.rate_limit.window
-            recent = await self._store.recent_sms_sends(doc["recipient_key"], window_start)
+            recent = await self._store.recent_sms_sends(doc["recipient_key"], window_start, now)
             release, reason = self._policy.rate_limit.release(recent, now), "rate_limit"
         if release is not None:
             await self._store.defer(key, release, reason)
@@ -416,8 +416,8 @@ class NotificationService:
         SEND_SECONDS.labels(channel).observe(time.perf_counter() - started)
         sent_at = self._clock.now()
         if channel == "sms":
-            self._store.note_sms_send(doc["recipient_key"], sent_at)
-            pass_.sms_recipients.add(doc["recipient_key"])
+            noted = self._store.note_sms_send(doc["recipient_key"], sent_at)
+            pass_.sms_sends.append((doc["recipient_key"], noted))
         status = DELIVERED if receipt.delivered else SENT
         outcome: Document = {
             "_id": key,
@@ -535,7 +535,7 @@ class _Pass:
 
     outcomes: list[Document] = field(default_factory=list)
     events: list[Event[Any]] = field(default_factory=list)
-    sms_recipients: set[str] = field(default_factory=set)
+    sms_sends: list[tuple[str, datetime]] = field(default_factory=list)
     fell_back: bool = False
 
     def record(self, outcome: Document, event: Event[Any] | None) -> None:
