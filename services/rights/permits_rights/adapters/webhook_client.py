@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from permits_common.events.envelope import CONTENT_TYPE
+from permits_common.http_client import record_missing_sniffio
 from permits_rights.domain.signature import SIGNATURE_HEADER, sign
 
 
@@ -17,6 +18,7 @@ class WebhookClient:
     delivery slot."""
 
     def __init__(self, timeout_seconds: float) -> None:
+        record_missing_sniffio()
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
