@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import REGISTRY
 
-from permits_common.audit import AuditTrail, AuditUnavailableError
+from permits_common.audit import AuditTrail, AuditUnavailableError, entry_json
+from permits_common.events.envelope import decode, new_event
+from permits_common.events.models import AuditAccess, AuditActor
 from permits_common.events.topics import TopicSpec
 from permits_common.kafka import EventPublisher, ensure_topics
 from permits_common.settings import CommonSettings
@@ -24,6 +27,67 @@ HOTEL = Principal("agency", "hotel", identity="tok-hotel")
 def _unpublished(service: str) -> float:
     value = REGISTRY.get_sample_value("permits_audit_unpublished_total", {"service": service})
     return value or 0.0
+
+
+@pytest.mark.parametrize(
+    "where",
+    [{}, {"agency": "hotel", "purpose": "guest check-in"}, {"point": "KT", "purpose": "x" * 200}],
+)
+@pytest.mark.parametrize("at", [datetime(2026, 3, 1, tzinfo=UTC), datetime.now(UTC)])
+def test_an_entry_is_written_as_the_model_and_its_envelope_write_it(
+    where: dict[str, str], at: datetime
+) -> None:
+    modelled = new_event(
+        AuditAccess(
+            at=at,
+            actor=AuditActor(id="tok-hotel", role="agency"),
+            service="rights",
+            action="verify",
+            subject_id="R1234567",
+            outcome="valid",
+            **where,
+        ),
+        source="/permits/rights",
+        event_id="entry-1",
+        time=at,
+    )
+    written = entry_json(
+        "rights",
+        ("tok-hotel", "agency"),
+        "verify",
+        "R1234567",
+        "valid",
+        event_id="entry-1",
+        at=at,
+        **where,
+    )
+    assert written == modelled.to_json(exclude_none=True)
+    assert decode(written) == modelled
+
+
+@pytest.mark.parametrize(
+    ("field", "change"),
+    [
+        ("subject_id", {"subject": ""}),
+        ("subject_id", {"subject": "R" * 65}),
+        ("purpose", {"purpose": "x" * 201}),
+        ("actor.id", {"actor": ("t" * 65, "agency")}),
+    ],
+)
+def test_an_entry_the_model_would_refuse_is_refused_without_its_value(
+    field: str, change: dict[str, object]
+) -> None:
+    arguments: dict[str, object] = {
+        "service": "rights",
+        "actor": ("tok-hotel", "agency"),
+        "action": "verify",
+        "subject": "R1234567",
+        "outcome": "valid",
+    } | change
+    with pytest.raises(ValueError, match=f"field {field}:") as refused:
+        entry_json(**arguments)  # type: ignore[arg-type]
+    assert "RRRR" not in str(refused.value)
+    assert "xxxx" not in str(refused.value)
 
 
 async def test_entries_not_sent_within_the_bound_fail_their_requests() -> None:
