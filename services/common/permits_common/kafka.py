@@ -7,6 +7,7 @@ ids they have handled and from producers re-emitting derived facts with determin
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -30,6 +31,7 @@ from permits_common.logs import get_logger
 from permits_common.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED
 from permits_common.mongo import TRANSIENT_STORE_ERRORS, Delivered, ProcessedEvents
 from permits_common.ordering import handle_by_subject
+from permits_common.partition_batches import KeyedRecord, publish_keyed
 from permits_common.settings import CommonSettings
 
 log = get_logger("kafka")
@@ -189,6 +191,18 @@ class EventPublisher:
             raise
         for event in events:
             EVENTS_PUBLISHED.labels(self.source, event.topic).inc()
+
+    async def publish_records(self, records: Sequence[KeyedRecord]) -> None:
+        """Send ready-made records (topic, key, value) in batches per partition and wait for
+        all of them: for tens of thousands at once (see `partition_batches`)."""
+        producer = self.producer
+        try:
+            await publish_keyed(producer, records)
+        except PRODUCER_STATE_LOST:
+            await self._renew(producer)
+            raise
+        for topic, count in collections.Counter(topic for topic, _, _ in records).items():
+            EVENTS_PUBLISHED.labels(self.source, topic).inc(count)
 
     async def dead_letter(
         self, record: ConsumerRecord[bytes, bytes], consumer: str, error: str

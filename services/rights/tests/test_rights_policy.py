@@ -10,11 +10,13 @@ import pytest
 
 from permits_common.domain.agencies import Agency
 from permits_common.domain.card import HolderStatus
-from permits_common.events.envelope import decode
+from permits_common.events.envelope import decode, new_event
+from permits_common.events.models import AuditAccess, AuditActor, HolderStatusChanged
 from permits_rights.adapters.policy_file import load_policies
 from permits_rights.domain.holder import DETAIL_FIELDS, StatusChange
 from permits_rights.domain.policy import ENVELOPE_FIELDS, PolicyError, parse_policies
-from permits_rights.service.holder_updates import feed_event
+from permits_rights.service.access_audit import feed_entries
+from permits_rights.service.holder_updates import SOURCE, feed_event
 
 POLICIES = load_policies()
 FULL_DETAILS: dict[str, Any] = {
@@ -41,20 +43,46 @@ def test_every_agency_has_a_policy() -> None:
 def test_feed_event_carries_only_allowed_fields(agency: Agency) -> None:
     policy = POLICIES[agency]
     event = feed_event(policy, CHANGE, FULL_DETAILS)
-    body = orjson.loads(event.to_json(exclude_none=True))
+    body = orjson.loads(event.body)
     assert set(body["data"]) <= policy.fields | ENVELOPE_FIELDS
     for field in set(DETAIL_FIELDS) - policy.fields:
         assert field not in body["data"], f"{agency} received {field}"
     for field in policy.fields - {"card_number", "issue_count", "status"}:
         assert body["data"][field] is not None
     assert body["subject"] == CHANGE.card_number
-    assert decode(event.to_json(exclude_none=True)).id == event.id
+    assert decode(event.body).id == event.id
+
+
+@pytest.mark.parametrize("agency", [a for a in Agency if POLICIES[a].feed])
+@pytest.mark.parametrize(
+    "details",
+    [FULL_DETAILS, {**FULL_DETAILS, "name_latin": None, "address": None}, {}],
+    ids=["full", "some-empty", "none"],
+)
+def test_feed_event_is_the_models_json(agency: Agency, details: dict[str, Any]) -> None:
+    """Built without the model, byte for byte what the model and envelope would write."""
+    policy = POLICIES[agency]
+    event = feed_event(policy, CHANGE, details)
+    allowed = policy.allowed(
+        {
+            **details,
+            "agency": agency.value,
+            "card_number": CHANGE.card_number,
+            "issue_count": CHANGE.issue_count,
+            "status": CHANGE.status,
+            "changed_at": CHANGE.changed_at,
+        }
+    )
+    modelled = new_event(
+        HolderStatusChanged(**allowed), source=SOURCE, event_id=event.id, time=CHANGE.changed_at
+    )
+    assert event.body == modelled.to_json(exclude_none=True)
+    assert event.topic == modelled.topic
+    assert event.key == modelled.key
 
 
 def test_hotel_gets_exactly_name_and_validity() -> None:
-    body = orjson.loads(
-        feed_event(POLICIES[Agency.HOTEL], CHANGE, FULL_DETAILS).to_json(exclude_none=True)
-    )
+    body = orjson.loads(feed_event(POLICIES[Agency.HOTEL], CHANGE, FULL_DETAILS).body)
     assert set(body["data"]) == {
         "agency",
         "card_number",
@@ -80,7 +108,7 @@ def test_event_ids_are_derived_from_the_fact() -> None:
     again = feed_event(POLICIES[Agency.FINANCE], CHANGE, FULL_DETAILS)
     other = feed_event(POLICIES[Agency.HOTEL], CHANGE, FULL_DETAILS)
     assert first.id == again.id
-    assert first.to_json(exclude_none=True) == again.to_json(exclude_none=True)
+    assert first.body == again.body
     assert first.id != other.id
 
 
@@ -96,3 +124,35 @@ def test_policy_validation() -> None:
     del raw["agencies"]["hotel"]
     with pytest.raises(PolicyError):
         parse_policies(raw)
+
+
+def test_feed_audit_entries_are_the_models_json_with_ids_from_the_feed() -> None:
+    """One entry per feed event, as the trail's model writes it; the same feed event always
+    gives the same entry id (a batch handled again repeats no entry)."""
+    feed = [feed_event(POLICIES[a], CHANGE, FULL_DETAILS) for a in Agency if POLICIES[a].feed]
+    at = datetime.now(UTC)
+    entries = feed_entries(feed, at, "audit-topic")
+    assert len(entries) == len(feed)
+    for event, (topic, key, body) in zip(feed, entries, strict=True):
+        modelled = new_event(
+            AuditAccess(
+                at=at,
+                actor=AuditActor(id="system", role="system"),
+                service="rights",
+                action="feed.published",
+                subject_id=CHANGE.card_number,
+                outcome=CHANGE.status.value,
+                agency=event.agency,
+                purpose="holder status feed",
+            ),
+            source="/permits/rights",
+            event_id=orjson.loads(body)["id"],
+            time=at,
+        )
+        assert (topic, key, body) == (
+            "audit-topic",
+            modelled.key,
+            modelled.to_json(exclude_none=True),
+        )
+    assert entries == feed_entries(feed, at, "audit-topic")
+    assert len({orjson.loads(body)["id"] for _, _, body in entries}) == len(entries)

@@ -12,15 +12,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from permits_common.domain.card import HolderStatus
 from permits_common.kafka import ensure_topics
+from permits_common.partition_batches import publish_keyed
 from permits_common.settings import CommonSettings
 from permits_rights.adapters.register_changelog import (
     RegisterRecords,
     RegisterReplica,
+    changelog_records,
     decode_entry,
     decode_history,
     encode_entry,
     encode_record,
-    publish_records,
     register_topic_spec,
 )
 from permits_rights.domain.holder import CardHistory
@@ -203,13 +204,13 @@ async def test_the_replica_catches_up_with_records_another_worker_wrote(
     replica = RegisterReplica(settings, topic, records)
     following = asyncio.create_task(replica.run())
     try:
-        await publish_records(producer, topic, {NUMBER: record_of(issued_then())})
+        await publish_keyed(producer, changelog_records(topic, {NUMBER: record_of(issued_then())}))
         await asyncio.wait_for(replica.ready.wait(), 30)
         await replica.catch_up()
         assert records.status_of(NUMBER, 1) == "active"
 
         other_worker = {NUMBER: record_of(issued_then(HolderStatus.REPORTED_LOST))}
-        await publish_records(producer, topic, other_worker)
+        await publish_keyed(producer, changelog_records(topic, other_worker))
         await asyncio.wait_for(replica.catch_up(), 30)
         assert records.status_of(NUMBER, 1) == "reported_lost"
     finally:

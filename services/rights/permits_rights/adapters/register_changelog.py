@@ -18,7 +18,7 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
@@ -26,6 +26,7 @@ from permits_common.domain.card import HolderStatus
 from permits_common.events.topics import TopicSpec
 from permits_common.kafka import TRANSIENT_ERRORS, connection_options
 from permits_common.logs import get_logger
+from permits_common.partition_batches import KeyedRecord
 from permits_common.settings import CommonSettings
 from permits_rights.domain.holder import (
     DETAIL_FIELDS,
@@ -215,14 +216,10 @@ def _compact(value: bytes) -> bytes:
     return bytes(memoryview(value))
 
 
-async def publish_records(
-    producer: AIOKafkaProducer, topic: str, records: dict[str, bytes]
-) -> None:
-    """Append the new records of some cards and wait for the broker."""
-    futures = [
-        await producer.send(topic, value, key=number.encode()) for number, value in records.items()
-    ]
-    await asyncio.gather(*futures)
+def changelog_records(topic: str, records: dict[str, bytes]) -> list[KeyedRecord]:
+    """The new records of some cards as Kafka records (keyed by card number, so compaction
+    keeps each card's newest)."""
+    return [(topic, number.encode(), value) for number, value in records.items()]
 
 
 class RegisterReplica:

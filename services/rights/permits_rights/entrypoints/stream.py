@@ -20,6 +20,11 @@ from permits_rights.service.runtime import Runtime
 
 log = get_logger("cards-agent")
 
+CARDS_BATCH = 1000
+"""Card events per batch: each one is a dozen feed events and as many audit entries, and
+every batch waits for the broker three or four times, so larger batches cost less per card
+(an import brings thousands a second); a quiet stream still hands over what it has at once."""
+
 
 class _ReplayedRecord:
     """A decoded event seen as a raw record, for the dead-letter description."""
@@ -50,6 +55,7 @@ def install_agent(app: faust.App, runtime: Runtime) -> None:
             consumer=runtime.settings.rights_group,
             publisher=runtime.publisher,
             processed=runtime.processed,
+            max_batch=CARDS_BATCH,
         ):
             if reassigned.is_set():
                 reassigned.clear()

@@ -5,35 +5,57 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
 
-from permits_common.audit import AuditTrail, AuditUnavailableError
-from permits_common.events.envelope import Event
-from permits_common.events.models import HolderStatusChanged
+from permits_common.audit import AUDIT_PUBLISHED, AuditTrail, AuditUnavailableError
+from permits_common.events.envelope import envelope_json, json_time
+from permits_common.events.models import AuditAccess
+from permits_common.partition_batches import KeyedRecord
 
+if TYPE_CHECKING:
+    from permits_rights.service.holder_updates import FeedEvent
+
+SERVICE = "rights"
 FEED_PUBLISHED = "feed.published"
+FEED_PURPOSE = "holder status feed"
 WEBHOOK_DELIVERED = "webhook.delivered"
 RETRY_SECONDS = 1.0
+_SOURCE = f"/permits/{SERVICE}"
+_AUDIT_TYPE = AuditAccess.event_type()
+_SYSTEM = {"id": "system", "role": "system"}
 
 
-async def feed_published(
-    trail: AuditTrail | None, feed: Sequence[Event[HolderStatusChanged]]
-) -> None:
-    """One entry per agency feed event, after the broker has it (the agency can read it)."""
-    if trail is None or not feed:
-        return
-    await asyncio.gather(
-        *(
-            trail.record(
-                None,
-                FEED_PUBLISHED,
-                event.data.card_number,
-                event.data.status.value,
-                agency=event.data.agency,
-                purpose="holder status feed",
-            )
-            for event in feed
-        )
-    )
+def feed_entries(feed: Sequence[FeedEvent], at: datetime, topic: str) -> list[KeyedRecord]:
+    """One entry per agency feed event, `at` when the broker had them (the agency can read
+    them from then on). Built straight to JSON like the feed events (the tests hold them equal
+    to the `AuditAccess` model's) and published with the batch, not through the trail's
+    buffer: the agent retries them until the broker has them instead of failing a request.
+    An entry carries its feed event's id (CloudEvents ids are unique per source, and the two
+    sources differ), so a batch handled again after a crash repeats no entry (the trail keeps
+    one entry per id) and an entry names the very event the agency received."""
+    moment = json_time(at)
+    records: list[KeyedRecord] = []
+    for event in feed:
+        change = event.change
+        data = {
+            "at": moment,
+            "actor": _SYSTEM,
+            "service": SERVICE,
+            "action": FEED_PUBLISHED,
+            "subject_id": change.card_number,
+            "outcome": change.status.value,
+            "agency": event.agency,
+            "purpose": FEED_PURPOSE,
+        }
+        body = envelope_json(event.id, _SOURCE, _AUDIT_TYPE, moment, change.card_number, data)
+        records.append((topic, event.key, body))
+    return records
+
+
+def count_published(action: str, entries: int) -> None:
+    """Entries published outside the trail's buffer count in the same metric."""
+    AUDIT_PUBLISHED.labels(SERVICE, action).inc(entries)
 
 
 async def webhook_delivered(

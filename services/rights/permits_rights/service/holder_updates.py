@@ -15,13 +15,13 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from permits_common.audit import AuditTrail
 from permits_common.domain.agencies import Agency
 from permits_common.domain.card import HolderStatus
-from permits_common.events.envelope import Event, derived_event_id, new_event
+from permits_common.events.envelope import Event, derived_event_id, envelope_json, json_time
 from permits_common.events.models import (
     CardExpired,
     CardIssued,
@@ -30,18 +30,20 @@ from permits_common.events.models import (
     CardSuperseded,
     HolderStatusChanged,
 )
+from permits_common.events.topics import rights_topic
 from permits_common.kafka import EventPublisher
 from permits_common.mongo import Document
 from permits_common.streams import retry_forever
 from permits_rights.adapters.register_changelog import (
     RegisterRecords,
+    changelog_records,
     encode_record,
-    publish_records,
 )
 from permits_rights.adapters.store import DeliveryLog
 from permits_rights.domain.holder import DETAIL_FIELDS, CardHistory, StatusChange
-from permits_rights.domain.policy import AgencyPolicy
+from permits_rights.domain.policy import ENVELOPE_FIELDS, IDENTIFYING_FIELDS, AgencyPolicy
 from permits_rights.service import access_audit
+from permits_rights.service.access_audit import FEED_PUBLISHED
 from permits_rights.service.metrics import DELIVERIES, DELIVERY_LAG
 
 SOURCE = "rights"
@@ -64,28 +66,78 @@ def apply_event(history: CardHistory, event: Event[Any]) -> list[StatusChange]:
     return history.record_status(data.issue_count, _STATUS_OF_EVENT[type(data)], event.time)
 
 
-def feed_event(
-    policy: AgencyPolicy, change: StatusChange, details: Mapping[str, Any]
-) -> Event[HolderStatusChanged]:
-    """The agency's view of a status change: only its allowed fields; the id depends only on
-    the fact, so re-emitting after a crash produces the same event."""
-    full: dict[str, Any] = {
-        **details,
-        "agency": policy.agency.value,
-        "card_number": change.card_number,
-        "issue_count": change.issue_count,
-        "status": change.status.value,
-        "changed_at": change.changed_at,
-    }
-    data = HolderStatusChanged(**policy.allowed(full))
-    return new_event(
-        data,
-        source=SOURCE,
-        event_id=derived_event_id(
-            change.card_number, change.issue_count, change.status.value, policy.agency.value
-        ),
-        time=change.changed_at,
-    )
+_FEED_TYPE = HolderStatusChanged.event_type()
+_FEED_FIELDS: tuple[str, ...] = tuple(HolderStatusChanged.model_fields)
+"""The feed event's data fields in the model's order (its JSON keys come out in this order)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedShape:
+    """What one agency's feed events hold, worked out once from its policy: the fields after
+    the five every event has (agency, card number, issue, status, change time), in order."""
+
+    agency: str
+    topic: str
+    details: tuple[str, ...]
+
+    @classmethod
+    def of(cls, policy: AgencyPolicy) -> FeedShape:
+        if not policy.fields >= IDENTIFYING_FIELDS:
+            raise ValueError(f"{policy.agency.value} has no per-card feed")
+        first = IDENTIFYING_FIELDS | ENVELOPE_FIELDS
+        return cls(
+            policy.agency.value,
+            rights_topic(policy.agency),
+            tuple(name for name in _FEED_FIELDS if name in policy.fields - first),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEvent:
+    """One agency's `holder.status` event, already in its wire form (`body`)."""
+
+    id: str
+    agency: str
+    topic: str
+    change: StatusChange
+    body: bytes
+
+    @property
+    def key(self) -> bytes:
+        return self.change.card_number.encode()
+
+
+def feed_events(
+    shapes: Sequence[FeedShape], change: StatusChange, details: Mapping[str, Any]
+) -> list[FeedEvent]:
+    """Each agency's view of a status change: only its allowed fields, no empty ones; the id
+    depends only on the fact, so re-emitting after a crash produces the same event. Built
+    straight to JSON (a dozen per card event; a model per event cost more than publishing
+    it): the tests hold it equal to what the `HolderStatusChanged` model writes."""
+    number, issue, status = change.card_number, change.issue_count, change.status.value
+    changed_at = json_time(change.changed_at)
+    present = {name: value for name, value in details.items() if value is not None}
+    events = []
+    for shape in shapes:
+        data: dict[str, Any] = {
+            "agency": shape.agency,
+            "card_number": number,
+            "issue_count": issue,
+            "status": status,
+            "changed_at": changed_at,
+        }
+        for name in shape.details:
+            if name in present:
+                data[name] = present[name]
+        event_id = derived_event_id(number, issue, status, shape.agency)
+        body = envelope_json(event_id, SOURCE, _FEED_TYPE, changed_at, number, data)
+        events.append(FeedEvent(event_id, shape.agency, shape.topic, change, body))
+    return events
+
+
+def feed_event(policy: AgencyPolicy, change: StatusChange, details: Mapping[str, Any]) -> FeedEvent:
+    """One agency's view of a status change (see `feed_events`)."""
+    return feed_events([FeedShape.of(policy)], change, details)[0]
 
 
 class HolderUpdates:
@@ -101,16 +153,17 @@ class HolderUpdates:
         records: RegisterRecords,
         register_topic: str,
         wake_webhooks: Callable[[Agency], None],
-        audit: AuditTrail | None = None,
+        audit_topic: str | None = None,
     ) -> None:
         self._deliveries = deliveries
         self._publisher = publisher
-        self._feeds = [p for p in policies.values() if p.feed]
-        self._webhook_agencies = webhook_agencies & {p.agency for p in self._feeds}
+        feeds = [p.agency for p in policies.values() if p.feed]
+        self._shapes = [FeedShape.of(policies[agency]) for agency in feeds]
+        self._webhook_agencies = frozenset(a.value for a in webhook_agencies if a in feeds)
         self._records = records
         self._register_topic = register_topic
         self._wake_webhooks = wake_webhooks
-        self._audit = audit
+        self._audit_topic = audit_topic
         self._seq = itertools.count()
 
     async def handle(self, events: Sequence[Event[Any]]) -> None:
@@ -137,51 +190,60 @@ class HolderUpdates:
         }
         if not records:
             return
-        await retry_forever(
-            lambda: publish_records(self._publisher.producer, self._register_topic, records)
-        )
+        changelog = changelog_records(self._register_topic, records)
+        await retry_forever(lambda: self._publisher.publish_records(changelog))
         for number, value in records.items():
             self._records.apply(number, value)
 
     async def _announce(
         self, changes: Sequence[StatusChange], histories: Mapping[str, CardHistory]
     ) -> datetime:
-        """Queue the webhook deliveries and publish the feed events; when the broker had them."""
+        """Queue the webhook deliveries, publish the feed events, then their audit entries;
+        when the broker had the feed events."""
         now = datetime.now(UTC)
-        feed: list[Event[HolderStatusChanged]] = []
+        feed: list[FeedEvent] = []
         queued: list[Document] = []
         seq_base = time.time_ns()
         for change in changes:
             record = histories[change.card_number].issues.get(change.issue_count)
             details = record.details if record else {}
-            for policy in self._feeds:
-                event = feed_event(policy, change, details)
+            for event in feed_events(self._shapes, change, details):
                 feed.append(event)
-                if policy.agency in self._webhook_agencies:
-                    queued.append(self._delivery(event, change, now, seq_base))
-        await retry_forever(lambda: self._deliveries.enqueue(queued))
-        await retry_forever(lambda: self._publisher.publish_all(feed, exclude_none=True))
-        await access_audit.feed_published(self._audit, feed)
+                if event.agency in self._webhook_agencies:
+                    queued.append(self._delivery(event, now, seq_base))
+        if queued:
+            await retry_forever(lambda: self._deliveries.enqueue(queued))
+        records = [(event.topic, event.key, event.body) for event in feed]
+        await retry_forever(lambda: self._publisher.publish_records(records))
         acknowledged = datetime.now(UTC)
-        for event in feed:
-            DELIVERIES.labels(event.data.agency, "published").inc()
-            DELIVERY_LAG.labels(event.data.agency).observe(
-                max(0.0, (acknowledged - event.time).total_seconds())
-            )
+        if self._audit_topic is not None:
+            entries = access_audit.feed_entries(feed, acknowledged, self._audit_topic)
+            await retry_forever(lambda: self._publisher.publish_records(entries))
+            access_audit.count_published(FEED_PUBLISHED, len(entries))
+        self._count(changes, acknowledged)
         for agency in {Agency(d["agency"]) for d in queued}:
             self._wake_webhooks(agency)
         return acknowledged
 
-    def _delivery(
-        self, event: Event[HolderStatusChanged], change: StatusChange, now: datetime, base: int
-    ) -> Document:
+    def _count(self, changes: Sequence[StatusChange], acknowledged: datetime) -> None:
+        """Deliveries published and their lag, per agency (the same lag for every agency)."""
+        lags = [max(0.0, (acknowledged - c.changed_at).total_seconds()) for c in changes]
+        for shape in self._shapes:
+            agency = shape.agency
+            DELIVERIES.labels(agency, "published").inc(len(changes))
+            observe = DELIVERY_LAG.labels(agency).observe
+            for lag in lags:
+                observe(lag)
+
+    def _delivery(self, event: FeedEvent, now: datetime, base: int) -> Document:
+        change = event.change
         return {
             "_id": event.id,
-            "agency": event.data.agency,
+            "agency": event.agency,
             "card_number": change.card_number,
             "issue_count": change.issue_count,
             "status": change.status.value,
-            "body": event.to_json(exclude_none=True).decode(),
+            "body": event.body.decode(),
             "event_time": change.changed_at,
             "created_at": now,
             "seq": base + next(self._seq),

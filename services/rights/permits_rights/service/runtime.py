@@ -77,7 +77,7 @@ class Runtime:
             records=self.records,
             register_topic=settings.register_topic,
             wake_webhooks=self.dispatcher.wake,
-            audit=self.audit,
+            audit_topic=settings.audit_topic,
         )
         self.started = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
