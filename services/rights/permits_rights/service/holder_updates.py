@@ -4,10 +4,13 @@ The register (every card's issues, statuses and printed details) is held in memo
 from its compacted changelog topic, so a batch of card events costs no store reads. Order of
 effects per batch, chosen so a crash at any point loses nothing and repeats nothing visible:
 (1) webhook deliveries are queued in the store (ids derived from the fact, so a repeat inserts
-nothing); (2) feed events go to every agency topic (acks=all, deterministic ids); (3) the cards'
-new records, with when each status was acknowledged (the feed log), go to the changelog topic,
-and only then into memory. A crash before (3) leaves the changelog without the change, so the
-redelivered batch announces it again, with the same ids; after (3) the rebuilt register holds it.
+nothing); (2) feed events go to every agency topic (acks=all, deterministic ids), then their
+audit entries (each with its feed event's id); (3) the cards' new records, with when each
+status was acknowledged (the feed log), go to the changelog topic, and only then into memory.
+A crash before (3) leaves the changelog without the change, so the redelivered batch announces
+it again, with the same ids; after (3) the rebuilt register holds it. A batch is tens of
+thousands of records, so each step publishes them in record batches per partition
+(`EventPublisher.publish_records`), built as JSON without a model per record.
 """
 
 from __future__ import annotations
