@@ -303,11 +303,19 @@ class Stack:
         return self.log_dir / f"{name}.log"
 
     def start(self, names: Sequence[str] | None = None, timeout: float = 90.0) -> None:
-        """Start components (all by default) in order and wait until each is ready."""
+        """Start components (all by default) in order and wait until each is ready; when one
+        fails to start, those this call started are stopped again (no orphans holding ports)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name in names or list(self.components):
-            self._spawn(name)
-            self._wait_ready(name, timeout)
+        spawned: list[str] = []
+        try:
+            for name in names or list(self.components):
+                if self._spawn(name):
+                    spawned.append(name)
+                self._wait_ready(name, timeout)
+        except BaseException:
+            if spawned:
+                self.stop(spawned)
+            raise
 
     def spawn(self, name: str) -> None:
         """Start one component's process without waiting for it to be ready."""
@@ -319,10 +327,11 @@ class Stack:
         process = self._processes.get(name)
         return None if process is None else process.poll()
 
-    def _spawn(self, name: str) -> None:
+    def _spawn(self, name: str) -> bool:
+        """Start the component's process unless it runs; whether this call started it."""
         component = self.components[name]
         if name in self._processes and self._processes[name].poll() is None:
-            return
+            return False
         env = {
             **os.environ,
             **component.env,
@@ -340,6 +349,7 @@ class Stack:
             start_new_session=True,
         )
         log.close()
+        return True
 
     def _wait_ready(self, name: str, timeout: float) -> None:
         component = self.components[name]
