@@ -1,10 +1,9 @@
 """Reads of the open applications for staff lists, apart from the store of the busy path.
 
-These lists are read by people, a page at a time, so a read per application is acceptable
-here: the candidates are the applications holding their person's open-application claim (all of
-them, or those of one acceptance point, an indexed equality), each then read by `_id` and shown
-as its own view shows it (stored fields folded with its steps), never with the applicant's
-details.
+These lists are read by people, a page at a time, so a filtered read is acceptable here: the
+acceptance point is a top-level equality the store pushes down, and only applications still
+holding their person's open-application lock are candidates. Each is then shown as its own
+view shows it (stored fields folded with its steps), never with the applicant's details.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import asyncio
 
 from permits_common.domain.card import ApplicationStatus
 from permits_common.mongo import Document
-from permits_intake.adapters.store import IntakeStore
+from permits_intake.adapters.store import VIEW_PROJECTION, IntakeStore
 
 STEP_READS_AT_ONCE = 16
 """Open applications whose steps are read at the same time: a city's open list is thousands
@@ -23,17 +22,19 @@ overview take over 10 s on a busy machine."""
 
 async def open_applications(store: IntakeStore, point: str | None = None) -> list[Document]:
     """Every open application, or those of one acceptance point, as their views show them:
-    one read for the claims, then each application and its steps, `STEP_READS_AT_ONCE`
-    applications at a time."""
-    claims = await store.open_claims(point)
+    one read for the documents, then each one's steps, `STEP_READS_AT_ONCE` at a time."""
+    query: Document = {"open_person": {"$exists": True}}
+    if point is not None:
+        query = {"acceptance_point": point, **query}
+    docs = [
+        doc async for doc in store.applications.find(query, VIEW_PROJECTION) if "refusal" not in doc
+    ]
     at_once = asyncio.Semaphore(STEP_READS_AT_ONCE)
 
-    async def shown(application_id: str) -> Document | None:
+    async def shown(doc: Document) -> Document:
         async with at_once:
-            record = await store.application(application_id)
-        return record.shown() if record is not None else None
+            record = await store.with_steps(doc)
+        return record.shown()
 
-    views = await asyncio.gather(*(shown(claim.application_id) for claim in claims))
-    return [
-        view for view in views if view is not None and ApplicationStatus(view["status"]).is_open
-    ]
+    views = await asyncio.gather(*(shown(doc) for doc in docs))
+    return [view for view in views if ApplicationStatus(view["status"]).is_open]

@@ -1,15 +1,13 @@
 """Everything intake keeps in the document store, behind methods named after what they mean.
 
 Works on FerretDB 1.x as on MongoDB: no transactions, so what must be atomic (an accepted
-application with its idempotency answer and its outbox event; the answer to an idempotency
-key) is one inserted document, and "first one wins" is an insert on a unique key: the
-application's `_id` (its idempotency key) and the person's open-application claim, a document
-of its own keyed by the person. Application views are not updated in place: what events add is
-appended as steps (one `insert_many` per consumed batch) and folded when read. An application
-document has one write in place, the relay clearing its sent outbox, so no two writers meet on
-one document, in one process or across replicas (FerretDB rewrites the whole document on
-update, so two could undo each other). Everything else is read by `_id`, or by one top-level
-field with an index, which FerretDB on PostgreSQL answers from that index.
+application with its idempotency answer, the person's open-application lock and its outbox
+event; the answer to an idempotency key) is one inserted document, and "first one wins" is an
+insert on a unique key. Application views are not updated in place: what events add is
+appended as steps (one `insert_many` per consumed batch) and folded when read. The few writes
+in place are the outbox mark, releasing a person and card views. Everything else is read by
+`_id`, or by one top-level field with an index (`application_steps.application_id`), which
+FerretDB on PostgreSQL answers from that index.
 """
 
 from __future__ import annotations
@@ -58,15 +56,6 @@ class StoredAnswer:
 
 
 @dataclass(frozen=True, slots=True)
-class PersonClaim:
-    """Which application holds a person's one open-application slot, and since when."""
-
-    person: str
-    application_id: str
-    claimed_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class OutboxDocument:
     """An application's events not yet known to be on Kafka."""
 
@@ -82,10 +71,6 @@ class OutboxDocument:
 def outbox_entry(event_id: str, value: bytes) -> Document:
     """One serialized CloudEvent waiting in its application's document."""
     return {"id": event_id, "value": value.decode()}
-
-
-def _claim(doc: Document) -> PersonClaim:
-    return PersonClaim(doc["_id"], doc["application_id"], doc["claimed_at"])
 
 
 def _iso(day: date | None) -> str | None:
@@ -149,19 +134,16 @@ class IntakeStore:
         self.steps: AsyncCollection[Document] = database["application_steps"]
         self.cards: AsyncCollection[Document] = database["cards"]
         self.holder_cards: AsyncCollection[Document] = database["holder_cards"]
-        self.person_claims: AsyncCollection[Document] = database["open_persons"]
         self.calendar_years: AsyncCollection[Document] = database["calendar_years"]
         self.points: AsyncCollection[Document] = database["acceptance_points"]
 
     async def ensure_indexes(self) -> None:
-        """A person's claim found by the application holding it (to release it) and by
-        acceptance point (staff lists); an application's steps found by its id; the outbox
-        sweep's flag. One open application per person is the claim's `_id`, and an
+        """One open application per person (the field is removed when the application
+        closes); an application's steps found by its id; the outbox sweep's flag. An
         idempotency key needs no index of its own: the application's `_id` derives from it."""
         await ensure_index(
-            self.person_claims, [("application_id", 1)], unique=True, name="application_id"
+            self.applications, [("open_person", 1)], unique=True, sparse=True, name="open_person"
         )
-        await ensure_index(self.person_claims, [("acceptance_point", 1)], name="acceptance_point")
         await ensure_index(
             self.applications, [("outbox_pending", 1)], sparse=True, name="outbox_pending"
         )
@@ -260,52 +242,16 @@ class IntakeStore:
 
     async def insert_application(self, doc: Document) -> bool:
         """Store a new application with its outbox; False when its id (its idempotency key)
-        is taken."""
+        or the person's open-application lock is taken."""
         return await insert_once(self.applications, {**doc, "outbox_pending": True})
-
-    # A person's one open application.
-
-    async def claim_person(
-        self, person: str, application_id: str, acceptance_point: str, at: datetime
-    ) -> bool:
-        """Take the person's open-application slot for this application; False when the
-        person's slot is held (by this application or another: see `person_claim`)."""
-        return await insert_once(
-            self.person_claims,
-            {
-                "_id": person,
-                "application_id": application_id,
-                "acceptance_point": acceptance_point,
-                "claimed_at": at,
-            },
-        )
-
-    async def person_claim(self, person: str) -> PersonClaim | None:
-        """Who holds the person's slot, if anyone."""
-        doc = await self.person_claims.find_one({"_id": person})
-        return _claim(doc) if doc is not None else None
-
-    async def open_claims(self, acceptance_point: str | None = None) -> list[PersonClaim]:
-        """Every held slot, or those taken at one acceptance point."""
-        query: Document = {} if acceptance_point is None else {"acceptance_point": acceptance_point}
-        return [_claim(doc) async for doc in self.person_claims.find(query)]
-
-    async def drop_claim(self, person: str, application_id: str) -> None:
-        """Free the person's slot, only if this application holds it."""
-        await self.person_claims.delete_one({"_id": person, "application_id": application_id})
 
     async def application(self, application_id: str) -> ApplicationRecord | None:
         """The accepted application and its steps (None for an unknown id, and for the id of
         a refused submission): two reads, one by `_id`, one by the indexed application id."""
-        doc = await self.stored_application(application_id)
+        doc = await self.applications.find_one({"_id": application_id}, VIEW_PROJECTION)
         if doc is None or "refusal" in doc:
             return None
         return await self.with_steps(doc)
-
-    async def stored_application(self, application_id: str) -> Document | None:
-        """The document stored under an application id as views read it (a refused
-        submission's document has a `refusal`)."""
-        return await self.applications.find_one({"_id": application_id}, VIEW_PROJECTION)
 
     async def with_steps(self, doc: Document) -> ApplicationRecord:
         """An application document read already (with `VIEW_PROJECTION`), with its steps."""
@@ -321,9 +267,20 @@ class IntakeStore:
         )
 
     async def release_person(self, application_id: str) -> None:
-        """The application is closed: its person may open another one (whichever replica or
-        path releases it first; a second release finds nothing to delete)."""
-        await self.person_claims.delete_one({"application_id": application_id})
+        """The application is closed: its person may open another one. This write and the
+        relay's clearing of the outbox are the two writes in place of an application document;
+        FerretDB applies an update by reading and rewriting the whole document, so when they
+        meet (in one process or two replicas) one can be undone. Neither loss is kept: an
+        outbox that comes back is sent again by the sweep (the same event id, dropped by every
+        consumer) and cleared again; a person left held by a closed application is released
+        by their next submission (`holder_of_person`)."""
+        await self.applications.update_one({"_id": application_id}, {"$unset": {"open_person": ""}})
+
+    async def holder_of_person(self, person: str) -> ApplicationRecord | None:
+        """The application holding the person's open-application lock, with its steps (an
+        indexed equality on `open_person`)."""
+        doc = await self.applications.find_one({"open_person": person}, VIEW_PROJECTION)
+        return await self.with_steps(doc) if doc is not None else None
 
     # Outbox.
 

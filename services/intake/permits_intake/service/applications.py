@@ -1,17 +1,13 @@
 """Accepting applications at an acceptance point, and handing out the finished card.
 
-Acceptance is two inserts, each one "first one wins" on a unique key: the person's
-open-application claim (keyed by the person), then the document holding the application, its
-idempotency answer and the `application.accepted` event (outbox), which the relay publishes.
+Acceptance is one document write holding the application, its idempotency answer, the person's
+open-application lock and the `application.accepted` event (outbox); the relay publishes it.
 A submission costs at most three store commands, a retry included: the card view (for the
-rules that need it), the claim, and the application's insert, or, when the claim finds the
-slot held, the reading of the answer given before. Refusals are kept under the id the key would
-have given the application, so a retry finds them by primary key.
-
-The claim is a document of its own so that no two writers ever change one application document
-(see `permits_intake.adapters.store`), whichever replica they run in. A claim can outlive its
-application's reason to hold it (a crash between the two inserts, a release lost): a claim whose
-application is closed, was refused, or never appeared within `CLAIM_SETTLE`, is taken over.
+rules that need it), the insert, and only when the insert finds the key taken, the reading of
+the answer given before. Refusals are kept under the id the key would have given the
+application, so the insert itself tells a retry from a new submission. When the insert finds
+the person held, the holding application is read: a closed one had its release lost (see
+`IntakeStore.release_person`) and is released, and the submission is inserted again.
 """
 
 from __future__ import annotations
@@ -20,7 +16,6 @@ import hashlib
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -35,12 +30,7 @@ from permits_common.kafka import EventPublisher
 from permits_common.mongo import Document
 from permits_common.web.auth import Principal
 from permits_common.web.problems import ProblemError, problem_body
-from permits_intake.adapters.store import (
-    IntakeStore,
-    PersonClaim,
-    StoredAnswer,
-    outbox_entry,
-)
+from permits_intake.adapters.store import IntakeStore, StoredAnswer, outbox_entry
 from permits_intake.domain.cards import card_refusals
 from permits_intake.domain.collection import (
     collected_from,
@@ -54,12 +44,6 @@ from permits_intake.service.calendar import CalendarBook
 from permits_intake.service.metrics import APPLICATIONS
 
 SOURCE = "intake"
-
-CLAIM_SETTLE = timedelta(seconds=60)
-"""How long a person's claim may wait for its application document: the two inserts of one
-submission follow each other within milliseconds, so an older claim without an application was
-left by a crash between them."""
-CLAIM_ATTEMPTS = 3
 
 
 _APPLICATION_ID_NAMESPACE = uuid.UUID("0b6f3c52-6d2e-4a8e-9d55-7c1b2f3e4a90")
@@ -172,6 +156,7 @@ class ApplicationIntake:
             "kind": form.kind.value,
             "acceptance_point": form.acceptance_point,
             "person": person,
+            "open_person": person,
             "accepted_on": today.isoformat(),
             "due_date": due.due_date.isoformat(),
             "due_date_provisional": due.provisional,
@@ -180,62 +165,36 @@ class ApplicationIntake:
             "outbox": outbox,
             "created_at": now,
         }
-        claimed = await self._store.claim_person(person, application_id, form.acceptance_point, now)
-        if not claimed:
+        inserted = await self._store.insert_application(document)
+        if not inserted:
             stored = await self._store.stored_answer(application_id)
             if stored is not None:
                 return replay(stored, digest)
-            if not await self._take_over_claim(person, application_id, form.acceptance_point, now):
-                return await self._refuse_open_application(application_id, scoped_key, digest, form)
-        if not await self._store.insert_application(document):
-            stored = await self._store.stored_answer(application_id)
-            if claimed and (stored is None or stored.status != 201):
-                await self._store.drop_claim(person, application_id)
-            if stored is not None:
-                return replay(stored, digest)
-            return await self._refuse_open_application(application_id, scoped_key, digest, form)
+            inserted = await self._release_if_closed(person) and (
+                await self._store.insert_application(document)
+            )
+        if not inserted:
+            duplicate = Refusal(
+                RuleCode.DUPLICATE_OPEN_APPLICATION,
+                "applicant.travel_permit_number",
+                "this person already has an open application",
+            )
+            return await self._refuse(application_id, scoped_key, digest, form, [duplicate])
         self._on_outbox_write(application_id, outbox)
         APPLICATIONS.labels(form.kind.value, "accepted", "none", form.acceptance_point).inc()
         return Answer(201, response)
 
-    async def _take_over_claim(
-        self, person: str, application_id: str, acceptance_point: str, now: datetime
-    ) -> bool:
-        """The person's slot was held when this application tried to claim it: True when it
-        is this application's own (a retry after a crash between the two inserts) or when a
-        stale claim could be replaced; False while another application holds it."""
-        for _ in range(CLAIM_ATTEMPTS):
-            claim = await self._store.person_claim(person)
-            if claim is not None:
-                if claim.application_id == application_id:
-                    return True
-                if not await self._is_stale(claim, now):
-                    return False
-                await self._store.drop_claim(person, claim.application_id)
-            if await self._store.claim_person(person, application_id, acceptance_point, now):
-                return True
-        return False
-
-    async def _is_stale(self, claim: PersonClaim, now: datetime) -> bool:
-        """Whether a claim holds its person for nothing: its application was refused or is
-        closed, or never appeared although the claim is older than `CLAIM_SETTLE`."""
-        stored = await self._store.stored_application(claim.application_id)
-        if stored is None:
-            return now - claim.claimed_at > CLAIM_SETTLE
-        if "refusal" in stored:
+    async def _release_if_closed(self, person: str) -> bool:
+        """The person is held by another application: release them if that application is
+        closed (its release was lost to a concurrent write in place, see
+        `IntakeStore.release_person`); True when released."""
+        holder = await self._store.holder_of_person(person)
+        if holder is None:
             return True
-        shown = (await self._store.with_steps(stored)).shown()
-        return not ApplicationStatus(shown["status"]).is_open
-
-    async def _refuse_open_application(
-        self, application_id: str, scoped_key: str, digest: str, form: ApplicationForm
-    ) -> Answer:
-        duplicate = Refusal(
-            RuleCode.DUPLICATE_OPEN_APPLICATION,
-            "applicant.travel_permit_number",
-            "this person already has an open application",
-        )
-        return await self._refuse(application_id, scoped_key, digest, form, [duplicate])
+        if ApplicationStatus(holder.shown()["status"]).is_open:
+            return False
+        await self._store.release_person(holder.stored["_id"])
+        return True
 
     async def _register_refusals(self, form: ApplicationForm) -> list[Refusal]:
         """Rules that need the card view: renewals name this person's card; a first
