@@ -15,6 +15,7 @@ from typing import Any
 import faust
 
 from permits_common.events.envelope import Event, PoisonMessageError, decode
+from permits_common.fetch_watchdog import install_fetch_watchdog
 from permits_common.kafka import TRANSIENT_ERRORS, EventPublisher, dead_letter_data
 from permits_common.logs import get_logger
 from permits_common.metrics import EVENTS_CONSUMED
@@ -65,7 +66,9 @@ def faust_app(
         "broker_heartbeat_interval": 1.0,
     }
     defaults.update(options)
-    return faust.App(app_id or f"permits-{service}", **defaults)
+    app = faust.App(app_id or f"permits-{service}", **defaults)
+    install_fetch_watchdog(app, service)
+    return app
 
 
 def raw_topic(app: faust.App, name: str) -> faust.TopicT:
