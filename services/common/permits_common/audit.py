@@ -28,11 +28,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter, Histogram
 
-from permits_common.events.envelope import SPEC_VERSION
+from permits_common.events.envelope import envelope_json, json_time
 from permits_common.events.models import AuditAccess
 from permits_common.kafka import EventPublisher
 from permits_common.logs import get_logger
@@ -235,6 +234,7 @@ def _length_limits() -> dict[str, tuple[int, int]]:
 
 
 _LIMITS = _length_limits()
+_AUDIT_TYPE = AuditAccess.event_type()
 
 
 def entry_json(
@@ -269,7 +269,7 @@ def entry_json(
             shortest, longest = _LIMITS[name]
             if not shortest <= len(text) <= longest:
                 raise ValueError(f"audit entry field {name}: {shortest}-{longest} characters")
-    time = (at or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
+    time = json_time(at or datetime.now(UTC))
     data: dict[str, Any] = {
         "at": time,
         "actor": {"id": actor[0], "role": actor[1]},
@@ -281,15 +281,11 @@ def entry_json(
     for name, text in (("point", point), ("agency", agency), ("purpose", purpose)):
         if text is not None:
             data[name] = text
-    return orjson.dumps(
-        {
-            "specversion": SPEC_VERSION,
-            "id": event_id or str(uuid.uuid4()),
-            "source": f"/permits/{service}",
-            "type": AuditAccess.event_type(),
-            "time": time,
-            "subject": subject,
-            "datacontenttype": "application/json",
-            "data": data,
-        }
+    return envelope_json(
+        event_id or str(uuid.uuid4()),
+        f"/permits/{service}",
+        _AUDIT_TYPE,
+        time,
+        subject,
+        data,
     )
