@@ -8,7 +8,9 @@ already taken on by this consumer is skipped; one store command per batch finds 
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -53,6 +55,10 @@ def faust_app(
         "broker_credentials": credentials,
         "store": "memory://",
         "web_enabled": False,
+        # Faust makes its table folder even for memory tables; outside a container (tests, the
+        # local stack) it would land in the working folder, so it goes to the temporary one.
+        "datadir": os.environ.get("FAUST_DATADIR")
+        or os.path.join(tempfile.gettempdir(), "permits-faust", "{conf.name}-data"),
         "topic_partitions": 4,
         "topic_replication_factor": settings.kafka_replication_factor,
         "producer_acks": -1,
