@@ -6,13 +6,21 @@ import fnmatch
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "deploy" / "docker"
-PORTS = {"intake": 8001, "issuance": 8002, "rights": 8003, "notify": 8004, "audit": 8005}
+PORTS = {
+    "console": 8000,
+    "intake": 8001,
+    "issuance": 8002,
+    "rights": 8003,
+    "notify": 8004,
+    "audit": 8005,
+}
 BUILD_TOOLS = ("gcc", "build-essential", "make ", "g++", "apt-get install")
 
 
@@ -76,8 +84,8 @@ def test_build_context_holds_what_the_dockerfile_copies(service: str) -> None:
     assert ignored("services/common/tests", patterns)
 
 
-@pytest.mark.parametrize("service", sorted(PORTS))
-def test_lock_file_resolves_the_image_dependencies(service: str) -> None:
+def image_requirements(service: str) -> str:
+    """`uv export` of what the image installs: the locked third-party packages of one service."""
     uv = shutil.which("uv") or str(REPO / ".local/bootstrap/bin/uv")
     if not Path(uv).exists():
         pytest.skip("uv is not installed (./permits installs it into .local/bootstrap)")
@@ -90,4 +98,65 @@ def test_lock_file_resolves_the_image_dependencies(service: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "services/common" in result.stdout
+    return result.stdout
+
+
+@pytest.mark.parametrize("service", sorted(PORTS))
+def test_lock_file_resolves_the_image_dependencies(service: str) -> None:
+    assert "services/common" in image_requirements(service)
+
+
+# Imports the module named by argv[1] while refusing every top-level module that an installed
+# distribution outside argv[2] (comma-separated names) provides: the image has only those.
+IMPORT_WITH_ONLY = """
+import importlib, importlib.abc, importlib.metadata, re, sys
+
+def normalised(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+allowed = set(sys.argv[2].split(","))
+owners = importlib.metadata.packages_distributions()
+
+class NotInTheImage(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        top = name.partition(".")[0]
+        providers = {normalised(d) for d in owners.get(top, ())}
+        if providers and not providers & allowed:
+            raise ModuleNotFoundError(f"{top} ({', '.join(sorted(providers))})", name=top)
+        return None
+
+sys.meta_path.insert(0, NotInTheImage())
+importlib.import_module(sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("service", sorted(PORTS))
+def test_the_entry_point_imports_with_only_the_image_dependencies(service: str) -> None:
+    """The suite runs in a venv holding every service's packages; an image holds one's only.
+
+    A shared module importing a package that only some services declare (Faust, once) passes
+    every other test and fails the image at start-up.
+    """
+    requirements = image_requirements(service)
+    names = {
+        re.sub(r"[-_.]+", "-", match.group(1)).lower()
+        for match in re.finditer(
+            r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^]]*\])?==", requirements, re.M
+        )
+    }
+    names |= {"permits-common", f"permits-{service}"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            IMPORT_WITH_ONLY,
+            f"permits_{service}.main",
+            ",".join(sorted(names)),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]

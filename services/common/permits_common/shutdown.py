@@ -11,12 +11,9 @@ and every consumer is idempotent on event id.
 from __future__ import annotations
 
 import os
-import signal
 import threading
 from types import FrameType
-from typing import Any
 
-import faust
 import uvicorn
 
 from permits_common.logs import get_logger
@@ -44,18 +41,6 @@ def arm_exit_deadline(grace_seconds: float) -> None:
 def _exit_now(grace_seconds: float) -> None:
     log.error("clean shutdown did not finish in time, exiting", grace_seconds=grace_seconds)
     os._exit(FORCED_EXIT_CODE)
-
-
-class BoundedWorker(faust.Worker):
-    """A Faust worker whose stop on SIGTERM/SIGINT ends within `grace_seconds`."""
-
-    def __init__(self, *args: Any, grace_seconds: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._grace_seconds = grace_seconds
-
-    def _schedule_shutdown(self, signal: signal.Signals) -> None:
-        arm_exit_deadline(self._grace_seconds)
-        super()._schedule_shutdown(signal)
 
 
 class BoundedServer(uvicorn.Server):

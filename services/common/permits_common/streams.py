@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import ssl
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -23,8 +24,25 @@ from permits_common.logs import get_logger
 from permits_common.metrics import EVENTS_CONSUMED
 from permits_common.mongo import Delivered, ProcessedEvents
 from permits_common.settings import CommonSettings
+from permits_common.shutdown import arm_exit_deadline
 
 log = get_logger("streams")
+
+
+class BoundedWorker(faust.Worker):
+    """A Faust worker whose stop on SIGTERM/SIGINT ends within `grace_seconds`.
+
+    It lives here rather than beside the uvicorn one in `permits_common.shutdown` because only the
+    stream services install Faust: intake, audit and the console must import without it.
+    """
+
+    def __init__(self, *args: Any, grace_seconds: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._grace_seconds = grace_seconds
+
+    def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        arm_exit_deadline(self._grace_seconds)
+        super()._schedule_shutdown(signal)
 
 
 def faust_app(

@@ -15,8 +15,7 @@ from typing import Any
 
 from permits_common.kafka import ensure_topics
 from permits_common.logs import configure_logging
-from permits_common.shutdown import BoundedWorker
-from permits_common.streams import retry_forever
+from permits_common.streams import BoundedWorker, retry_forever
 from permits_common.web.app import new_event_loop
 from permits_issuance.config import IssuanceSettings
 from permits_issuance.entrypoints.agents import build_faust_app

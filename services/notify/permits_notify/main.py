@@ -13,8 +13,7 @@ from permits_common.clock import Clock
 from permits_common.kafka import EventPublisher, ensure_topics
 from permits_common.logs import configure_logging, get_logger
 from permits_common.mongo import ProcessedEvents, mongo_client
-from permits_common.shutdown import BoundedWorker
-from permits_common.streams import retry_forever
+from permits_common.streams import BoundedWorker, retry_forever
 from permits_common.web.app import new_event_loop
 from permits_notify.adapters.channels import SmsGatewaySender, SmtpSender
 from permits_notify.adapters.store import NotifyStore

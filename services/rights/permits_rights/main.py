@@ -12,8 +12,7 @@ from fastapi import FastAPI
 
 from permits_common.kafka import ensure_topics
 from permits_common.logs import configure_logging, get_logger
-from permits_common.shutdown import BoundedWorker
-from permits_common.streams import faust_app, retry_forever
+from permits_common.streams import BoundedWorker, faust_app, retry_forever
 from permits_common.web.app import create_app, new_event_loop, no_lifespan, serve_embedded
 from permits_rights.adapters.register_changelog import register_topic_spec
 from permits_rights.config import RightsSettings
