@@ -28,6 +28,11 @@ class ConsoleSettings(CommonSettings):
         default=20.0, gt=0, description="Applicant status look-ups one client may make per minute"
     )
     status_lookup_burst: int = Field(default=10, ge=1)
+    console_trusted_proxies: str = Field(
+        default="127.0.0.1",
+        description="Addresses whose X-Forwarded-For names the client (comma-separated, or *): "
+        "behind a reverse proxy the status look-up limit must count applicants, not the proxy",
+    )
 
     @property
     def secure_cookies(self) -> bool:

@@ -169,14 +169,20 @@ def build_app(settings: ConsoleSettings | None = None) -> FastAPI:
     return app
 
 
+def server_config(settings: ConsoleSettings) -> uvicorn.Config:
+    """How uvicorn serves the console; behind a trusted proxy the client is its X-Forwarded-For."""
+    return uvicorn.Config(
+        build_app(settings),
+        host=settings.host,
+        port=settings.console_port,
+        forwarded_allow_ips=settings.console_trusted_proxies,
+        log_level="warning",
+        access_log=False,
+    )
+
+
 def run() -> None:
     """`python -m permits_console`: serve on PERMITS_HOST:PERMITS_CONSOLE_PORT."""
     settings = ConsoleSettings()
     configure_logging(settings.log_level, settings.json_logs)
-    uvicorn.run(
-        build_app(settings),
-        host=settings.host,
-        port=settings.console_port,
-        log_level="warning",
-        access_log=False,
-    )
+    uvicorn.Server(server_config(settings)).run()

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
+import time
+from collections.abc import Iterator
 
+import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from permits_common.settings import DevelopmentSecretsInProductionError
@@ -19,7 +24,7 @@ from permits_console.forms import (
     split_refusals,
 )
 from permits_console.i18n import catalogue, translator
-from permits_console.main import build_app
+from permits_console.main import build_app, server_config
 from permits_console.rate_limit import ClientRateLimit
 from permits_console.services import Answer
 from permits_console.session import COOKIE_NAME
@@ -119,6 +124,53 @@ def test_status_lookups_are_rate_limited_per_client(console: TestClient) -> None
     assert "Too many look-ups" in limited.text
     assert int(limited.headers["retry-after"]) >= 1
     assert console.get("/status").status_code == 200
+
+
+@pytest.fixture
+def served_console(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The console served by uvicorn as `run()` serves it; the parameter is its trusted proxies."""
+    settings = ConsoleSettings(
+        env="test",
+        console_port=_closed_port(),
+        intake_url=f"http://127.0.0.1:{_closed_port()}",
+        status_lookups_per_minute=1,
+        status_lookup_burst=1,
+        console_trusted_proxies=request.param,
+    )
+    server = uvicorn.Server(server_config(settings))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the console did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{settings.console_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _lookups(url: str, forwarded_for: str, times: int) -> list[int]:
+    query = {"application_id": "a", "travel_permit_number": "H1"}
+    headers = {"X-Forwarded-For": forwarded_for}
+    return [
+        httpx.get(f"{url}/status", params=query, headers=headers).status_code for _ in range(times)
+    ]
+
+
+@pytest.mark.parametrize("served_console", ["127.0.0.1"], indirect=True)
+def test_behind_a_trusted_proxy_each_applicant_has_a_limit_of_their_own(
+    served_console: str,
+) -> None:
+    assert _lookups(served_console, "203.0.113.7", 2) == [503, 429]
+    assert _lookups(served_console, "203.0.113.8", 1) == [503]
+
+
+@pytest.mark.parametrize("served_console", ["192.0.2.1"], indirect=True)
+def test_an_untrusted_sender_cannot_choose_its_address(served_console: str) -> None:
+    assert _lookups(served_console, "203.0.113.7", 2) == [503, 429]
+    assert _lookups(served_console, "203.0.113.8", 1) == [429]
 
 
 def test_the_bucket_refills_with_time() -> None:
