@@ -24,6 +24,7 @@ EXPECTED_SERVICES = {
     "rights",
     "notify",
     "audit",
+    "console",
     "production-centre",
     "sms",
     "smtp",
@@ -36,7 +37,9 @@ ENTRY_POINTS = {
     "smtp": ["python", "-m", "permits_notify.simulators", "smtp"],
 }
 SIMULATOR_PORTS = {"production-centre": 8010, "sms": 8011, "smtp": 8025}
+# The services with data of their own (Kafka and MongoDB), then with the console, which has none.
 PORTS = {"intake": 8001, "issuance": 8002, "rights": 8003, "notify": 8004, "audit": 8005}
+WEB_PORTS = {**PORTS, "console": 8000}
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +83,9 @@ def test_dependencies_wait_until_healthy(compose: dict[str, Any]) -> None:
             assert rule == {"condition": "service_healthy"}, f"{name} → {dependency}"
     for name in PORTS:
         assert {"kafka", "mongo"} <= set(services[name]["depends_on"]), name
+    assert set(services["console"]["depends_on"]) == {"intake", "rights"}
+    assert services["console"]["environment"]["PERMITS_INTAKE_URL"] == "http://intake:8001"
+    assert services["console"]["environment"]["PERMITS_RIGHTS_URL"] == "http://rights:8003"
 
 
 def test_builds_point_at_existing_dockerfiles(compose: dict[str, Any]) -> None:
@@ -100,7 +106,7 @@ def test_services_and_simulators_run_their_entry_points(compose: dict[str, Any])
         # Simulators listen on loopback unless told otherwise: other containers must reach them.
         assert given[given.index("--host") + 1] == "0.0.0.0", name
         assert given[given.index("--port") + 1] == str(SIMULATOR_PORTS[name]), name
-    for name, port in PORTS.items():
+    for name, port in WEB_PORTS.items():
         dockerfile = REPO / services[name]["build"]["dockerfile"]
         assert f'CMD ["python", "-m", "permits_{name}"]' in dockerfile.read_text()
         assert f"127.0.0.1:{port}:{port}" in services[name]["ports"]
@@ -122,9 +128,9 @@ def test_prometheus_scrapes_every_service(compose: dict[str, Any]) -> None:
         target for job in config["scrape_configs"] for static in job["static_configs"]
         for target in static["targets"]
     }  # fmt: skip
-    assert {f"{name}:{port}" for name, port in PORTS.items()} <= targets
+    assert {f"{name}:{port}" for name, port in WEB_PORTS.items()} <= targets
     jobs = {job["job_name"] for job in config["scrape_configs"]}
-    assert {f"permits-{name}" for name in PORTS} <= jobs, "alerts match up{job=~'permits-.*'}"
+    assert {f"permits-{name}" for name in WEB_PORTS} <= jobs, "alerts match up{job=~'permits-.*'}"
     assert "/etc/prometheus/alerts.yml" in config["rule_files"]
 
 

@@ -15,7 +15,9 @@ Resource = dict[str, Any]
 
 KUBERNETES_VERSION = "1.33.0"
 SERVICES = ("intake", "issuance", "rights", "notify", "audit")
-SERVICE_DEPLOYMENTS = {f"permits-{service}" for service in SERVICES}
+# The console owns no data: no Kafka, no MongoDB, only the services' APIs.
+WORKLOADS = (*SERVICES, "console")
+SERVICE_DEPLOYMENTS = {f"permits-{workload}" for workload in WORKLOADS}
 AUTOSCALED = ("intake", "rights")
 RIGHTS_TOPICS = {topics.rights_topic(agency) for agency in Agency}
 # Who writes what: the issue's security section and docs/architecture.md, "Who owns what".
@@ -160,7 +162,7 @@ def test_custom_resources_have_the_fields_their_operators_require(
 def test_each_service_has_its_workload_resources(overlay: list[Resource]) -> None:
     deployments = of_kind(overlay, "Deployment")
     hpas = of_kind(overlay, "HorizontalPodAutoscaler")
-    for service in SERVICES:
+    for service in WORKLOADS:
         name = f"permits-{service}"
         labels = {"app.kubernetes.io/name": name}
         assert name in deployments
@@ -279,6 +281,22 @@ def test_production_talks_tls_and_scram_to_kafka_and_tls_to_mongodb(
         mounts = {m["mountPath"] for m in app["volumeMounts"]}
         for ca_file in (settings["PERMITS_KAFKA_CA_FILE"], settings["PERMITS_MONGO_CA_FILE"]):
             assert ca_file.rpartition("/")[0] in mounts, f"{name} lacks {ca_file}"
+    console = container(of_kind(prod, "Deployment")["permits-console"])
+    assert {m["mountPath"] for m in console["volumeMounts"]} == {"/tmp"}, "no CA it does not use"
+    assert "env" not in console, "no Kafka or MongoDB credentials"
+
+
+def test_the_console_finds_the_services_and_counts_applicants_behind_the_ingress(
+    overlay: list[Resource],
+) -> None:
+    settings = generated(overlay, "ConfigMap", "permits-console")["data"]
+    services = of_kind(overlay, "Service")
+    for variable, service in (("PERMITS_INTAKE_URL", "intake"), ("PERMITS_RIGHTS_URL", "rights")):
+        port = services[f"permits-{service}"]["spec"]["ports"][0]["port"]
+        assert settings[variable] == f"http://permits-{service}:{port}"
+    # Trusting every sender's X-Forwarded-For is safe only while the ingress controller and
+    # Prometheus are the only ones let in (test_network_policies_start_from_deny_...).
+    assert settings["PERMITS_CONSOLE_TRUSTED_PROXIES"] == "*"
 
 
 def test_development_overlay_uses_plain_listeners_and_development_mode(
@@ -338,23 +356,39 @@ def test_network_policies_start_from_deny_and_open_only_what_is_needed(
     assert set(deny["policyTypes"]) == {"Ingress", "Egress"}
     assert "ingress" not in deny
     assert "egress" not in deny
-    for service in SERVICES:
+    for service in WORKLOADS:
         spec = policies[f"permits-{service}"]["spec"]
         assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
-        sources = set()
+        namespaces, pods = set(), set()
         for rule in spec["ingress"]:
             assert rule["from"], "no rule lets everyone in"
             assert rule["ports"], "no rule opens every port"
             for peer in rule["from"]:
-                sources.add(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"])
-        # Clerks and applicants (intake), agencies (rights), the production centre's callbacks
-        # (issuance), operators reading the trail (audit) come through the ingress controller;
-        # notify takes no calls.
-        public = service in {"intake", "rights", "issuance", "audit"}
-        assert sources == ({"ingress-nginx", "monitoring"} if public else {"monitoring"})
+                if "podSelector" in peer:
+                    pods.add(peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"])
+                else:
+                    labels = peer["namespaceSelector"]["matchLabels"]
+                    namespaces.add(labels["kubernetes.io/metadata.name"])
+        # Clerks and applicants (console, intake), agencies (rights), the production centre's
+        # callbacks (issuance), operators reading the trail (audit) come through the ingress
+        # controller; notify takes no calls; the console calls intake and rights.
+        public = service in {"console", "intake", "rights", "issuance", "audit"}
+        assert namespaces == ({"ingress-nginx", "monitoring"} if public else {"monitoring"})
+        assert pods == ({"permits-console"} if service in {"intake", "rights"} else set())
         for rule in spec["egress"]:
             assert rule["ports"], "no rule opens every port"
         egress_ports = {port["port"] for rule in spec["egress"] for port in rule["ports"]}
+        if service == "console":
+            targets = {
+                (
+                    rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+                    port["port"],
+                )
+                for rule in spec["egress"]
+                for port in rule["ports"]
+            }
+            assert targets == {("permits-intake", 8001), ("permits-rights", 8003)}
+            continue
         assert {9093, 27017} <= egress_ports
         assert egress_ports <= {9092, 9093, 27017, 443, 587}
 
