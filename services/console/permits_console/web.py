@@ -3,7 +3,7 @@ service clients. Errors a route raises become pages here, never a stack trace.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -62,7 +62,8 @@ class Console:
     status_limit: ClientRateLimit
 
 
-def console(request: Request) -> Console:
+async def console(request: Request) -> Console:
+    """The console's clients and limits (`async`: a plain dependency would run in a thread)."""
     found: Console = request.app.state.console
     return found
 
@@ -121,10 +122,10 @@ class SignedIn:
     principal: Principal
 
 
-def signed_in(*kinds: str) -> Callable[[Request], SignedIn]:
+def signed_in(*kinds: str) -> Callable[[Request], Awaitable[SignedIn]]:
     """A dependency admitting a signed-in user of one of the role kinds."""
 
-    def dependency(request: Request) -> SignedIn:
+    async def dependency(request: Request) -> SignedIn:
         session: Session = current(request)
         principal = session.principal
         if session.token is None or principal is None:

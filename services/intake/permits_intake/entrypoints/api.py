@@ -64,7 +64,9 @@ ApplicationId = Annotated[str, Path(min_length=1, max_length=64, pattern=NO_CONT
 CardNumber = Annotated[str, Path(min_length=1, max_length=32, pattern=NO_CONTROL_CHARACTERS)]
 
 
-def _runtime(request: Request) -> IntakeRuntime:
+# Dependencies are `async def` although they never wait: FastAPI runs a plain `def` dependency
+# in its thread pool, a hand-off to a worker thread and back on every request.
+async def _runtime(request: Request) -> IntakeRuntime:
     runtime: IntakeRuntime = request.app.state.runtime
     return runtime
 
@@ -72,7 +74,7 @@ def _runtime(request: Request) -> IntakeRuntime:
 Runtime = Annotated[IntakeRuntime, Depends(_runtime)]
 
 
-def idempotency_key(request: Request) -> str:
+async def idempotency_key(request: Request) -> str:
     """The `Idempotency-Key` header: required, 1-200 visible ASCII characters."""
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None or not key.strip():

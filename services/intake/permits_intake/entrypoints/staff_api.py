@@ -141,7 +141,7 @@ def _row(row: OpenApplication) -> OpenApplicationOut:
     return OpenApplicationOut.model_validate(row, from_attributes=True)
 
 
-def _overview(request: Request) -> StaffOverview:
+async def _overview(request: Request) -> StaffOverview:
     runtime: IntakeRuntime = request.app.state.runtime
     runtime.require_store()
     return StaffOverview(
