@@ -45,6 +45,20 @@ class BoundedWorker(faust.Worker):
         super()._schedule_shutdown(signal)
 
 
+def _faust_datadir() -> str:
+    """Where Faust keeps its table folder: FAUST_DATADIR, else a folder of the temporary one.
+
+    Faust makes that folder even for memory tables (but not its parents); outside a container
+    (tests, the local stack) its default would land in the working folder.
+    """
+    configured = os.environ.get("FAUST_DATADIR")
+    if configured:
+        return configured
+    parent = os.path.join(tempfile.gettempdir(), "permits-faust")
+    os.makedirs(parent, exist_ok=True)
+    return os.path.join(parent, "{conf.name}-data")
+
+
 def faust_app(
     service: str, settings: CommonSettings, *, app_id: str | None = None, **options: Any
 ) -> faust.App:
@@ -73,10 +87,7 @@ def faust_app(
         "broker_credentials": credentials,
         "store": "memory://",
         "web_enabled": False,
-        # Faust makes its table folder even for memory tables; outside a container (tests, the
-        # local stack) it would land in the working folder, so it goes to the temporary one.
-        "datadir": os.environ.get("FAUST_DATADIR")
-        or os.path.join(tempfile.gettempdir(), "permits-faust", "{conf.name}-data"),
+        "datadir": _faust_datadir(),
         "topic_partitions": 4,
         "topic_replication_factor": settings.kafka_replication_factor,
         "producer_acks": -1,
