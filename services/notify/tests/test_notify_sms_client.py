@@ -47,7 +47,8 @@ async def test_a_delivered_sms_gives_the_gateways_id_and_a_repeat_sends_nothing(
         again = await sender.send(phone, MESSAGE, "delivery-1")
     finally:
         await sender.close()
-    assert first.delivered and first.provider_id
+    assert first.delivered
+    assert first.provider_id
     assert again.provider_id == first.provider_id
     sent = [m for m in state.messages if m["to"] == phone]
     assert [(m["text"], m["reference"]) for m in sent] == [(MESSAGE.body, "delivery-1")]
