@@ -283,7 +283,11 @@ async def _real(
                 break
         else:
             raise RuntimeError("warm-up applications did not finish; see the stack logs")
-        profilers = start_profilers(stack, ["intake", "issuance", "rights", "notify"], run_id)
+        profilers = start_profilers(
+            stack,
+            ["intake", "issuance", "rights", "notify", "production-centre", "sms-gateway"],
+            run_id,
+        )
         cpu_before = cpu_seconds(stack)
         for number in range(rounds):
             results.append(await _submit_and_wait(stack.url("intake"), applications, progress, 300))

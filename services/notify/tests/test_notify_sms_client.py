@@ -7,6 +7,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 import pytest_asyncio
 from notify_harness import SMS_KEY, serve_in_loop, unique_phone
@@ -118,3 +119,20 @@ async def test_a_gateway_that_never_answers_times_out_as_a_temporary_failure() -
     assert not timed_out.value.permanent
     assert str(timed_out.value).startswith("gateway unreachable: ")
     assert asyncio.get_running_loop().time() - started < 3
+
+
+async def test_the_gateway_refuses_a_malformed_message_before_looking_at_the_key(
+    gateway: tuple[str, GatewayState],
+) -> None:
+    url, state = gateway
+    async with httpx.AsyncClient() as client:
+        missing_text = await client.post(url, json={"to": unique_phone()})
+        too_long = await client.post(
+            url,
+            json={"to": unique_phone(), "text": "x" * 2001},
+            headers={"Authorization": f"Bearer {SMS_KEY}"},
+        )
+    assert missing_text.status_code == too_long.status_code == 422
+    assert [error["loc"] for error in missing_text.json()["detail"]] == [["body", "text"]]
+    assert [error["loc"] for error in too_long.json()["detail"]] == [["body", "text"]]
+    assert state.refused == 0
