@@ -1,13 +1,11 @@
-"""CPU per request of the services' outgoing HTTP client: httpx as it was opened before
-(`httpx.AsyncClient(timeout=...)`, pool of 100) against `permits_common.http_client.
-pooled_client` (pool sized to the requests in flight, httpcore's failed `import sniffio` asked
-once), at several numbers of requests in flight; and, as a yardstick only, aiohttp's client
-(installed with Faust, not a dependency of the services) with a connector of the same size.
+"""CPU per request of the services' outgoing HTTP client: `permits_common.http_client.
+PartnerClient` (aiohttp, pool sized to the requests in flight) against the httpx client it
+replaced (pool sized the same, httpcore's failed `import sniffio` asked once), at several
+numbers of requests in flight.
 
-Each measurement is its own process (the pooled client changes `sys.modules` for the process)
-posting SMS to the SMS gateway simulator, itself a process of its own on a free port, as
-notify does; rounds alternate between the two clients and the medians are printed. Not part
-of `all` and nothing is saved:
+Each measurement is its own process posting SMS to the SMS gateway simulator, itself a process
+of its own on a free port, as notify does; rounds alternate between the clients and the
+medians are printed. Not part of `all` and nothing is saved:
 
     python -m bench.http_client [--requests N] [--rounds N]
 """
@@ -27,7 +25,7 @@ import uuid
 from bench.common import REPO, say
 
 IN_FLIGHT = (4, 8, 16, 32)
-CLIENTS = ("httpx_default", "pooled_client", "aiohttp")
+CLIENTS = ("httpx_pooled", "partner_client")
 
 
 def _body(key: str) -> dict[str, str]:
@@ -38,38 +36,43 @@ def _headers(key: str) -> dict[str, str]:
     return {"Authorization": "Bearer dev-sms-key", "Idempotency-Key": key}
 
 
-async def _measure_aiohttp(url: str, requests: int, in_flight: int) -> float:
-    """As `_measure`, with aiohttp."""
-    import aiohttp
+async def _measure_partner_client(url: str, requests: int, in_flight: int) -> float:
+    """As `_measure`, with the services' client (JSON encoded as notify does)."""
+    import orjson
 
-    gate = asyncio.Semaphore(in_flight)
+    from permits_common.http_client import PartnerClient
+
+    client = PartnerClient(timeout=10, in_flight=in_flight)
     run = uuid.uuid4().hex[:8]
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=in_flight)) as session:
 
-        async def post(number: int) -> None:
-            key = f"{run}-{number}"
-            async with gate, session.post(url, json=_body(key), headers=_headers(key)) as answer:
-                answer.raise_for_status()
-                await answer.read()
+    async def post(number: int) -> None:
+        key = f"{run}-{number}"
+        headers = {"Content-Type": "application/json", **_headers(key)}
+        answer = await client.post(url, orjson.dumps(_body(key)), headers)
+        if not answer.is_success:
+            raise RuntimeError(f"gateway answered {answer.status}")
+        orjson.loads(answer.body)
 
-        await asyncio.gather(*(post(n) for n in range(200)))
-        started = time.process_time()
-        await asyncio.gather(*(post(n) for n in range(200, 200 + requests)))
-        return (time.process_time() - started) * 1e6 / requests
+    await asyncio.gather(*(post(n) for n in range(200)))
+    started = time.process_time()
+    await asyncio.gather(*(post(n) for n in range(200, 200 + requests)))
+    spent = time.process_time() - started
+    await client.close()
+    return spent * 1e6 / requests
 
 
 async def _measure(client_kind: str, url: str, requests: int, in_flight: int) -> float:
     """Client CPU microseconds per request, after a warm-up of 200."""
-    if client_kind == "aiohttp":
-        return await _measure_aiohttp(url, requests, in_flight)
+    if client_kind == "partner_client":
+        return await _measure_partner_client(url, requests, in_flight)
     import httpx
 
-    from permits_common.http_client import pooled_client
+    from permits_common.http_client import record_missing_sniffio
 
-    client = (
-        httpx.AsyncClient(timeout=10)
-        if client_kind == "httpx_default"
-        else pooled_client(timeout=10, in_flight=in_flight)
+    record_missing_sniffio()
+    client = httpx.AsyncClient(
+        timeout=10,
+        limits=httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight),
     )
     gate = asyncio.Semaphore(in_flight)
     run = uuid.uuid4().hex[:8]
@@ -79,6 +82,7 @@ async def _measure(client_kind: str, url: str, requests: int, in_flight: int) ->
         async with gate:
             response = await client.post(url, json=_body(key), headers=_headers(key))
             response.raise_for_status()
+            response.json()
 
     await asyncio.gather(*(post(n) for n in range(200)))
     started = time.process_time()

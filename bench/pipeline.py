@@ -257,6 +257,31 @@ def cpu_seconds(stack: Any) -> dict[str, float]:
     return used
 
 
+SHARED_PROCESSES = {"kafka": "kafka.Kafka", "ferretdb": "ferretdb", "postgresql": "postgres"}
+"""The infrastructure's processes, by a word of their command line (PostgreSQL: every backend)."""
+
+
+def shared_cpu_seconds() -> dict[str, float]:
+    """CPU seconds the local Kafka, FerretDB and PostgreSQL (every process of each) have used so
+    far. They serve everyone on the machine, so their figure per application holds only on a
+    quiet machine; PostgreSQL's backends that ended during the run are not counted."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys(SHARED_PROCESSES, 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        for name, word in SHARED_PROCESSES.items():
+            if word in command.split(" ", 1)[0] or (name == "kafka" and word in command):
+                used[name] += (int(fields[11]) + int(fields[12])) / tick
+                break
+    return used
+
+
 async def _real(
     rounds: int, applications: int
 ) -> tuple[list[dict[str, Any]], dict[str, float], dict[str, Any], dict[str, float]]:
@@ -283,8 +308,12 @@ async def _real(
                 break
         else:
             raise RuntimeError("warm-up applications did not finish; see the stack logs")
-        profilers = start_profilers(stack, ["intake", "issuance", "rights", "notify"], run_id)
-        cpu_before = cpu_seconds(stack)
+        profilers = start_profilers(
+            stack,
+            ["intake", "issuance", "rights", "notify", "production-centre", "sms-gateway"],
+            run_id,
+        )
+        cpu_before = {**cpu_seconds(stack), **shared_cpu_seconds()}
         for number in range(rounds):
             results.append(await _submit_and_wait(stack.url("intake"), applications, progress, 300))
             submitted += results[-1]["submitted"]
@@ -294,7 +323,7 @@ async def _real(
                 f"p50 {results[-1]['p50_seconds']} s "
                 f"(by stage: {results[-1]['p50_seconds_to_stage']})"
             )
-        cpu_after = cpu_seconds(stack)
+        cpu_after = {**cpu_seconds(stack), **shared_cpu_seconds()}
         timed = max(sum(r["submitted"] for r in results), 1)
         cpu = {
             name: round((cpu_after[name] - before) * 1000 / timed, 2)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,10 +15,12 @@ from issuance_harness import accepted, free_port
 
 from permits_common.domain import permit_number
 from permits_common.domain.regions import Region, Sex
+from permits_issuance.adapters.store import day_of
 from permits_issuance.config import IssuanceSettings
 from permits_issuance.domain.numbering import candidate, counter_key
 from permits_issuance.runtime import IssuanceRuntime
 from permits_issuance.service.approval import APPROVED, REJECTED
+from permits_issuance.service.deadlines import STARTED_TOGETHER, ReadyCard
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
@@ -168,3 +170,38 @@ async def test_ready_callbacks_together_issue_each_card_once(
         holder = await store.holders.find_one({"application_id": event.application_id})
         assert holder is not None
         assert holder["status"] == "active"
+
+
+async def test_cards_ready_together_close_their_deadlines_by_batch_and_late_ones_alone(
+    two_workers: list[IssuanceRuntime],
+) -> None:
+    deadlines, store = two_workers[0].deadlines, two_workers[0].store
+    accepted_on = date(2026, 3, 2)
+    first = [f"isstest-dl-{uuid.uuid4().hex}" for _ in range(3)]
+    second = [f"isstest-dl-{uuid.uuid4().hex}" for _ in range(2)]
+    alone, late, unknown = (f"isstest-dl-{uuid.uuid4().hex}" for _ in range(3))
+    started = {
+        **await deadlines.start_clocks([(a, "LIXIA", accepted_on) for a in first]),
+        **await deadlines.start_clocks([(a, "LIXIA", accepted_on) for a in second]),
+        alone: await deadlines.start_clock(alone, "LIXIA", accepted_on),
+        late: await deadlines.start_clock(late, "LIXIA", accepted_on),
+    }
+    tokens = {str(started[a][STARTED_TOGETHER]) for a in first + second}
+    assert len(tokens) == 2, "one token per batch of acceptances"
+    in_time = date(2026, 3, 5)
+    after_due = day_of(started[late]["due_date"]) + timedelta(days=7)
+    cards = [ReadyCard(a, in_time, True, started[a]) for a in [*first, *second, alone]]
+    cards.append(ReadyCard(late, after_due, True, started[late]))
+    cards.append(ReadyCard(unknown, in_time, True, None))
+
+    await deadlines.cards_ready(cards)
+    await deadlines.cards_ready(cards)
+
+    for application_id in [*first, *second, alone]:
+        doc = await store.deadlines.find_one({"_id": application_id})
+        assert doc is not None
+        assert (doc["state"], doc["open"], doc["ready_on"]) == ("met", False, "2026-03-05")
+    late_doc = await store.deadlines.find_one({"_id": late})
+    assert late_doc is not None
+    assert (late_doc["state"], late_doc["open"]) == ("breached", False)
+    assert await store.deadlines.find_one({"_id": unknown}) is None

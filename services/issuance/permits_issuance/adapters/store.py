@@ -87,6 +87,7 @@ class IssuanceStore:
         await ensure_index(self.deadlines, [("provisional", ASCENDING), ("open", ASCENDING)])
         await ensure_index(self.deadlines, [("calendar_years", ASCENDING), ("open", ASCENDING)])
         await ensure_index(self.deadlines, [("provisional_years", ASCENDING), ("open", ASCENDING)])
+        await ensure_index(self.deadlines, [("started_together", ASCENDING)])
         await ensure_index(self.order_schedule, [("next_attempt_at", ASCENDING)])
 
     async def insert_first(self, collection: AsyncCollection[Document], doc: Document) -> Document:

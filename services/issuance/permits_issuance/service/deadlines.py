@@ -6,11 +6,22 @@ timer pass asks only for what is due today (indexed on state and those dates), a
 its dates were counted over (`calendar_years`), so a calendar load finds exactly the deadlines
 that depend on the year. Events are published before the state is written and carry derived
 ids: a crash or a second worker makes a repeat with the same id, which consumers drop.
+
+The deadlines started by one batch of acceptances share a `started_together` token, so the
+cards of that batch ready in time are closed with one `update_many` on the token: an index
+lookup in FerretDB, which then filters the batch's few documents by `_id` itself (an `$in` on
+`_id` alone is not sent to PostgreSQL and would read the whole collection). An update per
+card was the largest single cost of issuance's CPU in the pipeline benchmark
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -41,6 +52,19 @@ from permits_issuance.service.calendar import CalendarHolder
 CLOSED = "closed"
 """Internal state of a deadline whose application was refused: no card is due."""
 _SCAN_BATCH = 1000
+STARTED_TOGETHER = "started_together"
+"""The field holding the token of the batch of acceptances that started a deadline."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyCard:
+    """A card the centre confirmed, for its deadline: `scheduled` is the deadline as it was
+    at approval (carried by the production order), None when the order does not carry it."""
+
+    application_id: str
+    ready_on: date
+    first_time: bool
+    scheduled: Document | None = None
 
 
 class DeadlineService:
@@ -64,7 +88,8 @@ class DeadlineService:
         """Schedule the deadline of a newly accepted application (idempotent); returns the
         deadline as stored."""
         doc = await self._store.insert_first(
-            self._store.deadlines, self.new_deadline(application_id, point, accepted_on)
+            self._store.deadlines,
+            self.new_deadline(application_id, point, accepted_on, uuid.uuid4().hex),
         )
         await self._publisher.publish(self.scheduled_event(doc))
         return doc
@@ -73,13 +98,17 @@ class DeadlineService:
         """`start_clock` for a batch of (application id, point, accepted on) with one insert,
         without publishing: the deadlines as stored, by application id. The caller publishes
         `scheduled_event` of each (a repeat is the same event, with the same id)."""
+        together = uuid.uuid4().hex
         stored = await self._store.insert_all_first(
-            self._store.deadlines, [self.new_deadline(*start) for start in starts]
+            self._store.deadlines, [self.new_deadline(*start, together) for start in starts]
         )
         return {str(key): doc for key, doc in stored.items()}
 
-    def new_deadline(self, application_id: str, point: str, accepted_on: date) -> Document:
-        """The deadline document of an application accepted today."""
+    def new_deadline(
+        self, application_id: str, point: str, accepted_on: date, started_together: str
+    ) -> Document:
+        """The deadline document of an application accepted today, started with the others
+        of its batch (`started_together`, a token of the batch)."""
         planned = schedule(self._calendar.current, accepted_on, self._at_risk_days)
         return {
             "_id": application_id,
@@ -88,6 +117,7 @@ class DeadlineService:
             **schedule_fields(planned),
             "state": SlaState.ON_TRACK.value,
             "open": True,
+            STARTED_TOGETHER: started_together,
         }
 
     def scheduled_event(self, doc: Document) -> Event[Any]:
@@ -112,6 +142,91 @@ class DeadlineService:
             {"_id": application_id}, {"$set": {"state": CLOSED, "open": False}}
         )
 
+    async def cards_ready(self, cards: Sequence[ReadyCard]) -> None:
+        """`card_ready` for several cards (of different applications): those ready in time by
+        a final date known at approval (the usual case) publish their `sla.met` with one wait
+        for the broker and are closed with one update per batch of acceptances they were
+        started in; the others as `card_ready`. Each card's event goes out before its
+        deadline is written, and a repeat writes the same fields again."""
+        in_time = {
+            card.application_id: scheduled
+            for card in cards
+            if (scheduled := self._met_as_scheduled(card)) is not None
+        }
+        if in_time:
+            await self._publisher.publish_all(
+                [
+                    self._met_event(in_time[card.application_id], card.ready_on)
+                    for card in cards
+                    if card.application_id in in_time
+                ]
+            )
+            closing: dict[tuple[str, date], list[str]] = defaultdict(list)
+            for card in cards:
+                if (scheduled := in_time.get(card.application_id)) is not None:
+                    self._observe_issue(scheduled, card.ready_on, card.first_time)
+                    closing[(str(scheduled[STARTED_TOGETHER]), card.ready_on)].append(
+                        card.application_id
+                    )
+            await asyncio.gather(
+                *(
+                    self._store.deadlines.update_many(
+                        {STARTED_TOGETHER: together, "_id": {"$in": ids}},
+                        {"$set": met_fields(ready_on)},
+                    )
+                    for (together, ready_on), ids in closing.items()
+                )
+            )
+        await asyncio.gather(
+            *(
+                self.card_ready(
+                    card.application_id,
+                    card.ready_on,
+                    first_time=card.first_time,
+                    scheduled=card.scheduled,
+                )
+                for card in cards
+                if card.application_id not in in_time
+            )
+        )
+
+    def _met_as_scheduled(self, card: ReadyCard) -> Document | None:
+        """The deadline as scheduled when the card is ready in time by a final date known at
+        approval, in a deadline started with a batch token (closed without reading it again);
+        otherwise None."""
+        scheduled = card.scheduled
+        if (
+            scheduled is not None
+            and STARTED_TOGETHER in scheduled
+            and not scheduled["provisional"]
+            and met_when_ready(schedule_of(scheduled), card.ready_on)
+        ):
+            return scheduled
+        return None
+
+    def _observe_issue(self, doc: Document, ready_on: date, first_time: bool) -> None:
+        if first_time:
+            ISSUE_WORKING_DAYS.observe(
+                self._calendar.current.working_days_between(day_of(doc["accepted_on"]), ready_on)
+            )
+
+    def _met_event(self, doc: Document, ready_on: date) -> Event[Any]:
+        """`sla.met` of a deadline met on `ready_on` (its id derived from the application's)."""
+        planned = schedule_of(doc)
+        application_id = str(doc["_id"])
+        return self._publisher.event(
+            SlaMet(
+                application_id=application_id,
+                acceptance_point=str(doc["point"]),
+                due_date=planned.due_date,
+                ready_on=ready_on,
+                working_days_taken=self._calendar.current.working_days_between(
+                    planned.accepted_on, ready_on
+                ),
+            ),
+            event_id=derived_event_id(application_id, "sla.met"),
+        )
+
     async def card_ready(
         self,
         application_id: str,
@@ -131,28 +246,11 @@ class DeadlineService:
         if doc is None:
             return
         planned = schedule_of(doc)
-        point = str(doc["point"])
-        if first_time:
-            ISSUE_WORKING_DAYS.observe(
-                self._calendar.current.working_days_between(planned.accepted_on, ready_on)
-            )
+        self._observe_issue(doc, ready_on, first_time)
         if met_when_ready(planned, ready_on):
-            taken = self._calendar.current.working_days_between(planned.accepted_on, ready_on)
-            await self._publisher.publish(
-                self._publisher.event(
-                    SlaMet(
-                        application_id=application_id,
-                        acceptance_point=point,
-                        due_date=planned.due_date,
-                        ready_on=ready_on,
-                        working_days_taken=taken,
-                    ),
-                    event_id=derived_event_id(application_id, "sla.met"),
-                )
-            )
+            await self._publisher.publish(self._met_event(doc, ready_on))
             await self._store.deadlines.update_one(
-                {"_id": application_id},
-                {"$set": {"state": SlaState.MET.value, "open": False, "ready_on": iso(ready_on)}},
+                {"_id": application_id}, {"$set": met_fields(ready_on)}
             )
             return
         if doc["state"] != SlaState.BREACHED.value:
@@ -369,6 +467,11 @@ def schedule_fields(planned: DeadlineSchedule) -> dict[str, Any]:
             else {}
         ),
     }
+
+
+def met_fields(ready_on: date) -> dict[str, Any]:
+    """What a deadline met on `ready_on` stores."""
+    return {"state": SlaState.MET.value, "open": False, "ready_on": iso(ready_on)}
 
 
 def schedule_of(doc: Document) -> DeadlineSchedule:

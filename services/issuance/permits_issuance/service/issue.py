@@ -8,7 +8,6 @@ reissue, `card.superseded` for the previous issue.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +27,7 @@ from permits_common.mongo import Document
 from permits_common.reference import acceptance_points_by_code
 from permits_issuance.adapters.store import HolderIssue, IssuanceStore, day_of, iso
 from permits_issuance.metrics import CARDS_ISSUED
-from permits_issuance.service.deadlines import DeadlineService
+from permits_issuance.service.deadlines import DeadlineService, ReadyCard
 
 log = get_logger("issue")
 
@@ -54,11 +53,11 @@ class IssueService:
 
     async def cards_ready(self, orders: Sequence[Document]) -> None:
         """`card_ready` for several orders (of different applications) at once: their
-        completions with one insert, their events with one wait for the broker, the deadline
-        of each updated in place (concurrently), the register entries of people met for the
-        first time with one insert (the others updated one by one), their people released
-        with one delete. Each order's steps keep their order: completion, events, deadline,
-        register, release."""
+        completions with one insert, their events with one wait for the broker, their
+        deadlines closed together (`DeadlineService.cards_ready`), the register entries of
+        people met for the first time with one insert (the others updated one by one), their
+        people released with one delete. Each order's steps keep their order: completion,
+        events, deadline, register, release."""
         orders = list({order["_id"]: order for order in orders}.values())
         token = uuid.uuid4().hex
         completions = await self._store.insert_all_first(
@@ -93,16 +92,11 @@ class IssueService:
                 )
             ]
         )
-        await asyncio.gather(
-            *(
-                self._deadlines.card_ready(
-                    accepted.application_id,
-                    ready_on,
-                    first_time=first_time,
-                    scheduled=order.get("deadline"),
-                )
+        await self._deadlines.cards_ready(
+            [
+                ReadyCard(accepted.application_id, ready_on, first_time, order.get("deadline"))
                 for order, _, accepted, ready_on, first_time in issues
-            )
+            ]
         )
         await self._store.record_issues(
             [

@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import orjson
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from permits_common.http_client import PartnerClient, PartnerUnreachableError
 from permits_common.logs import get_logger
 from permits_issuance.domain.production import SIGNATURE_HEADER, sign, signature_matches
 
@@ -111,9 +111,8 @@ class SimulatorState:
 
 
 CALLBACKS_AT_ONCE = 50
-"""Callbacks in flight at once, below the HTTP client's pool of 100: with thousands queued in
-the pool itself (a burst of orders), its bookkeeping took the whole CPU and no callback went
-out any more."""
+"""Callbacks in flight at once, and the connections of the client's pool: a burst of orders
+queues its callbacks for a slot instead of in the pool."""
 
 
 def build_simulator(settings: SimulatorSettings, secret: bytes) -> FastAPI:
@@ -121,18 +120,16 @@ def build_simulator(settings: SimulatorSettings, secret: bytes) -> FastAPI:
     state = SimulatorState(
         settings.delay_seconds, settings.failure_rate, settings.callback_failure_rate
     )
-    http: dict[str, httpx.AsyncClient] = {}
-    callbacks_at_once = asyncio.Semaphore(CALLBACKS_AT_ONCE)
+    client = PartnerClient(timeout=5.0, in_flight=CALLBACKS_AT_ONCE)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        http["client"] = httpx.AsyncClient(timeout=5.0)
         try:
             yield
         finally:
             for task in list(state.tasks):
                 task.cancel()
-            await http["client"].aclose()
+            await client.close()
 
     app = FastAPI(title="Card production centre (simulator)", lifespan=lifespan)
 
@@ -149,15 +146,12 @@ def build_simulator(settings: SimulatorSettings, secret: bytes) -> FastAPI:
         headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(secret, body)}
         for attempt in range(1, 6):
             try:
-                async with callbacks_at_once:
-                    response = await http["client"].post(
-                        order.callback_url, content=body, headers=headers
-                    )
-                if response.status_code < 500:
-                    state.orders[order.order_id][-1]["callback_status"] = response.status_code
+                answer = await client.post(order.callback_url, body, headers)
+                if answer.status < 500:
+                    state.orders[order.order_id][-1]["callback_status"] = answer.status
                     return
-            except httpx.HTTPError as exc:
-                log.warning("callback failed", error=type(exc).__name__, attempt=attempt)
+            except PartnerUnreachableError as exc:
+                log.warning("callback failed", error=exc.cause_name, attempt=attempt)
             await asyncio.sleep(0.5 * attempt)
 
     @app.get("/healthz")

@@ -36,6 +36,9 @@ class TemplateRenderer:
             undefined=StrictUndefined,
             autoescape=False,  # noqa: S701 - plain-text SMS and email, never HTML
             keep_trailing_newline=False,
+            # Packaged files do not change while the process runs: no stat of the file at
+            # every message (2% of notify's CPU in the pipeline benchmark).
+            auto_reload=False,
         )
 
     def render(

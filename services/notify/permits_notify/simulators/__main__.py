@@ -45,7 +45,11 @@ def main() -> None:
         api_key = os.environ.get("PERMITS_SMS_API_KEY", "dev-sms-key")
         print(f"SMS gateway simulator on http://{args.host}:{args.port}/api/v1/messages")
         uvicorn.run(
-            create_sms_gateway_app(api_key), host=args.host, port=args.port, log_level="warning"
+            create_sms_gateway_app(api_key),
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            access_log=False,
         )
 
 
