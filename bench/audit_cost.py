@@ -44,16 +44,19 @@ def _stack(run_id: str) -> Any:
     )
 
 
-def _unaudited_stack(run_id: str) -> Any:
-    """A stack whose rights process is the bare path, on a port of its own."""
+def variant_stack(
+    run_id: str, module: str = "bench.rights_unaudited", extra_env: dict[str, str] | None = None
+) -> Any:
+    """A stack whose rights process is a benchmark variant of the service (`module`; the bare
+    path by default), on a port of its own."""
     stack = _stack(run_id)
     rights = stack.components["rights"]
     port = free_port()
     stack.components["rights"] = dataclasses.replace(
         rights,
-        argv=(sys.executable, "-m", "bench.rights_unaudited"),
+        argv=(sys.executable, "-m", module),
         port=port,
-        env={**rights.env, "PERMITS_RIGHTS_PORT": str(port)},
+        env={**rights.env, "PERMITS_RIGHTS_PORT": str(port), **(extra_env or {})},
     )
     return stack
 
@@ -66,7 +69,7 @@ def run(rounds: int = 3, cards: int = 20_000, requests: int = 10_000) -> dict[st
         asyncio.run(_write_register(f"{run_id}-rights-register-changelog", register))
     asyncio.run(create_topic(f"{audited_id}-audit"))
     audited = _stack(audited_id)
-    bare = _unaudited_stack(bare_id)
+    bare = variant_stack(bare_id)
     with_audit: list[dict[str, Any]] = []
     without: list[dict[str, Any]] = []
     try:

@@ -236,9 +236,12 @@ def ratio(value: float, baseline: float) -> float:
     return round(value / baseline, 3) if baseline else float("nan")
 
 
-def start_profilers(stack: Any, names: Sequence[str], tag: str) -> list[subprocess.Popen[bytes]]:
+def start_profilers(
+    stack: Any, names: Sequence[str], tag: str, rate: int = 50
+) -> list[subprocess.Popen[bytes]]:
     """With BENCH_PROFILE_SECONDS set, sample the named services with py-spy (if installed)
-    into .local/profiles/<tag>-<name>.txt (collapsed stacks); otherwise nothing."""
+    into .local/profiles/<tag>-<name>.txt (collapsed stacks, `rate` samples a second);
+    otherwise nothing."""
     seconds = os.environ.get("BENCH_PROFILE_SECONDS")
     spy = Path(sys.executable).with_name("py-spy")
     if not seconds or not spy.exists():
@@ -257,7 +260,7 @@ def start_profilers(stack: Any, names: Sequence[str], tag: str) -> list[subproce
                     "--pid",
                     str(pid),
                     "--rate",
-                    "50",
+                    str(rate),
                     "--format",
                     "raw",
                     "--duration",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -24,6 +25,16 @@ from permits_rights.service.holder_updates import SOURCE, HolderUpdates
 from permits_rights.service.metrics import REGISTER_CARDS
 from permits_rights.service.verification import Verifier
 from permits_rights.service.webhooks import WebhookDispatcher
+
+
+def settle_heap() -> None:
+    """Move what exists now (the replayed register above all) out of the garbage collector's
+    reach. A full collection walks every tracked object: with a 20,000-card register it held
+    the event loop for 75-180 ms a few times a second under verification load, every request
+    in flight waiting through it (the p99 of verification). Objects made later are collected
+    as usual; the frozen ones are still freed when their last reference goes."""
+    gc.collect()
+    gc.freeze()
 
 
 class Runtime:
@@ -113,6 +124,7 @@ class Runtime:
         self.spawn(self.replica.run(), "register-replica")
         self.spawn(self.dispatcher.run(), "webhooks")
         await self.replica.ready.wait()
+        settle_heap()
         self.started.set()
 
     async def stop(self) -> None:
