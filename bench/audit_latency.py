@@ -3,9 +3,9 @@ the rights service with its audit trail timed in its own process (`bench/rights_
 
 Per round (the register, mix and answer checks of `bench verify`): the client's rate, p50 and
 p99; each request's wait for its audit entry, split by whether a batch was already in flight
-when the entry arrived; per batch its size, its first entry's wait before the batch started,
-the build and hand-over to the producer (`send_batch`) and the wait for the broker's
-acknowledgement; the event loop's lag and the garbage collector's pauses.
+when the entry arrived; per batch its size, its first entry's wait before the batch started
+and the time from its start to the broker's acknowledgement; the event loop's lag, its stalls
+over 20 ms and the garbage collector's pauses; the service's CPU time per request.
 
     python -m bench.audit_latency [--rounds 3] [--requests 10000]
 
@@ -67,8 +67,7 @@ def summarise(trace: dict[str, Any], seen: dict[str, Any]) -> dict[str, Any]:
         "batches": len(batches),
         "batch_entries": _quantiles([b[0] for b in batches], scale=1),
         "batch_first_entry_wait_ms": _quantiles([b[1] for b in batches]),
-        "batch_submit_ms": _quantiles([b[2] for b in batches]),
-        "batch_ack_ms": _quantiles([b[3] for b in batches]),
+        "batch_sent_and_acknowledged_ms": _quantiles([b[2] for b in batches]),
         "loop_lag_ms": _quantiles(fresh["loop_lag"]),
         "stalls_over_20ms": fresh["stalls"],
         "gc_pauses": {

@@ -12,10 +12,11 @@ cost a verification more CPU than everything else the audit does for it.
 
 An entry's CloudEvent is written straight to JSON (`entry_json`: the same bytes the
 `AuditAccess` model and its envelope give, its lengths checked against the model's schema),
-and a batch goes to the broker as one closed record batch per partition (aiokafka's
-`send_batch`, partitioned as `send` would): the model, the envelope and one `send` per entry
-were most of what the audit cost a verification, and a closed batch does not wait out the
-producer's linger.
+and a batch goes to the broker as closed record batches per partition (`publish_records`,
+partitioned as `send` would): the model, the envelope and one `send` per entry were most of
+what the audit cost a verification, and a closed batch does not wait out the producer's
+linger. A batch is sent as soon as the one before it is acknowledged, with whatever
+accumulated meanwhile (the producer keeps one request in flight per broker anyway).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter, Histogram
 
 from permits_common.events.envelope import envelope_json, json_time
@@ -159,8 +159,9 @@ class AuditTrail:
     async def _send(self, batch: Sequence[_Entry]) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
+        records = [(self._topic, key, value) for value, key, _, _ in batch]
         try:
-            await asyncio.gather(*await self._submit(batch))
+            await self._publisher.publish_records(records)
         except Exception as exc:
             log.warning("audit batch not published", entries=len(batch), error=repr(exc)[:200])
             _fail(batch, AuditUnavailableError(str(exc)))
@@ -171,27 +172,6 @@ class AuditTrail:
         for *_, done in batch:
             if not done.done():
                 done.set_result(None)
-
-    async def _submit(self, batch: Sequence[_Entry]) -> list[Any]:
-        """Hand the entries to the producer as closed record batches, one or more per
-        partition (a builder holds the producer's batch size); the futures of their acks."""
-        producer = self._publisher.producer
-        partitions = sorted(await producer.partitions_for(self._topic))
-        by_partition: dict[int, list[_Entry]] = collections.defaultdict(list)
-        for entry in batch:
-            by_partition[_PARTITIONER(entry[1], partitions, partitions)].append(entry)
-        topic = self._topic
-        acks: list[Any] = []
-        for partition, entries in by_partition.items():
-            builder = producer.create_batch()
-            for value, key, _, _ in entries:
-                if builder.append(timestamp=None, key=key, value=value) is None:
-                    acks.append(await producer.send_batch(builder, topic, partition=partition))
-                    builder = producer.create_batch()
-                    builder.append(timestamp=None, key=key, value=value)
-            builder.close()
-            acks.append(await producer.send_batch(builder, topic, partition=partition))
-        return acks
 
 
 def _fail(entries: Sequence[_Entry], error: AuditUnavailableError) -> None:
@@ -212,10 +192,6 @@ def _actor(principal: Principal | None) -> tuple[str, str]:
     if principal is None:
         return "system", "system"
     return principal.identity or "unknown", principal.role
-
-
-_PARTITIONER = DefaultPartitioner()
-"""The producer's own choice of partition by key, so an entry lands where `send` put it."""
 
 
 def _length_limits() -> dict[str, tuple[int, int]]:
