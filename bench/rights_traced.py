@@ -5,10 +5,11 @@ It records, in the service's own process: each request's wait for its audit entr
 a batch was already in flight when its entry arrived; per batch its size, how long its first
 entry waited for the batch to start and the time from its start to the broker's
 acknowledgement (building it and handing it over took 0.2-0.3 ms of that at the median); the
-event loop's lag (a 1 ms sleeper's overshoot), the loop's stalls over 20 ms with where it was
-(from a watchdog thread), and the garbage collector's pauses. Everything is appended to lists
-and written as JSON to `BENCH_TRACE_FILE`, with the process's CPU time so far, when the
-driver asks between rounds.
+event loop's lag (a 1 ms sleeper's overshoot) and the garbage collector's pauses; with
+`BENCH_TRACE_STALLS=1` also the loop's stalls over 20 ms and where it was (from a watchdog
+thread, which costs the loop a share of the GIL). Everything is appended to lists and written
+as JSON to `BENCH_TRACE_FILE`, with the process's CPU time so far, when the driver asks
+between rounds.
 
     python -m bench.rights_traced     (the settings of `python -m permits_rights`)
 """
@@ -116,7 +117,8 @@ def _gc_timer(phase: str, info: dict[str, Any]) -> None:
 def _traced_start(trail: AuditTrail) -> None:
     _start(trail)
     asyncio.get_running_loop().create_task(_lag_monitor())
-    threading.Thread(target=_watchdog, args=(threading.get_ident(),), daemon=True).start()
+    if os.environ.get("BENCH_TRACE_STALLS"):
+        threading.Thread(target=_watchdog, args=(threading.get_ident(),), daemon=True).start()
     asyncio.get_running_loop().create_task(_writer(os.environ["BENCH_TRACE_FILE"]))
 
 

@@ -10,7 +10,13 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from permits_common.events import topics
-from permits_common.events.envelope import PoisonMessageError, decode, derived_event_id, new_event
+from permits_common.events.envelope import (
+    PoisonMessageError,
+    decode,
+    derived_event_id,
+    new_event,
+    random_event_id,
+)
 from permits_common.events.models import (
     EVENT_MODELS,
     CardReportedLost,
@@ -167,3 +173,13 @@ def test_naive_event_times_are_refused() -> None:
         decode(orjson.dumps(body))
     body["time"] = "2026-01-01T08:00:00+08:00"
     assert decode(orjson.dumps(body)).time == datetime(2026, 1, 1, 0, tzinfo=UTC)
+
+
+def test_random_event_ids_are_version_4_uuids_as_uuid4_writes_them() -> None:
+    ids = {random_event_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for written in ids:
+        parsed = uuid.UUID(written)
+        assert str(parsed) == written
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122

@@ -8,6 +8,7 @@ caller can move it to the dead-letter topic and go on.
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,6 +91,17 @@ def json_time(moment: datetime) -> str:
 
 _EVENT_ID_PREFIX = _EVENT_ID_NAMESPACE.bytes
 _VARIANT = {f"{n:x}": f"{(n & 0x3) | 0x8:x}" for n in range(16)}
+
+
+_UUID4_KEPT = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
+_UUID4_SET = (0x4 << 76) | (0x2 << 62)
+
+
+def random_event_id() -> str:
+    """A random event id: what `str(uuid.uuid4())` gives (version 4, RFC 4122 variant, from
+    `os.urandom`), without the UUID object, for producers that write one per request."""
+    h = f"{(int.from_bytes(os.urandom(16)) & _UUID4_KEPT) | _UUID4_SET:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def derived_event_id(*parts: object) -> str:
