@@ -2,10 +2,10 @@
 Benchmarks only, never deployed (`bench/audit_latency.py` drives it).
 
 It records, in the service's own process: each request's wait for its audit entry and whether
-a batch was already in flight when its entry arrived; per batch its size, how long its first
-entry waited for the batch to start and the time from its start to the broker's
-acknowledgement (building it and handing it over took 0.2-0.3 ms of that at the median); the
-event loop's lag (a 1 ms sleeper's overshoot) and the garbage collector's pauses; with
+every publisher already had a batch in flight when its entry arrived; per batch its size, how
+long its first entry waited for the batch to start and the time from its start to the
+broker's acknowledgement (building it and handing it over took 0.2-0.3 ms of that at the
+median); the event loop's lag (a 1 ms sleeper's overshoot) and the garbage collector's pauses; with
 `BENCH_TRACE_STALLS=1` also the loop's stalls over 20 ms and where it was (from a watchdog
 thread, which costs the loop a share of the GIL). Everything is appended to lists and written
 as JSON to `BENCH_TRACE_FILE`, with the process's CPU time so far, when the driver asks
@@ -24,47 +24,45 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
 from typing import Any
 
 from permits_common.audit import AuditTrail
 
 TRACE: dict[str, list[Any]] = {
-    "request_wait": [],  # [seconds, 1 if a batch was in flight when the entry arrived]
+    "request_wait": [],  # [seconds, 1 if every publisher had a batch in flight when it came]
     "batch": [],  # [entries, first entry's wait before start, seconds to the acknowledgement]
     "loop_lag": [],  # seconds a 1 ms sleep overshot
     "gc": [],  # [generation, seconds]
     "stalls": [],  # [seconds the loop had not ticked, the loop thread's innermost frames]
 }
-_state: dict[str, Any] = {"in_flight": False, "first_enqueued": None, "gc_started": 0.0}
+_state: dict[str, Any] = {"first_enqueued": {}, "gc_started": 0.0}
 
 _record = AuditTrail.record
-_send = AuditTrail._send
+_send_all = AuditTrail._send_all
 _start = AuditTrail.start
 
 
 async def _timed_record(trail: AuditTrail, *args: Any, **kwargs: Any) -> None:
     began = time.perf_counter()
     if not trail._pending:
-        _state["first_enqueued"] = began
-    in_flight = 1 if _state["in_flight"] else 0
+        _state["first_enqueued"][id(trail._pending)] = began
+    every_publisher_busy = 0 if trail._idle else 1
     try:
         await _record(trail, *args, **kwargs)
     finally:
-        TRACE["request_wait"].append([time.perf_counter() - began, in_flight])
+        TRACE["request_wait"].append([time.perf_counter() - began, every_publisher_busy])
 
 
-async def _timed_send(trail: AuditTrail, batch: Sequence[Any]) -> None:
+async def _timed_send_all(
+    trail: AuditTrail, publisher: Any, entries: list[Any], expiry: Any
+) -> None:
     began = time.perf_counter()
-    first = _state["first_enqueued"]
-    _state["first_enqueued"] = None
-    _state["in_flight"] = True
+    first = _state["first_enqueued"].pop(id(entries), None)
     try:
-        await _send(trail, batch)
+        await _send_all(trail, publisher, entries, expiry)
     finally:
-        _state["in_flight"] = False
         waited = began - first if first is not None else 0.0
-        TRACE["batch"].append([len(batch), waited, time.perf_counter() - began])
+        TRACE["batch"].append([len(entries), waited, time.perf_counter() - began])
 
 
 async def _lag_monitor() -> None:
@@ -126,7 +124,7 @@ if __name__ == "__main__":
     from permits_rights.main import main
 
     AuditTrail.record = _timed_record  # type: ignore[method-assign, assignment]
-    AuditTrail._send = _timed_send  # type: ignore[method-assign, assignment]
+    AuditTrail._send_all = _timed_send_all  # type: ignore[method-assign, assignment]
     AuditTrail.start = _traced_start  # type: ignore[method-assign, assignment]
     gc.callbacks.append(_gc_timer)
     main()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -77,8 +78,12 @@ class AuditTrail:
         topic: str,
         timeout_seconds: float = 2.0,
         max_batch: int = 1000,
+        extra_publishers: Sequence[EventPublisher] = (),
     ) -> None:
-        self._publisher = publisher
+        """`extra_publishers` (started and stopped by the caller) each let one more batch be
+        in flight: the producer keeps one produce request in flight per broker connection."""
+        self._idle = collections.deque([publisher, *extra_publishers])
+        self._sending: set[asyncio.Task[None]] = set()
         self._service = service
         self._topic = topic
         self._timeout = timeout_seconds
@@ -141,26 +146,51 @@ class AuditTrail:
             raise AuditUnavailableError("the audit entry could not be published") from None
 
     async def _run(self) -> None:
+        """Whatever accumulated goes out as soon as a publisher is free (no fixed linger): a
+        batch per publisher in flight, the next one the moment one is acknowledged; the
+        publishers take turns."""
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await self._drain()
+            while self._pending and self._idle:
+                entries, expiry = self._pending, self._expiry
+                self._pending, self._expiry = [], None
+                publisher = self._idle.popleft()
+                sending = asyncio.create_task(self._send_all(publisher, entries, expiry))
+                self._sending.add(sending)
+                sending.add_done_callback(functools.partial(self._sent, publisher))
+
+    def _sent(self, publisher: EventPublisher, sending: asyncio.Task[None]) -> None:
+        self._sending.discard(sending)
+        self._idle.append(publisher)
+        self._wake.set()
+
+    async def _send_all(
+        self,
+        publisher: EventPublisher,
+        entries: list[_Entry],
+        expiry: asyncio.TimerHandle | None,
+    ) -> None:
+        for start in range(0, len(entries), self._max_batch):
+            await self._send(publisher, entries[start : start + self._max_batch])
+        if expiry is not None:
+            expiry.cancel()
 
     async def _drain(self) -> None:
-        while self._pending:
-            entries, expiry = self._pending, self._expiry
-            self._pending, self._expiry = [], None
-            for start in range(0, len(entries), self._max_batch):
-                await self._send(entries[start : start + self._max_batch])
-            if expiry is not None:
-                expiry.cancel()
+        """Until nothing is buffered or in flight (the flusher sends what is buffered)."""
+        while self._pending or self._sending:
+            if self._sending:
+                await asyncio.wait(set(self._sending))
+            else:
+                self._wake.set()
+                await asyncio.sleep(0)
 
-    async def _send(self, batch: Sequence[_Entry]) -> None:
+    async def _send(self, publisher: EventPublisher, batch: Sequence[_Entry]) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         records = [(self._topic, key, value) for value, key, _, _ in batch]
         try:
-            await self._publisher.publish_records(records)
+            await publisher.publish_records(records)
         except Exception as exc:
             log.warning("audit batch not published", entries=len(batch), error=repr(exc)[:200])
             _fail(batch, AuditUnavailableError(str(exc)))

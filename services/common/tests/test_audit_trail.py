@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -18,6 +19,7 @@ from permits_common.events.envelope import decode, new_event
 from permits_common.events.models import AuditAccess, AuditActor
 from permits_common.events.topics import TopicSpec
 from permits_common.kafka import EventPublisher, ensure_topics
+from permits_common.partition_batches import KeyedRecord
 from permits_common.settings import CommonSettings
 from permits_common.web.auth import Principal
 
@@ -114,16 +116,36 @@ async def test_entries_not_sent_within_the_bound_fail_their_requests() -> None:
     assert _unpublished(service) == 8
 
 
+class CountingPublisher(EventPublisher):
+    """A publisher that counts the batches of records it was given."""
+
+    batches = 0
+
+    async def publish_records(self, records: Sequence[KeyedRecord]) -> None:
+        self.batches += 1
+        await super().publish_records(records)
+
+
 @pytest.mark.integration
+@pytest.mark.parametrize("in_flight", [1, 2])
 async def test_concurrent_entries_are_published_and_a_cancelled_request_harms_none(
-    infrastructure: dict[str, str], unique: str
+    infrastructure: dict[str, str], unique: str, in_flight: int
 ) -> None:
+    """With two publishers, batches take turns on them."""
     settings = CommonSettings(kafka_bootstrap=infrastructure["PERMITS_KAFKA_BOOTSTRAP"])
     topic = f"permits.audit.test-{unique}"
     await ensure_topics(settings, [TopicSpec(topic, "subject", "test")])
-    publisher = EventPublisher(settings, "/test")
-    await publisher.start()
-    trail = AuditTrail(publisher, service=f"test-{unique}", topic=topic, timeout_seconds=10)
+    publishers = [CountingPublisher(settings, "/test") for _ in range(in_flight)]
+    publisher, *extra = publishers
+    for each in publishers:
+        await each.start()
+    trail = AuditTrail(
+        publisher,
+        service=f"test-{unique}",
+        topic=topic,
+        timeout_seconds=10,
+        extra_publishers=extra,
+    )
     trail.start()
     try:
         requests = [
@@ -149,7 +171,9 @@ async def test_concurrent_entries_are_published_and_a_cancelled_request_harms_no
             await consumer.stop()
         assert len(subjects) == 300
         assert subjects.count(b"card-after") == 1
+        assert all(each.batches > 0 for each in publishers)
     finally:
         await trail.stop()
-        await publisher.stop()
+        for each in publishers:
+            await each.stop()
     assert _unpublished(f"test-{unique}") == 0

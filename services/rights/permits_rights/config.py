@@ -36,6 +36,13 @@ class RightsSettings(CommonSettings):
     mongo_database: str = "permits_rights"
     verify_rate_per_second: float = 500.0
     verify_burst: float = 1000.0
+    audit_in_flight: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Batches of audit entries in flight at once (each answer waits for its "
+        "entry's batch); each beyond the first is a producer connection of its own",
+    )
     webhook_max_attempts: int = Field(8, ge=1)
     webhook_backoff_seconds: float = 0.5
     webhook_backoff_max_seconds: float = 60.0

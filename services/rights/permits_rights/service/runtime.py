@@ -59,11 +59,15 @@ class Runtime:
         self.deliveries = DeliveryLog(self.database)
         self.processed = ProcessedEvents(self.database, settings.rights_group)
         self.publisher = EventPublisher(settings, SOURCE)
+        self.audit_publishers = [
+            EventPublisher(settings, SOURCE) for _ in range(settings.audit_in_flight - 1)
+        ]
         self.audit = AuditTrail(
             self.publisher,
             service="rights",
             topic=settings.audit_topic,
             timeout_seconds=settings.audit_publish_timeout_seconds,
+            extra_publishers=self.audit_publishers,
         )
         self.index = RegisterIndex()
         self.records = RegisterRecords(self.index)
@@ -125,6 +129,8 @@ class Runtime:
         main.create_topics)."""
         await retry_forever(lambda: create_indexes(self.database))
         await retry_forever(self.publisher.start)
+        for publisher in self.audit_publishers:
+            await retry_forever(publisher.start)
         self.audit.start()
         self.spawn(self.replica.run(), "register-replica")
         self.spawn(self.dispatcher.run(), "webhooks")
@@ -150,6 +156,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.audit.stop()
+        for publisher in self.audit_publishers:
+            await publisher.stop()
         await self.publisher.stop()
         await self.webhook_client.close()
         await self.mongo.close()
