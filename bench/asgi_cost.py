@@ -121,13 +121,11 @@ async def measure(count: int, profile: str | None) -> dict[str, Any]:
     audit_topic = f"bench-asgi-{uuid.uuid4().hex[:8]}-audit"
     rights, queries, runtime = _rights_app(audit_topic)
     await ensure_topics(runtime.settings, [TopicSpec(audit_topic, "subject", "audit of a run")])
-    await runtime.publisher.start()
-    runtime.audit.start()
+    await runtime.start_publishing()
     try:
         return await _measure(rights, queries, count, profile)
     finally:
-        await runtime.audit.stop()
-        await runtime.publisher.stop()
+        await runtime.stop_publishing()
         await delete_topics([audit_topic])
 
 

@@ -109,13 +109,11 @@ async def api(infrastructure: dict[str, str], unique: str) -> AsyncIterator[tupl
     runtime.index.apply(ACTIVE, RegisterEntry(2, HolderStatus.ACTIVE, name, latin, UNTIL))
     runtime.index.apply(LOST, RegisterEntry(1, HolderStatus.REPORTED_LOST, name, latin, UNTIL))
     runtime.replica.ready.set()
-    await runtime.publisher.start()
-    runtime.audit.start()
+    await runtime.start_publishing()
     try:
         yield build_api(runtime), settings.audit_topic
     finally:
-        await runtime.audit.stop()
-        await runtime.publisher.stop()
+        await runtime.stop_publishing()
         await runtime.mongo.close()
 
 

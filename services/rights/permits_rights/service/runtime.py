@@ -128,10 +128,7 @@ class Runtime:
         for (`started`): it decides on the replayed register (topics exist already: see
         main.create_topics)."""
         await retry_forever(lambda: create_indexes(self.database))
-        await retry_forever(self.publisher.start)
-        for publisher in self.audit_publishers:
-            await retry_forever(publisher.start)
-        self.audit.start()
+        await self.start_publishing()
         self.spawn(self.replica.run(), "register-replica")
         self.spawn(self.dispatcher.run(), "webhooks")
         await self.replica.ready.wait()
@@ -155,12 +152,23 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.stop_publishing()
+        await self.webhook_client.close()
+        await self.mongo.close()
+
+    async def start_publishing(self) -> None:
+        """The producer, the audit trail's own connections and its flusher."""
+        await retry_forever(self.publisher.start)
+        for publisher in self.audit_publishers:
+            await retry_forever(publisher.start)
+        self.audit.start()
+
+    async def stop_publishing(self) -> None:
+        """Publish the audit entries still buffered, then close the connections."""
         await self.audit.stop()
         for publisher in self.audit_publishers:
             await publisher.stop()
         await self.publisher.stop()
-        await self.webhook_client.close()
-        await self.mongo.close()
 
     async def kafka_ready(self) -> bool:
         """Readiness: the broker answers."""
