@@ -99,14 +99,17 @@ class AuditTrail:
             self._flusher = asyncio.create_task(self._run(), name=f"audit-{self._service}")
 
     async def stop(self) -> None:
-        """Publish what is buffered, then stop the flusher."""
+        """Publish what is buffered (within the bound), then stop the flusher and whatever it
+        still has in flight."""
         if self._flusher is None:
             return
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._drain(), self._timeout)
-        self._flusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._flusher
+        for task in (self._flusher, *self._sending):
+            task.cancel()
+        for task in (self._flusher, *self._sending):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         self._flusher = None
 
     async def record(
