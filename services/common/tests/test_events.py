@@ -14,6 +14,7 @@ from permits_common.events.envelope import (
     PoisonMessageError,
     decode,
     derived_event_id,
+    derived_event_ids,
     new_event,
     random_event_id,
 )
@@ -87,6 +88,12 @@ def test_derived_ids_are_uuid5_of_the_joined_parts(parts: tuple[object, ...]) ->
     namespace = uuid.UUID("6f1c1a2e-3b1d-4c55-9a52-2f0d7b0e5a11")
     expected = uuid.uuid5(namespace, "/".join(str(part) for part in parts))
     assert derived_event_id(*parts) == str(expected)
+
+
+def test_ids_derived_together_are_those_derived_one_by_one() -> None:
+    lasts = ["hotel", "finance", "é", ""]
+    together = derived_event_ids(("810000199001010012", 2, "active"), lasts)
+    assert together == [derived_event_id("810000199001010012", 2, "active", x) for x in lasts]
 
 
 def test_every_contract_type_has_a_model() -> None:

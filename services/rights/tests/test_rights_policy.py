@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import Histogram
 
 from permits_common.domain.agencies import Agency
 from permits_common.domain.card import HolderStatus
@@ -17,6 +18,8 @@ from permits_rights.domain.holder import DETAIL_FIELDS, StatusChange
 from permits_rights.domain.policy import ENVELOPE_FIELDS, PolicyError, parse_policies
 from permits_rights.service.access_audit import feed_entries
 from permits_rights.service.holder_updates import SOURCE, feed_event
+from permits_rights.service.json_template import JsonTemplate, hole
+from permits_rights.service.metrics import observe_all
 
 POLICIES = load_policies()
 FULL_DETAILS: dict[str, Any] = {
@@ -156,3 +159,37 @@ def test_feed_audit_entries_are_the_models_json_with_ids_from_the_feed() -> None
         )
     assert entries == feed_entries(feed, at, "audit-topic")
     assert len({orjson.loads(body)["id"] for _, _, body in entries}) == len(entries)
+
+
+def test_lags_counted_per_batch_are_those_observed_one_by_one() -> None:
+    buckets = (0.01, 0.1, 1, 10)
+    one_by_one = Histogram("lag_one", "", ["agency"], buckets=buckets, registry=None)
+    per_batch = Histogram("lag_batch", "", ["agency"], buckets=buckets, registry=None)
+    lags = [0.0, 0.01, 0.02, 0.1, 0.5, 1.0, 9.9, 10.0, 11.0, 600.0]
+    agencies = ["hotel", "finance"]
+    for agency in agencies:
+        for lag in lags:
+            one_by_one.labels(agency).observe(lag)
+    observe_all(per_batch, agencies, lags[:4])
+    observe_all(per_batch, agencies, lags[4:])
+    observe_all(per_batch, agencies, [])
+    samples = [
+        [
+            (s.name.removeprefix(h._name), s.labels, s.value)
+            for metric in h.collect()
+            for s in metric.samples
+            if not s.name.endswith("_created")
+        ]
+        for h in (one_by_one, per_batch)
+    ]
+    assert samples[0] == samples[1]
+
+
+def test_a_json_template_names_its_holes_in_order() -> None:
+    written = orjson.dumps({"a": hole("x"), "b": "100%", "c": [hole("y"), hole("x")]})
+    template = JsonTemplate(written, ("x", "y", "x"))
+    assert template.fill(b"1", b'"two"', b"1") == b'{"a":1,"b":"100%","c":["two",1]}'
+    with pytest.raises(ValueError, match="not next"):
+        JsonTemplate(written, ("y", "x", "x"))
+    with pytest.raises(ValueError, match="not named"):
+        JsonTemplate(written, ("x", "y"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -109,7 +110,24 @@ def derived_event_id(*parts: object) -> str:
     so consumers that deduplicate on id see it once. It is the UUID version 5 of the parts
     (what `uuid.uuid5` gives), written without UUID objects: some producers derive a million."""
     name = "/".join(map(str, parts)).encode()
-    h = hashlib.sha1(_EVENT_ID_PREFIX + name, usedforsecurity=False).hexdigest()
+    return _uuid5_text(hashlib.sha1(_EVENT_ID_PREFIX + name, usedforsecurity=False).hexdigest())
+
+
+def derived_event_ids(parts: Sequence[object], lasts: Sequence[str]) -> list[str]:
+    """`derived_event_id(*parts, last)` for each of `lasts`, hashing the shared parts once
+    (one fact announced to a dozen agencies)."""
+    shared = hashlib.sha1(
+        _EVENT_ID_PREFIX + "/".join(map(str, (*parts, ""))).encode(), usedforsecurity=False
+    )
+    ids = []
+    for last in lasts:
+        h = shared.copy()
+        h.update(last.encode())
+        ids.append(_uuid5_text(h.hexdigest()))
+    return ids
+
+
+def _uuid5_text(h: str) -> str:
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 

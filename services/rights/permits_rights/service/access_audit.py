@@ -12,6 +12,7 @@ from permits_common.audit import AUDIT_PUBLISHED, AuditTrail, AuditUnavailableEr
 from permits_common.events.envelope import envelope_json, json_time
 from permits_common.events.models import AuditAccess
 from permits_common.partition_batches import KeyedRecord
+from permits_rights.service.json_template import JsonTemplate, encode, hole
 
 if TYPE_CHECKING:
     from permits_rights.service.holder_updates import FeedEvent
@@ -35,20 +36,35 @@ def feed_entries(feed: Sequence[FeedEvent], at: datetime, topic: str) -> list[Ke
     sources differ), so a batch handled again after a crash repeats no entry (the trail keeps
     one entry per id) and an entry names the very event the agency received."""
     moment = json_time(at)
+    data = {
+        "at": moment,
+        "actor": _SYSTEM,
+        "service": SERVICE,
+        "action": FEED_PUBLISHED,
+        "subject_id": hole("number"),
+        "outcome": hole("status"),
+        "agency": hole("agency"),
+        "purpose": FEED_PURPOSE,
+    }
+    template = JsonTemplate(
+        envelope_json(hole("id"), _SOURCE, _AUDIT_TYPE, moment, hole("number"), data),
+        ("id", "number", "number", "status", "agency"),
+    )
+    fill = template.fill
     records: list[KeyedRecord] = []
+    encoded: dict[str, bytes] = {}
     for event in feed:
         change = event.change
-        data = {
-            "at": moment,
-            "actor": _SYSTEM,
-            "service": SERVICE,
-            "action": FEED_PUBLISHED,
-            "subject_id": change.card_number,
-            "outcome": change.status.value,
-            "agency": event.agency,
-            "purpose": FEED_PURPOSE,
-        }
-        body = envelope_json(event.id, _SOURCE, _AUDIT_TYPE, moment, change.card_number, data)
+        number = encoded.get(change.card_number)
+        if number is None:
+            number = encoded[change.card_number] = encode(change.card_number)
+        status = encoded.get(change.status.value)
+        if status is None:
+            status = encoded[change.status.value] = encode(change.status.value)
+        agency = encoded.get(event.agency)
+        if agency is None:
+            agency = encoded[event.agency] = encode(event.agency)
+        body = fill(f'"{event.id}"'.encode(), number, number, status, agency)
         records.append((topic, event.key, body))
     return records
 

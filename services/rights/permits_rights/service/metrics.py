@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
+import collections
+from collections.abc import Sequence
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from permits_common.domain.agencies import Agency
@@ -33,3 +37,22 @@ REGISTER_CARDS = Gauge("permits_rights_register_cards", "Card numbers in the in-
 PENDING_WEBHOOKS = Gauge(
     "permits_rights_webhook_pending", "Webhook deliveries waiting, by agency", ["agency"]
 )
+
+
+def observe_all(
+    histogram: Histogram, label_values: Sequence[str], amounts: Sequence[float]
+) -> None:
+    """What `histogram.labels(value).observe(amount)` for every label value and amount gives
+    (bucket counts and sum), with each amount's bucket found once and each bucket counted
+    once per label value: a batch of card events gives every agency the same lags, a million
+    observations per 100,000 cards one by one."""
+    if not amounts:
+        return
+    children = [histogram.labels(value) for value in label_values]
+    bounds = children[0]._upper_bounds
+    per_bucket = collections.Counter(bisect.bisect_left(bounds, amount) for amount in amounts)
+    total = sum(amounts)
+    for child in children:
+        child._sum.inc(total)
+        for bucket, count in per_bucket.items():
+            child._buckets[bucket].inc(count)
