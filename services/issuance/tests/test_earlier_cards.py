@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import orjson
 import pytest
 import pytest_asyncio
 
+from permits_common.domain.permit_number import generate, nth_sequence
 from permits_common.domain.regions import Region, Sex
 from permits_common.events.topics import TopicSpec
 from permits_common.kafka import EventPublisher, ensure_topics
@@ -21,8 +22,9 @@ from permits_common.settings import CommonSettings
 from permits_issuance.adapters.earlier_cards_store import EarlierCardsStore
 from permits_issuance.adapters.store import IssuanceStore
 from permits_issuance.domain.earlier_cards import LineRejectedError, parse_line
+from permits_issuance.domain.numbering import counter_key
 from permits_issuance.service.earlier_cards import CardImport, rejects_path
-from permits_issuance.service.numbers import CounterHints, allocate_number
+from permits_issuance.service.numbers import PERSIST_EVERY, CounterHints, allocate_number
 from permits_issuance.simulator.earlier_export import cards, write
 
 GOOD = next(cards(1, seed=3))
@@ -170,3 +172,57 @@ async def test_an_interrupted_import_resumes_where_it_stopped(
     rejects = [orjson.loads(raw)["line"] for raw in rejects_path(path).read_bytes().splitlines()]
     assert len(rejects) == len(set(rejects)) == rest.rejected
     assert await store.database["imported_cards"].count_documents({}) == rest.imported
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+async def test_counters_learn_long_rows_of_imported_numbers_and_claims_keep_the_rest(
+    importer: tuple[CardImport, IssuanceStore], tmp_path: Path
+) -> None:
+    """A counter is written past a row of at least `PERSIST_EVERY` consecutive imported
+    indexes; scattered numbers get none, and issuance still never gives one of them out."""
+    run, store = importer
+    birth, sex = date(1980, 5, 17), Sex.FEMALE
+    row = range(PERSIST_EVERY + 2)
+    scattered = [40, 43, 47]
+    lines = [
+        line(
+            card_number=generate(Region.HK, birth, nth_sequence(sex, index)).value,
+            sex=sex.value,
+            birth_date=birth.isoformat(),
+            region="HK",
+            travel_permit_number=f"H{index + 10:08d}",
+            status="active",
+        )
+        for index in [*row, *scattered]
+    ]
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    summary = await run.run(path)
+    assert summary.imported == len(lines)
+    assert await store.stored_counter(counter_key(Region.HK, birth, sex)) == len(row)
+    other = date(1980, 5, 18)
+    lonely = generate(Region.HK, other, nth_sequence(sex, 0)).value
+    path.with_name("lonely.jsonl").write_bytes(
+        line(
+            card_number=lonely,
+            sex=sex.value,
+            birth_date=other.isoformat(),
+            region="HK",
+            travel_permit_number="H00000009",
+            status="active",
+        )
+        + b"\n"
+    )
+    assert (await run.run(path.with_name("lonely.jsonl"))).imported == 1
+    assert await store.stored_counter(counter_key(Region.HK, other, sex)) == 0
+    number = await allocate_number(
+        store,
+        CounterHints(),
+        application_id="after-the-import",
+        region=Region.HK,
+        birth_date=other,
+        sex=sex,
+        now=datetime.now(UTC),
+    )
+    assert number != lonely

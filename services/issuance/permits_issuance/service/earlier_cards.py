@@ -3,13 +3,14 @@ here, so rights, verification and the agency feeds follow with no special case.
 
 The file is read as a stream in batches. For each batch the store learns the cards first
 (number claims, card issues, register entries: inserts keyed by what is unique, one command per
-batch and collection; sequence counters alongside), then the card events are handed to the
-producer with the same derived ids issuance uses. The next batch's store work overlaps the
-broker's acknowledgements; a checkpoint records a batch's lines once its events are on Kafka.
-Killed anywhere, a run of the same file resumes after the checkpoint; the batches in flight are
-done again, which changes nothing in the store (each card records the file and line it came
-from, so it still counts as imported) and publishes events consumers drop as repeats. Cards
-already present are published again for that reason.
+batch and collection; sequence counters alongside, where a long row of imported numbers needs
+one), then the card events are handed to the producer with the same derived ids issuance uses.
+The next batch's store work overlaps the broker's acknowledgements; a checkpoint records a
+batch's lines once its events are on Kafka. Killed anywhere, a run of the same file resumes
+after the checkpoint; the batches in flight are done again, which changes nothing in the store
+(each card records the file and line it came from, so it still counts as imported) and
+publishes events consumers drop as repeats. Cards already present are published again for that
+reason.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from permits_issuance.domain.earlier_cards import (
     parse_line,
 )
 from permits_issuance.domain.numbering import counter_key
+from permits_issuance.service.numbers import PERSIST_EVERY
 
 BATCH_LINES = 1000
 RETRIES = 12
@@ -108,6 +110,7 @@ class CardImport:
         self._publisher = publisher
         self._cards_topic = cards_topic
         self._counters_written: dict[str, int] = {}
+        self._indexes_taken: dict[str, set[int]] = {}
         self._claimed_last_batch: set[str] = set()
         self._people_last_batch: set[str] = set()
 
@@ -285,18 +288,35 @@ class CardImport:
         return [(card, True) for _, card in cards.values()] + [(c, False) for c in present]
 
     async def _learn_counters(self, cards: list[EarlierCard]) -> None:
-        """Counters this run wrote are remembered (one per birth date, sex and region: bounded
-        by the calendar, not by the file), so each is inserted once and raised only when a
-        later card needs a higher index."""
+        """Move a sequence counter past imported numbers only where issuance would otherwise
+        meet a long row of them. The counter is a hint: issuance's claim of a number (an
+        insert keyed by the number, which the import made for every imported card) is what
+        keeps a number from being given out twice, and issuance itself writes its counters
+        only every `PERSIST_EVERY` indexes, so after a restart it may try that many taken
+        numbers before a free one. A counter is written here where the run imported at least
+        that many consecutive indexes of one key (to the end of the highest such row); the
+        indexes each key took in this run are remembered (at most a key's capacity, for
+        keys bounded by the calendar, not by the file), each counter written once and raised
+        only when a later batch extends a row. Scattered numbers, as earlier systems hand out
+        over the years, cost issuance a refused claim or two and no document per card here."""
         new: dict[str, int] = {}
         higher: dict[str, int] = {}
-        for key, after in _counters(cards).items():
+        changed: set[str] = set()
+        for card in cards:
+            key = counter_key(card.region, card.birth_date, card.sex)
+            self._indexes_taken.setdefault(key, set()).add(_index(card))
+            changed.add(key)
+        for key in changed:
+            after = _end_of_long_row(self._indexes_taken[key])
+            if after is None:
+                continue
             written = self._counters_written.get(key)
             if written is None:
                 new[key] = after
             elif written < after:
                 higher[key] = after
-        await self._store.learn_counters(new, higher)
+        if new or higher:
+            await self._store.learn_counters(new, higher)
         self._counters_written.update(new)
         self._counters_written.update(higher)
 
@@ -408,14 +428,23 @@ class _Published:
         self.acks.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
-def _counters(cards: list[EarlierCard]) -> dict[str, int]:
-    """For each sequence counter, the index after the highest one an imported number uses."""
-    after: dict[str, int] = {}
-    for card in cards:
-        sequence = parse(card.card_number).sequence
-        key = counter_key(card.region, card.birth_date, card.sex)
-        after[key] = max(after.get(key, 0), (sequence - 1) // 2 + 1)
-    return after
+def _index(card: EarlierCard) -> int:
+    """The counter index of an imported number (what `nth_sequence` maps back to it)."""
+    return (parse(card.card_number).sequence - 1) // 2
+
+
+def _end_of_long_row(indexes: set[int]) -> int | None:
+    """The index after the highest row of at least `PERSIST_EVERY` consecutive indexes, or
+    None when there is no such row."""
+    end: int | None = None
+    row_start = previous = None
+    for index in sorted(indexes):
+        if previous is None or index != previous + 1:
+            row_start = index
+        previous = index
+        if row_start is not None and index + 1 - row_start >= PERSIST_EVERY:
+            end = index + 1
+    return end
 
 
 class _RejectsFile:
