@@ -15,6 +15,7 @@ from permits_common.partition_batches import KeyedRecord
 from permits_rights.service.json_template import JsonTemplate, encode, hole
 
 if TYPE_CHECKING:
+    from permits_rights.domain.holder import StatusChange
     from permits_rights.service.holder_updates import FeedEvent
 
 SERVICE = "rights"
@@ -52,18 +53,16 @@ def feed_entries(feed: Sequence[FeedEvent], at: datetime, topic: str) -> list[Ke
     )
     fill = template.fill
     records: list[KeyedRecord] = []
-    encoded: dict[str, bytes] = {}
+    agencies: dict[str, bytes] = {}
+    last: StatusChange | None = None
+    number = status = b""
     for event in feed:
-        change = event.change
-        number = encoded.get(change.card_number)
-        if number is None:
-            number = encoded[change.card_number] = encode(change.card_number)
-        status = encoded.get(change.status.value)
-        if status is None:
-            status = encoded[change.status.value] = encode(change.status.value)
-        agency = encoded.get(event.agency)
+        if event.change is not last:
+            last = event.change
+            number, status = encode(last.card_number), encode(last.status.value)
+        agency = agencies.get(event.agency)
         if agency is None:
-            agency = encoded[event.agency] = encode(event.agency)
+            agency = agencies[event.agency] = encode(event.agency)
         body = fill(f'"{event.id}"'.encode(), number, number, status, agency)
         records.append((topic, event.key, body))
     return records

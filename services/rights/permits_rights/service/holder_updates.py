@@ -122,10 +122,8 @@ class FeedEvent(NamedTuple):
     topic: str
     change: StatusChange
     body: bytes
-
-    @property
-    def key(self) -> bytes:
-        return self.change.card_number.encode()
+    key: bytes
+    """The Kafka key: the card number."""
 
 
 def feed_events(
@@ -144,6 +142,7 @@ def feed_events(
         if value is not None
     }
     ids = derived_event_ids((number, issue, status), [shape.agency for shape in shapes])
+    key = number.encode()
     events = []
     for shape, event_id in zip(shapes, ids, strict=True):
         body = shape.template.fill(
@@ -156,7 +155,7 @@ def feed_events(
             changed_at,
             b"".join([present[name] for name in shape.details if name in present]),
         )
-        events.append(FeedEvent(event_id, shape.agency, shape.topic, change, body))
+        events.append(FeedEvent(event_id, shape.agency, shape.topic, change, body, key))
     return events
 
 
