@@ -38,7 +38,7 @@ from permits_rights.adapters.register_changelog import RegisterRecords
 from permits_rights.adapters.store import DeliveryLog
 from permits_rights.config import RightsSettings
 from permits_rights.domain.register import RegisterIndex
-from permits_rights.service.holder_updates import SOURCE, HolderUpdates
+from permits_rights.service.holder_updates import RECORD_BATCH_BYTES, SOURCE, HolderUpdates
 
 
 def card_events(cards: int) -> list[Event[Any]]:
@@ -58,14 +58,19 @@ def card_events(cards: int) -> list[Event[Any]]:
 
 
 async def _one_round(
-    run_id: str, number: int, events: list[Event[Any]], batch: int, profile: cProfile.Profile | None
+    run_id: str,
+    number: int,
+    events: list[Event[Any]],
+    batch: int,
+    batch_bytes: int,
+    profile: cProfile.Profile | None,
 ) -> float:
     """Seconds for a fresh register writer to handle every event, batch by batch."""
     settings = RightsSettings()
     await ensure_topics(settings)
     register_topic = f"{run_id}-register-{number}"
     await create_topic(register_topic)
-    publisher = EventPublisher(settings, SOURCE)
+    publisher = EventPublisher(settings, SOURCE, max_batch_bytes=batch_bytes)
     await publisher.start()
     mongo = mongo_client(settings)
     updates = HolderUpdates(
@@ -112,6 +117,12 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1000, help="events per handle() call")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", help="write cProfile stats of the last round here")
+    parser.add_argument(
+        "--batch-bytes",
+        type=int,
+        default=RECORD_BATCH_BYTES,
+        help="record batch size of the publisher (the service's by default)",
+    )
     args = parser.parse_args()
     run_id = os.environ.get("BENCH_RUN_ID")
     if run_id is None:
@@ -120,13 +131,16 @@ def main() -> int:
     timings = []
     for number in range(args.rounds):
         profile = cProfile.Profile() if args.profile and number == args.rounds - 1 else None
-        timings.append(asyncio.run(_one_round(run_id, number, events, args.batch, profile)))
+        timings.append(
+            asyncio.run(_one_round(run_id, number, events, args.batch, args.batch_bytes, profile))
+        )
         if profile is not None:
             profile.dump_stats(args.profile)
     seconds = median(timings)
     say(
         f"rights cards: {len(events)} card events of {args.cards} cards in batches of "
-        f"{args.batch}: median {seconds:.2f} s ({len(events) / seconds:,.0f} events/s) "
+        f"{args.batch}, record batches of {args.batch_bytes:,} bytes: median {seconds:.2f} s "
+        f"({len(events) / seconds:,.0f} events/s) "
         f"over {[round(t, 2) for t in timings]}"
     )
     return 0

@@ -115,10 +115,22 @@ broker restart with sends in flight). That producer never recovers; a new one do
 class EventPublisher:
     """Publishes events with an idempotent producer (acks=all), keyed by subject."""
 
-    def __init__(self, settings: CommonSettings, source: str, *, linger_ms: int = 2) -> None:
+    def __init__(
+        self,
+        settings: CommonSettings,
+        source: str,
+        *,
+        linger_ms: int = 2,
+        max_batch_bytes: int = 16384,
+    ) -> None:
+        """`max_batch_bytes` bounds one record batch: the producer holds one batch per
+        partition at a time, so a publisher of many records per partition at once (tens of
+        thousands of feed events and audit entries) waits one broker round trip per batch
+        unless its batches are large."""
         self.source = source
         self._settings = settings
         self._linger_ms = linger_ms
+        self._max_batch_bytes = max_batch_bytes
         self._producer: AIOKafkaProducer | None = None
         self._renewing = asyncio.Lock()
 
@@ -128,6 +140,7 @@ class EventPublisher:
             enable_idempotence=True,
             acks="all",
             linger_ms=self._linger_ms,
+            max_batch_size=self._max_batch_bytes,
             request_timeout_ms=10_000,
         )
         await producer.start()

@@ -23,7 +23,12 @@ from permits_common.mongo import mongo_client
 from permits_issuance.adapters.earlier_cards_store import EarlierCardsStore
 from permits_issuance.adapters.store import IssuanceStore
 from permits_issuance.config import IssuanceSettings
-from permits_issuance.service.earlier_cards import CardImport, Summary, rejects_path
+from permits_issuance.service.earlier_cards import (
+    EVENT_BATCH_BYTES,
+    CardImport,
+    Summary,
+    rejects_path,
+)
 
 SOURCE = "/permits/import"
 EXIT_READ = 0
@@ -35,7 +40,7 @@ async def import_file(
 ) -> Summary:
     """Connect, import with a progress bar, disconnect."""
     client = mongo_client(settings)
-    publisher = EventPublisher(settings, SOURCE, linger_ms=20)
+    publisher = EventPublisher(settings, SOURCE, linger_ms=20, max_batch_bytes=EVENT_BATCH_BYTES)
     try:
         await ensure_topics(settings)
         await ensure_topics(

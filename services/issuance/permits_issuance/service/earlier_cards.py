@@ -44,6 +44,10 @@ from permits_issuance.domain.numbering import counter_key
 from permits_issuance.service.numbers import PERSIST_EVERY
 
 BATCH_LINES = 1000
+EVENT_BATCH_BYTES = 512 * 1024
+"""Record batch size of the import's producer: a batch of lines puts ~250 KB of card events on
+each partition, and the producer holds one record batch per partition at a time, so the
+default 16 KB waited for the broker 16 times in a row per batch of lines."""
 RETRIES = 12
 """Attempts per batch before a store or broker outage stops the run (about a minute)."""
 log = get_logger("import")

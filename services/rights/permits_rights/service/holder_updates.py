@@ -51,6 +51,11 @@ from permits_rights.service.json_template import JsonTemplate, encode, hole
 from permits_rights.service.metrics import DELIVERIES, DELIVERY_LAG, observe_all
 
 SOURCE = "rights"
+RECORD_BATCH_BYTES = 512 * 1024
+"""Record batch size of the rights publisher: a batch of 1,000 card events puts ~1.2 MB of
+audit entries on each partition of the audit topic, and the producer holds one batch per
+partition at a time, so 16 KB batches (the default) waited for the broker 75 times in a row.
+Below the broker's largest accepted batch (1 MB by default)."""
 
 _STATUS_OF_EVENT: dict[type[Any], HolderStatus] = {
     CardReportedLost: HolderStatus.REPORTED_LOST,

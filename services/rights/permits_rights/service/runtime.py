@@ -21,7 +21,7 @@ from permits_rights.adapters.store import DeliveryLog, create_indexes
 from permits_rights.adapters.webhook_client import WebhookClient
 from permits_rights.config import RightsSettings
 from permits_rights.domain.register import RegisterIndex
-from permits_rights.service.holder_updates import SOURCE, HolderUpdates
+from permits_rights.service.holder_updates import RECORD_BATCH_BYTES, SOURCE, HolderUpdates
 from permits_rights.service.metrics import REGISTER_CARDS
 from permits_rights.service.verification import Verifier
 from permits_rights.service.webhooks import WebhookDispatcher
@@ -58,7 +58,7 @@ class Runtime:
         self.database = self.mongo[settings.mongo_database]
         self.deliveries = DeliveryLog(self.database)
         self.processed = ProcessedEvents(self.database, settings.rights_group)
-        self.publisher = EventPublisher(settings, SOURCE)
+        self.publisher = EventPublisher(settings, SOURCE, max_batch_bytes=RECORD_BATCH_BYTES)
         self.audit_publishers = [
             EventPublisher(settings, SOURCE) for _ in range(settings.audit_in_flight - 1)
         ]
