@@ -69,7 +69,7 @@ def _runner(name: str, rounds: int, size: int) -> Callable[[], dict[str, Any]]:
     if name == "import":
         from bench import import_cards
 
-        return lambda: import_cards.run(cards=size)
+        return lambda: import_cards.run(cards=size, rounds=rounds)
     if name == "audit":
         from bench import audit_cost
 

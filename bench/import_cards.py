@@ -86,7 +86,24 @@ async def _visible(base: str, sample: list[dict[str, Any]], deadline: float) -> 
     return time.monotonic()
 
 
-def run(cards: int = 100_000) -> dict[str, Any]:
+def run(cards: int = 100_000, rounds: int = 1) -> dict[str, Any]:
+    """`rounds` runs, each with its own file, topics and rights service; the figure is the
+    middle round by time to visible (the faster middle one of an even count), with its import
+    time and bare produce."""
+    results = [_round(cards) for _ in range(rounds)]
+    results.sort(key=lambda result: float(result["figure"]["visible_seconds"]))
+    chosen = results[(len(results) - 1) // 2]
+    chosen["setup"]["rounds"] = [
+        {
+            "import_seconds": r["figure"]["import_seconds"],
+            "visible_seconds": r["figure"]["visible_seconds"],
+        }
+        for r in results
+    ]
+    return chosen
+
+
+def _round(cards: int) -> dict[str, Any]:
     run_id = new_run_id("import")
     topic = f"{run_id}-cards"
     asyncio.run(create_topic(topic))
