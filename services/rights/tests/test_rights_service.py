@@ -245,14 +245,42 @@ def issued(number: str, issue: int, valid_until: date | None = None) -> CardIssu
     )
 
 
-async def read_topic(
-    bootstrap: str, topic: str, key: str, want: int, wait: float = 20.0
-) -> list[dict[str, Any]]:
-    """Every event with the key on a topic (from the beginning), once `want` have arrived."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
+async def topic_ends(bootstrap: str, names: list[str]) -> dict[TopicPartition, int]:
+    """Where each partition of the topics ends now. A reader started there wades through none
+    of what earlier tests and runs left on the broker's topics (20 s was not always enough to
+    read them from the beginning on a busy machine)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [
+            TopicPartition(name, number)
+            for name in names
+            for number in sorted(consumer.partitions_for_topic(name) or ())
+        ]
+        assert {tp.topic for tp in partitions} == set(names), "a topic has no partitions"
+        return dict(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
+async def read_topic(
+    bootstrap: str,
+    topic: str,
+    key: str,
+    want: int,
+    wait: float = 20.0,
+    *,
+    start: dict[TopicPartition, int],
+) -> list[dict[str, Any]]:
+    """Every event with the key on a topic from the offsets `start` (`topic_ends` before the
+    events were published), once `want` have arrived."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    partitions = [tp for tp in start if tp.topic == topic]
+    consumer.assign(partitions)
+    for partition in partitions:
+        consumer.seek(partition, start[partition])
     found: list[dict[str, Any]] = []
     deadline = time.monotonic() + wait
     try:
@@ -314,13 +342,21 @@ async def ops_get(service: Service, path: str, **params: Any) -> Any:
 
 
 PUBLISHED_AT: dict[str, float] = {}
+TOPIC_ENDS: dict[str, dict[TopicPartition, int]] = {}
+"""Per card: where the agency topics and the dead-letter topic ended before its events."""
 LIFECYCLE = [(1, "active"), (1, "reported_lost"), (1, "superseded"), (2, "active")]
 
 
 @pytest.fixture(scope="module")
-async def lifecycle_card(service: Service, publisher: EventPublisher) -> str:
+async def lifecycle_card(
+    service: Service, publisher: EventPublisher, infrastructure: dict[str, str]
+) -> str:
     number = card_number()
     now = datetime.now(UTC)
+    TOPIC_ENDS[number] = await topic_ends(
+        infrastructure["PERMITS_KAFKA_BOOTSTRAP"],
+        [*(topics.rights_topic(agency) for agency in Agency), topics.DEADLETTER],
+    )
     await publisher.publish(publisher.event(issued(number, 1)))
     await publisher.publish(
         publisher.event(CardReportedLost(card_number=number, issue_count=1, reported_at=now))
@@ -344,11 +380,12 @@ async def test_every_agency_topic_shows_the_sequence_with_only_its_fields(
     service: Service, lifecycle_card: str, infrastructure: dict[str, str]
 ) -> None:
     bootstrap = infrastructure["PERMITS_KAFKA_BOOTSTRAP"]
+    start = TOPIC_ENDS[lifecycle_card]
     results = await asyncio.gather(
         *(
-            read_topic(bootstrap, topics.rights_topic(a), lifecycle_card, 4)
+            read_topic(bootstrap, topics.rights_topic(a), lifecycle_card, 4, start=start)
             if POLICIES[a].feed
-            else read_topic(bootstrap, topics.rights_topic(a), lifecycle_card, 1, wait=3)
+            else read_topic(bootstrap, topics.rights_topic(a), lifecycle_card, 1, 3, start=start)
             for a in Agency
         )
     )
@@ -446,7 +483,12 @@ async def test_webhooks_retry_deliver_once_and_dead_letter(
         assert set(event["data"]) <= POLICIES[Agency.HOTEL].fields | ENVELOPE_FIELDS
 
     dead = await read_topic(
-        infrastructure["PERMITS_KAFKA_BOOTSTRAP"], topics.DEADLETTER, lifecycle_card, 1, 30
+        infrastructure["PERMITS_KAFKA_BOOTSTRAP"],
+        topics.DEADLETTER,
+        lifecycle_card,
+        1,
+        30,
+        start=TOPIC_ENDS[lifecycle_card],
     )
     finance_dead = [
         d for d in dead if d["data"]["original_topic"] == topics.rights_topic("finance")
@@ -537,7 +579,11 @@ async def test_restart_rebuilds_register_and_sends_nothing_twice(
     await eventually(revoked)
     await eventually(lambda: _count(hotel, lifecycle_card, 5))
     events = await read_topic(
-        infrastructure["PERMITS_KAFKA_BOOTSTRAP"], topics.rights_topic("hotel"), lifecycle_card, 5
+        infrastructure["PERMITS_KAFKA_BOOTSTRAP"],
+        topics.rights_topic("hotel"),
+        lifecycle_card,
+        5,
+        start=TOPIC_ENDS[lifecycle_card],
     )
     assert [(e["data"]["issue_count"], e["data"]["status"]) for e in distinct_by_id(events)] == [
         *LIFECYCLE,
