@@ -1,5 +1,5 @@
-"""Outgoing HTTP to a partner (the SMS gateway, the production centre): one keep-alive pool per
-process, sized to the calls the caller keeps in flight.
+"""Outgoing HTTP to a partner (the SMS gateway, the production centre, the agencies' webhook
+endpoints): one keep-alive pool per process, sized to the calls the caller keeps in flight.
 
 The services that call a partner for every application spend much of their CPU in the HTTP
 client, so the client is aiohttp's: `bench/http_client.py` measured 0.13–0.16 ms of client CPU a
@@ -12,29 +12,15 @@ What the callers keep from the httpx client this replaced: one timeout per phase
 including the wait for a pooled connection, and each read of the answer), no redirects
 followed, no retries (the callers retry with their own backoff), no cookies kept, and every
 failure to get an answer raised as one exception type, `PartnerUnreachableError`.
-
-httpx stays for rights' webhook deliveries, so `record_missing_sniffio` stays too: httpcore asks
-`import sniffio` on every request and at every connection hand-over; with anyio 4 sniffio is no
-longer installed, and a failed import is not cached, so each ask searched the whole module path
-again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
-
-
-def record_missing_sniffio() -> None:
-    """Make httpcore's repeated `import sniffio` fail at once when sniffio is not installed
-    (a module set to None in `sys.modules` raises ImportError without searching)."""
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
 class PartnerUnreachableError(Exception):
@@ -43,6 +29,7 @@ class PartnerUnreachableError(Exception):
     def __init__(self, cause: BaseException) -> None:
         super().__init__(f"{type(cause).__name__}: {cause}")
         self.cause_name = type(cause).__name__
+        self.timed_out = isinstance(cause, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import httpx
-
 from permits_common.events.envelope import CONTENT_TYPE
-from permits_common.http_client import record_missing_sniffio
+from permits_common.http_client import PartnerClient, PartnerUnreachableError
 from permits_rights.domain.signature import SIGNATURE_HEADER, sign
 
 
@@ -14,20 +12,15 @@ class WebhookFailedError(Exception):
 
 
 class WebhookClient:
-    """One pooled HTTP client for every agency; timeouts bound how long a dead endpoint holds a
-    delivery slot."""
+    """The shared partner client, for every agency; its timeouts bound how long a dead endpoint
+    holds a delivery slot, and its pool holds one connection per slot (`in_flight`)."""
 
-    def __init__(self, timeout_seconds: float) -> None:
-        record_missing_sniffio()
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_seconds),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-            follow_redirects=False,
-        )
+    def __init__(self, timeout_seconds: float, in_flight: int) -> None:
+        self._client = PartnerClient(timeout=timeout_seconds, in_flight=in_flight)
 
     async def close(self) -> None:
         """Release connections."""
-        await self._client.aclose()
+        await self._client.close()
 
     async def post(self, url: str, secret: str, event_id: str, body: bytes) -> None:
         """Deliver one event; raises WebhookFailedError with a short reason otherwise."""
@@ -37,10 +30,8 @@ class WebhookClient:
             "X-Permits-Event-Id": event_id,
         }
         try:
-            response = await self._client.post(url, content=body, headers=headers)
-        except httpx.TimeoutException:
-            raise WebhookFailedError("timeout") from None
-        except httpx.HTTPError as exc:
-            raise WebhookFailedError(type(exc).__name__) from None
-        if not 200 <= response.status_code < 300:
-            raise WebhookFailedError(f"HTTP {response.status_code}")
+            answer = await self._client.post(url, body, headers)
+        except PartnerUnreachableError as exc:
+            raise WebhookFailedError("timeout" if exc.timed_out else exc.cause_name) from None
+        if not answer.is_success:
+            raise WebhookFailedError(f"HTTP {answer.status}")

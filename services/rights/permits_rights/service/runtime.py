@@ -76,7 +76,9 @@ class Runtime:
         self.verifier = Verifier(
             self.index, self.clock, settings.verify_rate_per_second, settings.verify_burst
         )
-        self.webhook_client = WebhookClient(settings.webhook_timeout_seconds)
+        self.webhook_client = WebhookClient(
+            settings.webhook_timeout_seconds, settings.webhook_concurrency
+        )
         self.dispatcher = WebhookDispatcher(
             targets=self.webhook_targets,
             deliveries=self.deliveries,
