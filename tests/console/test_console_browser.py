@@ -187,6 +187,7 @@ def test_a_clerk_accepts_an_adult_and_a_minor_and_prints_the_receipt(
     page.click("#submit-application")
     adult_id = _application_id(page)
     assert "申请已受理" in page.content()
+    assert page.locator("#no-actions").is_visible(), "an empty actions section says why"
     pages.check("clerk-application")
     page = pages.open("/clerk?point=LIXIA&sort=accepted_on&descending=true")
     assert page.locator("table tbody tr").count() >= 1
