@@ -99,7 +99,7 @@ class IntakeRuntime:
             publisher=self.publisher,
             known_points=frozenset(point.code for point in self.points),
             jinan_districts=frozenset(normalized_district(p.district) for p in self.points),
-            on_outbox_write=self.relay.signal,
+            outbox=self.relay,
         )
         self.dispatch = CardDispatch(self.store, self.clock, self.publisher)
         self.extension = DeadlineExtension(self.store, self.clock, self.calendar, self.publisher)

@@ -3,7 +3,9 @@ but never published (the process died) goes out at the next start."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,6 +22,7 @@ from intake_proxy import CuttableProxy
 
 from permits_common.events import topics
 from permits_common.web.auth import Principal
+from permits_intake.adapters.store import outbox_entry
 from permits_intake.domain.forms import ApplicationForm
 from permits_intake.runtime import IntakeRuntime
 
@@ -132,3 +135,49 @@ async def test_stored_but_unpublished_event_goes_out_at_start(
             return bool(doc and "outbox_pending" not in doc and "outbox" not in doc)
 
         await eventually(marked)
+
+
+async def test_relay_clears_only_what_it_published_of_a_batch(
+    infrastructure: dict[str, str],
+) -> None:
+    """The relay clears a batch's outboxes with one command per token, yet a document stored
+    under the same token that the relay never heard of (an insert whose answer was lost) keeps
+    its flag for the sweep; every signalled one is published and cleared. (The orphan is dated
+    ahead so that no sweep during the test takes it.)"""
+    settings = intake_settings(infrastructure)
+    async with (
+        TopicTap(settings, topics.APPLICATIONS) as tap,
+        running_intake(settings) as intake,
+    ):
+        runtime = intake.app.state.runtime
+        token = runtime.relay.batch
+        orphan_id = uuid.uuid4().hex
+        orphan = {
+            "_id": orphan_id,
+            "outbox": [outbox_entry(uuid.uuid4().hex, b"{}")],
+            "created_at": datetime.now(UTC) + timedelta(hours=1),
+        }
+        assert await runtime.store.insert_application(orphan, token)
+        answers = await asyncio.gather(
+            *(
+                intake.client.post(
+                    "/api/v1/applications", json=application_body(), headers=post_headers()
+                )
+                for _ in range(20)
+            )
+        )
+        assert [answer.status_code for answer in answers] == [201] * 20
+        ids = {answer.json()["id"] for answer in answers}
+        for application_id in ids:
+            await tap.wait_for(lambda event, wanted=application_id: event.subject == wanted)
+
+        async def all_cleared() -> bool:
+            pending = {"_id": {"$in": sorted(ids)}, "outbox_pending": {"$exists": True}}
+            return await runtime.store.applications.count_documents(pending) == 0
+
+        await eventually(all_cleared, within=10)
+        stored = await runtime.store.applications.find_one({"_id": orphan_id})
+        assert stored is not None
+        assert stored["outbox_pending"] is True
+        assert stored["outbox_batch"] == token
+        assert stored["outbox"]

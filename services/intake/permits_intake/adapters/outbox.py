@@ -1,9 +1,13 @@
 """The outbox relay: puts events stored inside application documents onto Kafka.
 
 FerretDB has no transactions, so an accepted application and its event are written as one
-document, flagged `outbox_pending`. The writer hands the relay the event it has just stored
-(`signal`), and the relay publishes it from memory, in batches, then clears event and flag by
-primary key: one store command per application. A sweep of the flagged documents (at start-up,
+document, flagged `outbox_pending` and tagged with the relay's current batch token
+(`outbox_batch`). The writer hands the relay the event it has just stored (`signal`), and the
+relay publishes it from memory, in batches, then clears event and flag of the whole batch with
+one store command per token: an indexed equality on the token, narrowed to the applications
+whose events it has just published (so a document this relay never heard of, such as an
+insert whose answer was lost, keeps its flag). The token changes at every batch, so each
+clearing touches only the documents of a moment. A sweep of the flagged documents (at start-up,
 then every few seconds for those older than half a minute) publishes what a crash or another
 replica left behind. Event ids were fixed when stored, so publishing twice sends the same ids
 and consumers drop the repeat.
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,11 +56,18 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._sweep_seconds = sweep_seconds
         self._wake = asyncio.Event()
-        self._pending: dict[str, list[Document]] = {}
+        self._pending: dict[str, OutboxDocument] = {}
+        self._batch = _new_batch_token()
 
-    def signal(self, application_id: str, entries: Sequence[Document]) -> None:
-        """These outbox entries were just stored with the application: publish them now."""
-        self._pending[application_id] = list(entries)
+    @property
+    def batch(self) -> str:
+        """The token to store with an application written now (`outbox_batch`)."""
+        return self._batch
+
+    def signal(self, application_id: str, entries: Sequence[Document], batch: str) -> None:
+        """These outbox entries were just stored with the application, under this batch
+        token: publish them now."""
+        self._pending[application_id] = OutboxDocument(application_id, list(entries), batch)
         self._wake.set()
 
     async def run(self) -> None:
@@ -85,15 +97,16 @@ class OutboxRelay:
         """Publish the outboxes of the applications signalled so far."""
         sent = 0
         while self._pending:
+            self._batch = _new_batch_token()
             batch = [
-                OutboxDocument(application_id, self._pending.pop(application_id))
+                self._pending.pop(application_id)
                 for application_id in list(self._pending)[: self._batch_size]
             ]
             try:
-                sent += await self._publish(batch)
+                sent += await self._publish(batch, by_batch=True)
             except BaseException:
                 for document in batch:
-                    self._pending.setdefault(document.application_id, document.entries)
+                    self._pending.setdefault(document.application_id, document)
                 raise
         return sent
 
@@ -109,10 +122,23 @@ class OutboxRelay:
                 batch = []
         return sent + await self._publish(batch)
 
-    async def _publish(self, documents: list[OutboxDocument]) -> int:
+    async def _publish(self, documents: list[OutboxDocument], *, by_batch: bool = False) -> int:
         events = [event for doc in documents for event in self._decoded(doc)]
         await self._publisher.publish_all(events)
-        await self._store.mark_published(doc.application_id for doc in documents)
+        if by_batch:
+            by_token: dict[str | None, list[str]] = {}
+            for doc in documents:
+                by_token.setdefault(doc.batch, []).append(doc.application_id)
+            await asyncio.gather(
+                *(
+                    self._store.mark_batch_published(token, ids)
+                    if token is not None
+                    else self._store.mark_published(ids)
+                    for token, ids in by_token.items()
+                )
+            )
+        else:
+            await self._store.mark_published(doc.application_id for doc in documents)
         return len(events)
 
     @staticmethod
@@ -128,3 +154,8 @@ class OutboxRelay:
                     error=str(exc),
                 )
         return found
+
+
+def _new_batch_token() -> str:
+    """A token no other batch of any replica has."""
+    return uuid.uuid4().hex

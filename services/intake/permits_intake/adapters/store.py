@@ -57,10 +57,12 @@ class StoredAnswer:
 
 @dataclass(frozen=True, slots=True)
 class OutboxDocument:
-    """An application's events not yet known to be on Kafka."""
+    """An application's events not yet known to be on Kafka, and the relay batch token it was
+    stored with (None for documents written before tokens existed)."""
 
     application_id: str
     entries: list[Document]
+    batch: str | None = None
 
     @property
     def events(self) -> list[str]:
@@ -124,6 +126,10 @@ VIEW_PROJECTION: Document = {"outbox": 0, "response": 0, "idempotency_key": 0}
 or the key."""
 
 
+_PUBLISHED = {"outbox": "", "outbox_pending": "", "outbox_batch": ""}
+"""What an application document loses once its events are on Kafka."""
+
+
 class IntakeStore:
     """The intake database: applications (with outbox) and refusal answers, the steps of the
     application views, card views, reference data."""
@@ -139,13 +145,17 @@ class IntakeStore:
 
     async def ensure_indexes(self) -> None:
         """One open application per person (the field is removed when the application
-        closes); an application's steps found by its id; the outbox sweep's flag. An
+        closes); an application's steps found by its id; the outbox sweep's flag and the relay's
+        batch token. An
         idempotency key needs no index of its own: the application's `_id` derives from it."""
         await ensure_index(
             self.applications, [("open_person", 1)], unique=True, sparse=True, name="open_person"
         )
         await ensure_index(
             self.applications, [("outbox_pending", 1)], sparse=True, name="outbox_pending"
+        )
+        await ensure_index(
+            self.applications, [("outbox_batch", 1)], sparse=True, name="outbox_batch"
         )
         await ensure_index(self.steps, [("application_id", 1)], name="application_id")
 
@@ -240,10 +250,13 @@ class IntakeStore:
 
     # Applications.
 
-    async def insert_application(self, doc: Document) -> bool:
-        """Store a new application with its outbox; False when its id (its idempotency key)
-        or the person's open-application lock is taken."""
-        return await insert_once(self.applications, {**doc, "outbox_pending": True})
+    async def insert_application(self, doc: Document, outbox_batch: str) -> bool:
+        """Store a new application with its outbox, flagged for the sweep and tagged with the
+        relay's batch token (see `OutboxRelay`); False when its id (its idempotency key) or
+        the person's open-application lock is taken."""
+        return await insert_once(
+            self.applications, {**doc, "outbox_pending": True, "outbox_batch": outbox_batch}
+        )
 
     async def application(self, application_id: str) -> ApplicationRecord | None:
         """The accepted application and its steps (None for an unknown id, and for the id of
@@ -286,24 +299,31 @@ class IntakeStore:
 
     async def mark_published(self, application_ids: Iterable[str]) -> None:
         """The applications' events are on Kafka: drop them from the documents and from the
-        sweep, by primary key."""
+        sweep, by primary key (the sweep's way: what it finds is rare and of any batch)."""
         await asyncio.gather(
             *(
-                self.applications.update_one(
-                    {"_id": application_id}, {"$unset": {"outbox": "", "outbox_pending": ""}}
-                )
+                self.applications.update_one({"_id": application_id}, {"$unset": _PUBLISHED})
                 for application_id in application_ids
             )
+        )
+
+    async def mark_batch_published(self, batch: str, application_ids: Sequence[str]) -> None:
+        """These applications, written with this outbox batch token, have their events on
+        Kafka: drop them from the documents in one command. The store finds the token's
+        documents by its index and keeps only the ones named, so another document of the same
+        token stays flagged for the sweep."""
+        await self.applications.update_many(
+            {"outbox_batch": batch, "_id": {"$in": list(application_ids)}}, {"$unset": _PUBLISHED}
         )
 
     async def unpublished(self, created_before: datetime) -> AsyncIterator[OutboxDocument]:
         """Applications written before the given time whose event was never seen on Kafka
         (a sweep: one query on the flag, which only such applications carry)."""
         async for doc in self.applications.find(
-            {"outbox_pending": True}, {"outbox": 1, "created_at": 1}
+            {"outbox_pending": True}, {"outbox": 1, "created_at": 1, "outbox_batch": 1}
         ):
             if doc.get("outbox") and doc["created_at"] < created_before:
-                yield OutboxDocument(doc["_id"], list(doc["outbox"]))
+                yield OutboxDocument(doc["_id"], list(doc["outbox"]), doc.get("outbox_batch"))
 
     # Cards.
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -80,6 +80,19 @@ def forbidden_point() -> ProblemError:
     )
 
 
+class OutboxWriter(Protocol):
+    """The relay that publishes what an accepted application stored in its outbox."""
+
+    @property
+    def batch(self) -> str:
+        """The token to store the application with."""
+        ...
+
+    def signal(self, application_id: str, entries: Sequence[Document], batch: str) -> None:
+        """The application was stored with these entries under this token."""
+        ...
+
+
 class ApplicationIntake:
     """The clerk's use cases on applications."""
 
@@ -92,7 +105,7 @@ class ApplicationIntake:
         publisher: EventPublisher,
         known_points: Collection[str],
         jinan_districts: Collection[str],
-        on_outbox_write: Callable[[str, Sequence[Document]], None],
+        outbox: OutboxWriter,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -100,7 +113,7 @@ class ApplicationIntake:
         self._publisher = publisher
         self._points = known_points
         self._districts = jinan_districts
-        self._on_outbox_write = on_outbox_write
+        self._outbox = outbox
 
     async def submit(self, principal: Principal, key: str, form: ApplicationForm) -> Answer:
         """Accept or refuse; a retry with the same key and body gets the first answer again."""
@@ -165,13 +178,15 @@ class ApplicationIntake:
             "outbox": outbox,
             "created_at": now,
         }
-        inserted = await self._store.insert_application(document)
+        batch = self._outbox.batch
+        inserted = await self._store.insert_application(document, batch)
         if not inserted:
             stored = await self._store.stored_answer(application_id)
             if stored is not None:
                 return replay(stored, digest)
+            batch = self._outbox.batch
             inserted = await self._release_if_closed(person) and (
-                await self._store.insert_application(document)
+                await self._store.insert_application(document, batch)
             )
         if not inserted:
             duplicate = Refusal(
@@ -180,7 +195,7 @@ class ApplicationIntake:
                 "this person already has an open application",
             )
             return await self._refuse(application_id, scoped_key, digest, form, [duplicate])
-        self._on_outbox_write(application_id, outbox)
+        self._outbox.signal(application_id, outbox, batch)
         APPLICATIONS.labels(form.kind.value, "accepted", "none", form.acceptance_point).inc()
         return Answer(201, response)
 
