@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,8 +23,9 @@ from intake_harness import (
 from intake_proxy import CuttableProxy
 
 from permits_common.events import topics
+from permits_common.events.envelope import Event
 from permits_common.web.auth import Principal
-from permits_intake.adapters.store import outbox_entry
+from permits_intake.adapters.store import IntakeStore, outbox_entry
 from permits_intake.domain.forms import ApplicationForm
 from permits_intake.runtime import IntakeRuntime
 
@@ -169,15 +172,20 @@ async def test_relay_clears_only_what_it_published_of_a_batch(
         assert [answer.status_code for answer in answers] == [201] * 20
         ids = {answer.json()["id"] for answer in answers}
         for application_id in ids:
-            await tap.wait_for(lambda event, wanted=application_id: event.subject == wanted)
+            await tap.wait_for(partial(_is_about, application_id))
+        store: IntakeStore = runtime.store
 
         async def all_cleared() -> bool:
             pending = {"_id": {"$in": sorted(ids)}, "outbox_pending": {"$exists": True}}
-            return await runtime.store.applications.count_documents(pending) == 0
+            return await store.applications.count_documents(pending) == 0
 
         await eventually(all_cleared, within=10)
-        stored = await runtime.store.applications.find_one({"_id": orphan_id})
+        stored = await store.applications.find_one({"_id": orphan_id})
         assert stored is not None
         assert stored["outbox_pending"] is True
         assert stored["outbox_batch"] == token
         assert stored["outbox"]
+
+
+def _is_about(subject: str, event: Event[Any]) -> bool:
+    return event.subject == subject
