@@ -13,7 +13,7 @@ from starlette.types import Scope
 from permits_common.settings import CommonSettings
 from permits_common.web.app import create_app
 from permits_common.web.auth import Principal, principal_of, require
-from permits_common.web.fast_path import fast_path_route
+from permits_common.web.fast_path import add_fast_path_route
 from permits_common.web.problems import JsonResponse, ProblemError
 
 TOKENS = {"t-hotel": "agency:hotel", "t-ops": "ops"}
@@ -45,13 +45,7 @@ def _app() -> FastAPI:
             raise ProblemError(409, "conflict", "Conflict", "raised on the fast path")
         return JsonResponse({"word": query[5:].decode(), "by": "fast", "role": principal.role})
 
-    app.router.add_api_route(
-        "/words",
-        declared,
-        methods=["GET"],
-        summary="A word",
-        route_class_override=fast_path_route(fast),
-    )
+    add_fast_path_route(app, "/words", declared, fast, methods=["GET"], summary="A word")
     return app
 
 
