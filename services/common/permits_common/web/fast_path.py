@@ -52,12 +52,6 @@ class FastPaths:
         await self.app(scope, receive, send)
 
 
-def fast_path_table(app: FastAPI) -> dict[tuple[str, str], tuple[APIRoute, FastPath]]:
-    """The table `create_app` gives `FastPaths` (filled by `add_fast_path_route`)."""
-    table: dict[tuple[str, str], tuple[APIRoute, FastPath]] = app.state.fast_paths
-    return table
-
-
 def add_fast_path_route(
     app: FastAPI, path: str, endpoint: Callable[..., Any], fast_path: FastPath, **route: Any
 ) -> None:
@@ -65,7 +59,7 @@ def add_fast_path_route(
     request of its methods for exactly `path` to `fast_path` first."""
     app.router.add_api_route(path, endpoint, **route)
     declared = app.router.routes[-1]
-    assert isinstance(declared, APIRoute) and declared.path == path
-    table = fast_path_table(app)
-    for method in declared.methods:
+    assert isinstance(declared, APIRoute)
+    table: dict[tuple[str, str], tuple[APIRoute, FastPath]] = app.state.fast_paths  # create_app's
+    for method in declared.methods or ():
         table[method, path] = (declared, fast_path)
