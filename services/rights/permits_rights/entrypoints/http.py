@@ -125,13 +125,20 @@ and the store cannot hold a NUL."""
 def _query_params(query_string: bytes) -> dict[str, str]:
     """The query's parameters as Starlette's `QueryParams` reads them (`parse_qsl` of the
     latin-1 text, blank values kept, the last of a repeated name), without `parse_qsl`'s
-    per-call argument handling."""
+    per-call argument handling, and without unquoting what has nothing to unquote."""
     params: dict[str, str] = {}
     for field in query_string.decode("latin-1").split("&"):
         if field:
             name, _, value = field.partition("=")
-            params[unquote(name.replace("+", " "))] = unquote(value.replace("+", " "))
+            params[_unquoted(name)] = _unquoted(value)
     return params
+
+
+def _unquoted(text: str) -> str:
+    """`parse_qsl`'s decoding of one name or value."""
+    if "%" in text or "+" in text:
+        return unquote(text.replace("+", " "))
+    return text
 
 
 def plain_verify_query(query_string: bytes) -> tuple[str, str, int | None] | None:
