@@ -8,12 +8,13 @@ from typing import Annotated
 
 import httpx
 from fastapi import Depends, FastAPI, Query
+from prometheus_client import REGISTRY
 from starlette.types import Scope
 
 from permits_common.settings import CommonSettings
 from permits_common.web.app import create_app
 from permits_common.web.auth import Principal, principal_of, require
-from permits_common.web.fast_path import fast_path_route
+from permits_common.web.fast_path import add_fast_path_route
 from permits_common.web.problems import JsonResponse, ProblemError
 
 TOKENS = {"t-hotel": "agency:hotel", "t-ops": "ops"}
@@ -43,23 +44,29 @@ def _app() -> FastAPI:
             return None
         if query == b"word=boom":
             raise ProblemError(409, "conflict", "Conflict", "raised on the fast path")
+        if query == b"word=bug":
+            raise RuntimeError("a bug on the fast path")
         return JsonResponse({"word": query[5:].decode(), "by": "fast", "role": principal.role})
 
-    app.router.add_api_route(
-        "/words",
-        declared,
-        methods=["GET"],
-        summary="A word",
-        route_class_override=fast_path_route(fast),
-    )
+    add_fast_path_route(app, "/words", declared, fast, methods=["GET"], summary="A word")
     return app
 
 
-async def _get(app: FastAPI, query: str, token: str | None = None) -> httpx.Response:
+async def _get(
+    app: FastAPI, query: str, token: str | None = None, path: str = "/words"
+) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        return await client.get(f"/words?{query}", headers=headers)
+        return await client.get(f"{path}?{query}", headers=headers)
+
+
+def _count(route: str, status: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "permits_http_request_seconds_count",
+        {"service": "fast-path-test", "route": route, "method": "GET", "status": status},
+    )
+    return value or 0.0
 
 
 async def test_the_usual_request_takes_the_fast_path() -> None:
@@ -103,3 +110,26 @@ def test_the_declaration_is_the_openapi_contract() -> None:
     assert [(p["name"], p["in"], p["required"]) for p in operation["parameters"]] == [
         ("word", "query", True)
     ]
+
+
+async def test_fast_answers_are_observed_under_the_routes_template() -> None:
+    before = _count("/words", "2xx")
+    answer = await _get(_app(), "word=abc", "t-hotel")
+    assert answer.json()["by"] == "fast"
+    assert _count("/words", "2xx") == before + 1
+    assert answer.headers["x-request-id"]
+
+
+async def test_only_the_exact_path_is_offered_to_the_fast_path() -> None:
+    answer = await _get(_app(), "word=abc", "t-hotel", path="/words/")
+    assert answer.status_code == 307  # FastAPI's redirect to the declared path, as before
+    assert answer.headers["location"] == "http://t/words?word=abc"
+
+
+async def test_an_error_on_the_fast_path_is_the_shared_500() -> None:
+    before = _count("/words", "5xx")
+    answer = await _get(_app(), "word=bug", "t-hotel")
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == "internal_error"
+    assert _count("/words", "5xx") == before + 1

@@ -21,6 +21,7 @@ from permits_common.metrics import exposition
 from permits_common.settings import CommonSettings
 from permits_common.shutdown import BoundedServer
 from permits_common.web.auth import TokenAuthority
+from permits_common.web.fast_path import FastPaths
 from permits_common.web.middleware import BearerAuthentication, ObservedRequests
 from permits_common.web.openapi import RETRY_AFTER, install_openapi
 from permits_common.web.problems import JsonResponse, install_problem_handlers
@@ -120,6 +121,8 @@ def create_app(
     install_problem_handlers(app)
     install_ops_routes(app, checks)
     install_openapi(app)
+    app.state.fast_paths = {}
+    app.add_middleware(FastPaths, table=app.state.fast_paths)  # added first: the innermost
     app.add_middleware(BearerAuthentication, authority=TokenAuthority(settings.tokens))
     app.add_middleware(ObservedRequests, service=service)  # added last: the outermost layer
     return app

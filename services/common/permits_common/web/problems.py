@@ -72,6 +72,15 @@ def problem_body(
     return body
 
 
+def problem_response(exc: ProblemError) -> ProblemResponse:
+    """The answer to a `ProblemError`: its document, status and headers."""
+    return ProblemResponse(
+        problem_body(exc.status, exc.code, exc.title, exc.detail, exc.errors),
+        status_code=exc.status,
+        headers=exc.headers,
+    )
+
+
 def _field_path(location: Sequence[Any]) -> str:
     parts = [str(part) for part in location if part not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
@@ -84,11 +93,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def _problem(_request: Request, exc: ProblemError) -> ProblemResponse:
-        return ProblemResponse(
-            problem_body(exc.status, exc.code, exc.title, exc.detail, exc.errors),
-            status_code=exc.status,
-            headers=exc.headers,
-        )
+        return problem_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> ProblemResponse:

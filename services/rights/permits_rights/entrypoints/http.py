@@ -16,7 +16,7 @@ from permits_common.domain.agencies import Agency
 from permits_common.mongo import Document
 from permits_common.web.audited import audit_or_503
 from permits_common.web.auth import Principal, principal_of, require
-from permits_common.web.fast_path import fast_path_route
+from permits_common.web.fast_path import add_fast_path_route
 from permits_common.web.inputs import NO_CONTROL_CHARACTERS
 from permits_common.web.openapi import problem_responses, success
 from permits_common.web.problems import JsonResponse, ProblemError
@@ -125,13 +125,20 @@ and the store cannot hold a NUL."""
 def _query_params(query_string: bytes) -> dict[str, str]:
     """The query's parameters as Starlette's `QueryParams` reads them (`parse_qsl` of the
     latin-1 text, blank values kept, the last of a repeated name), without `parse_qsl`'s
-    per-call argument handling."""
+    per-call argument handling, and without unquoting what has nothing to unquote."""
     params: dict[str, str] = {}
     for field in query_string.decode("latin-1").split("&"):
         if field:
             name, _, value = field.partition("=")
-            params[unquote(name.replace("+", " "))] = unquote(value.replace("+", " "))
+            params[_unquoted(name)] = _unquoted(value)
     return params
+
+
+def _unquoted(text: str) -> str:
+    """`parse_qsl`'s decoding of one name or value."""
+    if "%" in text or "+" in text:
+        return unquote(text.replace("+", " "))
+    return text
 
 
 def plain_verify_query(query_string: bytes) -> tuple[str, str, int | None] | None:
@@ -212,10 +219,10 @@ def _topic_rows(runtime: Runtime, agency: Agency, card_number: str) -> list[dict
     ]
 
 
-def install_verification(router: APIRouter, runtime: Runtime) -> None:
-    """`GET /api/v1/verify`, on the app's own router (an included router costs a level of
-    route matching per request). Its usual request takes the fast path (see
-    permits_common.web.fast_path); the declared endpoint is the contract and serves the rest."""
+def install_verification(app: FastAPI, runtime: Runtime) -> None:
+    """`GET /api/v1/verify`, on the app's own router. Its usual request takes the fast path
+    (see permits_common.web.fast_path); the declared endpoint is the contract and serves the
+    rest."""
 
     async def answer_verification(
         principal: Principal, number: str, name: str, issue_count: int | None
@@ -281,9 +288,11 @@ def install_verification(router: APIRouter, runtime: Runtime) -> None:
             return None
         return await answer_verification(principal, *query)
 
-    router.add_api_route(
+    add_fast_path_route(
+        app,
         "/api/v1/verify",
         verify,
+        verify_fast,
         methods=["GET"],
         summary="Verify a presented card (agency)",
         response_model=VerificationAnswer,
@@ -291,7 +300,6 @@ def install_verification(router: APIRouter, runtime: Runtime) -> None:
         responses=problem_responses(
             403, 429, s403="Not an agency, or an agency whose policy has no verification"
         ),
-        route_class_override=fast_path_route(verify_fast),
     )
 
 
@@ -418,5 +426,5 @@ def build_router(runtime: Runtime) -> APIRouter:
 
 def install_routes(app: FastAPI, runtime: Runtime) -> None:
     """Mount the API on an app made by permits_common.web.app.create_app."""
-    install_verification(app.router, runtime)
+    install_verification(app, runtime)
     app.include_router(build_router(runtime))
