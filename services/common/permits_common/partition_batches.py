@@ -48,14 +48,18 @@ async def publish_keyed(producer: AIOKafkaProducer, records: Iterable[KeyedRecor
 async def _send_partition(
     producer: AIOKafkaProducer, topic: str, partition: int, items: list[tuple[bytes, bytes]]
 ) -> list[Any]:
-    """Fill record batches in order and hand each to the producer; their acknowledgements."""
+    """Fill record batches in order and hand each to the producer, closed (a batch left open
+    waits out the producer's linger before it is sent, though nothing more will join it);
+    their acknowledgements."""
     acks: list[Any] = []
     batch = producer.create_batch()
     for key, value in items:
         if batch.append(key=key, value=value, timestamp=None) is None:
+            batch.close()
             acks.append(await producer.send_batch(batch, topic, partition=partition))
             batch = producer.create_batch()
             if batch.append(key=key, value=value, timestamp=None) is None:
                 raise ValueError(f"a record of {len(value)} bytes does not fit a record batch")
+    batch.close()
     acks.append(await producer.send_batch(batch, topic, partition=partition))
     return acks

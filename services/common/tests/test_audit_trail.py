@@ -177,3 +177,24 @@ async def test_concurrent_entries_are_published_and_a_cancelled_request_harms_no
         for each in publishers:
             await each.stop()
     assert _unpublished(f"test-{unique}") == 0
+
+
+@pytest.mark.integration
+async def test_record_batches_go_out_without_waiting_out_the_linger(
+    infrastructure: dict[str, str], unique: str
+) -> None:
+    """Ready-made records are handed over in closed batches: nothing more joins them, so the
+    producer sends them at once instead of after its linger (a long one here)."""
+    settings = CommonSettings(kafka_bootstrap=infrastructure["PERMITS_KAFKA_BOOTSTRAP"])
+    topic = f"permits.audit.test-{unique}"
+    await ensure_topics(settings, [TopicSpec(topic, "subject", "test")])
+    linger_seconds = 5.0
+    publisher = EventPublisher(settings, "/test", linger_ms=int(linger_seconds * 1000))
+    await publisher.start()
+    try:
+        await publisher.publish_records([(topic, b"warm-up", b"{}")])
+        started = time.monotonic()
+        await publisher.publish_records([(topic, f"card-{i}".encode(), b"{}") for i in range(50)])
+        assert time.monotonic() - started < linger_seconds / 2
+    finally:
+        await publisher.stop()
