@@ -42,14 +42,6 @@ def settle_heap() -> None:
     gc.set_threshold(10_000, 10, 10)
 
 
-PUBLISH_LINGER_MS = 0
-"""No linger on rights' producers. Audit entries and card-event fan-out go as record batches
-built per partition, which the producer does not count as closed, so each batch waited out the
-linger (2 ms by default) before going to the broker, and every verification waits for its
-audit entry's batch. The few single events (dead letters, webhook outcomes) lose nothing by
-going at once."""
-
-
 class Runtime:
     """Owns connections and background tasks; `started` is set once everything is up."""
 
@@ -66,12 +58,9 @@ class Runtime:
         self.database = self.mongo[settings.mongo_database]
         self.deliveries = DeliveryLog(self.database)
         self.processed = ProcessedEvents(self.database, settings.rights_group)
-        self.publisher = EventPublisher(
-            settings, SOURCE, linger_ms=PUBLISH_LINGER_MS, max_batch_bytes=RECORD_BATCH_BYTES
-        )
+        self.publisher = EventPublisher(settings, SOURCE, max_batch_bytes=RECORD_BATCH_BYTES)
         self.audit_publishers = [
-            EventPublisher(settings, SOURCE, linger_ms=PUBLISH_LINGER_MS)
-            for _ in range(settings.audit_in_flight - 1)
+            EventPublisher(settings, SOURCE) for _ in range(settings.audit_in_flight - 1)
         ]
         self.audit = AuditTrail(
             self.publisher,
