@@ -112,6 +112,11 @@ POSTGRES_DATA = POSTGRES_DIR / "data"
 POSTGRES_LOG = LOG_DIR / "postgres.log"
 POSTGRES_MAX_CONNECTIONS = FERRETDB_POOL_MAX_CONNS + 20
 POSTGRES_URL = f"postgres://{POSTGRES_USER}@{HOST}:{POSTGRES_PORT}/{POSTGRES_DATABASE}"
+POSTGRES_SETTINGS_ENV = "PERMITS_POSTGRES_SETTINGS"
+"""Extra server settings, `name=value` separated by spaces, for profiling only (for example
+`shared_preload_libraries=pg_stat_statements`); unset for everything else."""
+STORE_DEBUG_ADDR_ENV = "PERMITS_STORE_DEBUG_ADDR"
+"""A loopback address where FerretDB serves Go's profiles (net/http/pprof); unset: none."""
 
 MIN_JAVA_MAJOR = 11
 MIN_GO_VERSION = (1, 24)
@@ -892,6 +897,9 @@ def _store_prepare() -> tuple[list[str], Path]:
         "-log-level",
         "info",
     ]
+    debug_addr = os.environ.get(STORE_DEBUG_ADDR_ENV, "").strip()
+    if debug_addr:
+        argv += ["-debug-addr", debug_addr]
     return argv, LOCAL_DIR
 
 
@@ -962,11 +970,26 @@ def _postgres_prepare() -> tuple[list[str], Path]:
         "unix_socket_directories": "",
         "max_connections": str(POSTGRES_MAX_CONNECTIONS),
         "log_line_prefix": "%m [%p] ",
+        **_postgres_extra_settings(),
     }
     argv = [str(bin_dir / "postgres"), "-D", str(POSTGRES_DATA)]
     for name, value in settings.items():
         argv += ["-c", f"{name}={value}"]
     return argv, POSTGRES_DIR
+
+
+def _postgres_extra_settings() -> dict[str, str]:
+    """The settings of PERMITS_POSTGRES_SETTINGS; a clear error for a malformed one."""
+    settings = {}
+    for item in os.environ.get(POSTGRES_SETTINGS_ENV, "").split():
+        name, equals, value = item.partition("=")
+        if not equals or not re.fullmatch(r"[a-z_][a-z0-9_.]*", name):
+            raise InfraError(
+                f"{POSTGRES_SETTINGS_ENV}: {item!r} is not name=value "
+                "(settings are separated by spaces)"
+            )
+        settings[name] = value
+    return settings
 
 
 def _postgres_owns(argv: list[str]) -> bool:

@@ -41,10 +41,11 @@ class TrailStore:
         self.chains: AsyncCollection[Document] = database["chains"]
 
     async def create_indexes(self) -> None:
-        """Lookups by subject and by chain; one entry per event id."""
+        """Lookups by subject; one entry per event id. A chain is read by `_id` (its
+        positions), so neither the chain nor the time has an index: no query used them, and
+        every index is work for each appended entry (docs/benchmarks.md, "The store's CPU per
+        application")."""
         await ensure_index(self.entries, [("subject", ASCENDING)])
-        await ensure_index(self.entries, [("chain", ASCENDING)])
-        await ensure_index(self.entries, [("at", ASCENDING)])
         await ensure_index(self.entries, [("event_id", ASCENDING)], unique=True)
 
     async def head(self, chain: int) -> ChainHead:
