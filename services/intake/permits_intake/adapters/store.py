@@ -22,7 +22,7 @@ from typing import Any
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from permits_common.domain.calendar import YearArrangement, official_arrangement
 from permits_common.domain.card import ApplicationStatus, HolderStatus, SlaState
@@ -353,7 +353,9 @@ class IntakeStore:
 
     async def save_issued_cards(self, cards: Sequence[CardView]) -> None:
         """Views of newly issued cards (one per number), written without reading them first:
-        one bulk write lists them under their holders, and first issues are inserted with one
+        holders met for the first time are listed with one `insert_many`, holders listed before
+        (renewals, reissues, a redelivery, another replica's insert of the same new holder)
+        gain the number with one update each, and first issues are inserted with one
         `insert_many`. A later issue, or a first issue whose view exists (a redelivery),
         replaces the view unless that shows a later issue already (the upsert's insert is then
         refused, and the view stays as it is), one command each."""
@@ -361,23 +363,14 @@ class IntakeStore:
         for card in cards:
             if card.holder:
                 per_holder.setdefault(card.holder, []).append(card.number)
-        listings = [
-            ({"_id": holder}, {"$addToSet": {"cards": {"$each": numbers}}})
-            for holder, numbers in per_holder.items()
-        ]
-        try:
-            await bulk_write_in_chunks(
-                self.holder_cards, [UpdateOne(key, change, upsert=True) for key, change in listings]
+        listed_before = await insert_new(
+            self.holder_cards,
+            [{"_id": holder, "cards": numbers} for holder, numbers in per_holder.items()],
+        )
+        for holder in listed_before:
+            await self.holder_cards.update_one(
+                {"_id": holder}, {"$addToSet": {"cards": {"$each": per_holder[holder]}}}
             )
-        except (BulkWriteError, KeyError):
-            # Two upserts of one new holder at once (another replica): the loser's insert is
-            # refused, and FerretDB's reply to such a bulk update lacks `nModified`, which
-            # PyMongo reads as a KeyError. Every listing again, one by one (idempotent).
-            for key, change in listings:
-                try:
-                    await self.holder_cards.update_one(key, change, upsert=True)
-                except DuplicateKeyError:
-                    await self.holder_cards.update_one(key, change)
         first = [card for card in cards if card.issue_count == 1]
         shown = await insert_new(
             self.cards, [{"_id": card.number, **_card_document(card)} for card in first]
