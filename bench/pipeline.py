@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from bench import broker_probe
 from bench.common import (
     KAFKA,
     LOGS,
@@ -314,7 +315,9 @@ def shared_cpu_seconds() -> dict[str, float]:
 
 async def _real(
     rounds: int, applications: int
-) -> tuple[list[dict[str, Any]], dict[str, float], dict[str, Any], dict[str, float]]:
+) -> tuple[
+    list[dict[str, Any]], dict[str, float], dict[str, Any], dict[str, float], dict[str, Any] | None
+]:
     run_id = new_run_id("pipeline")
     profile_dir = LOGS / run_id / "store-profile"
     stack = make_stack(run_id, {**ENV, "PERMITS_MONGO_PROFILE_DIR": str(profile_dir)})
@@ -324,6 +327,7 @@ async def _real(
     tracking = asyncio.Event()
     say(f"pipeline: starting the whole stack ({run_id})")
     results: list[dict[str, Any]] = []
+    broker: dict[str, Any] | None = None
     try:
         await asyncio.to_thread(stack.start)
         tracker = asyncio.create_task(track(progress, stop, tracking))
@@ -343,6 +347,7 @@ async def _real(
             ["intake", "issuance", "rights", "notify", "production-centre", "sms-gateway"],
             run_id,
         )
+        broker_before = await asyncio.to_thread(broker_probe.snapshot)
         cpu_before = {**cpu_seconds(stack), **shared_cpu_seconds()}
         for number in range(rounds):
             results.append(await _submit_and_wait(stack.url("intake"), applications, progress, 300))
@@ -355,12 +360,17 @@ async def _real(
             )
         cpu_after = {**cpu_seconds(stack), **shared_cpu_seconds()}
         timed = max(sum(r["submitted"] for r in results), 1)
+        broker = broker_probe.per_application(
+            broker_before, await asyncio.to_thread(broker_probe.snapshot), timed
+        )
         cpu = {
             name: round((cpu_after[name] - before) * 1000 / timed, 2)
             for name, before in cpu_before.items()
             if name in cpu_after
         }
         say(f"CPU ms per application: {cpu}")
+        if broker is not None:
+            say(f"broker per application: {broker}")
         stop.set()
         await tracker
         for profiler in profilers:
@@ -379,7 +389,7 @@ async def _real(
         )
         + f"; all {commands['commands_per_application']}"
     )
-    return results, sizes, commands, cpu
+    return results, sizes, commands, cpu, broker
 
 
 async def _bare(rounds: int, applications: int, sizes: dict[str, float]) -> list[dict[str, Any]]:
@@ -501,7 +511,7 @@ def _stamp_when_acked(sent: dict[bytes, float], key: bytes) -> Any:
 
 
 def run(rounds: int = 3, applications: int = 500) -> dict[str, Any]:
-    real, sizes, commands, cpu = asyncio.run(_real(rounds, applications))
+    real, sizes, commands, cpu, broker = asyncio.run(_real(rounds, applications))
     bare = asyncio.run(_bare(rounds, applications, sizes))
     rate = median([r["per_second"] for r in real])
     bare_rate = median([r["per_second"] for r in bare])
@@ -524,6 +534,7 @@ def run(rounds: int = 3, applications: int = 500) -> dict[str, Any]:
         },
         "store_commands": commands,
         "cpu_ms_per_application": cpu,
+        "broker_per_application": broker,
         "target": {"applications_per_second": 300},
         "rounds": {"pipeline": real, "bare": bare},
     }
