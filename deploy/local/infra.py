@@ -97,6 +97,19 @@ KAFKA_DATA = KAFKA_STATE / "data"
 KAFKA_CONFIG = KAFKA_STATE / "server.properties"
 KAFKA_CLUSTER_ID_FILE = KAFKA_STATE / "cluster-id"
 KAFKA_LOG = LOG_DIR / "kafka.log"
+KAFKA_JVM_ENV = "PERMITS_KAFKA_JVM_OPTIONS"
+KAFKA_JVM_OPTIONS = (
+    "-Xmx512m",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+    "-XX:TieredStopAtLevel=1",
+)
+"""The broker's JVM flags. `TieredStopAtLevel=1` compiles with C1 only: a local broker lives for
+minutes to hours, and C2's compiling was more than half of a fresh broker's CPU for its first
+thousands of applications (5.5-5.9 against 2.75 ms an application), with the same 2.0 ms once
+warm (docs/benchmarks.md, "Kafka's CPU per application"). PERMITS_KAFKA_JVM_OPTIONS
+(space-separated) adds to them; a later flag overrides an earlier one
+(`-XX:TieredStopAtLevel=4` brings C2 back)."""
 
 FERRETDB_SRC = HERE / "ferretdb"
 FERRETDB_BIN = LOCAL_DIR / "bin" / "ferretdb-local"
@@ -868,14 +881,17 @@ def _kafka_prepare() -> tuple[list[str], Path]:
         )
     argv = [
         jvm[0],
-        "-Xmx512m",
-        "-XX:+ExitOnOutOfMemoryError",
-        "-Djava.awt.headless=true",
+        *kafka_jvm_options(),
         *jvm[1:],
         "kafka.Kafka",
         str(KAFKA_CONFIG),
     ]
     return argv, KAFKA_STATE
+
+
+def kafka_jvm_options() -> list[str]:
+    """The broker's JVM flags: the defaults, then PERMITS_KAFKA_JVM_OPTIONS (later ones win)."""
+    return [*KAFKA_JVM_OPTIONS, *os.environ.get(KAFKA_JVM_ENV, "").split()]
 
 
 def _kafka_owns(argv: list[str]) -> bool:
