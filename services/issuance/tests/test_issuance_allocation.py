@@ -15,12 +15,12 @@ from issuance_harness import accepted, free_port
 
 from permits_common.domain import permit_number
 from permits_common.domain.regions import Region, Sex
-from permits_issuance.adapters.store import day_of
+from permits_issuance.adapters.store import STARTED_TOGETHER, day_of, delete_together
 from permits_issuance.config import IssuanceSettings
 from permits_issuance.domain.numbering import candidate, counter_key
 from permits_issuance.runtime import IssuanceRuntime
 from permits_issuance.service.approval import APPROVED, REJECTED
-from permits_issuance.service.deadlines import STARTED_TOGETHER, ReadyCard
+from permits_issuance.service.deadlines import ReadyCard
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
@@ -205,3 +205,34 @@ async def test_cards_ready_together_close_their_deadlines_by_batch_and_late_ones
     assert late_doc is not None
     assert (late_doc["state"], late_doc["open"]) == ("breached", False)
     assert await store.deadlines.find_one({"_id": unknown}) is None
+
+
+async def test_what_was_written_together_is_deleted_together_and_nothing_else(
+    two_workers: list[IssuanceRuntime],
+) -> None:
+    """Claims of one batch token leave with one delete led by the token; a claim of the same
+    token that was not named stays, and a named claim written without the token (or under
+    another application) is still deleted exactly as named."""
+    store = two_workers[0].store
+    token = uuid.uuid4().hex
+    bases = [f"H{uuid.uuid4().hex[:8]}" for _ in range(4)]
+    holding = await store.claim_persons(
+        [(base, f"app-{base}", token) for base in bases[:3]] + [(bases[3], "app-old", None)]
+    )
+    assert holding == {f"app-{base}" for base in bases[:3]} | {"app-old"}
+    await delete_together(
+        store.person_claims,
+        [(token, {"_id": base, "application_id": f"app-{base}"}) for base in bases[:2]]
+        + [(token, {"_id": bases[3], "application_id": "app-old"})],
+    )
+    left = {doc["_id"]: doc async for doc in store.person_claims.find({"_id": {"$in": bases}})}
+    assert set(left) == {bases[2]}
+    assert left[bases[2]][STARTED_TOGETHER] == token
+    await delete_together(
+        store.person_claims,
+        [
+            (token, {"_id": bases[2], "application_id": "someone-else"}),
+            (token, {"_id": bases[2], "application_id": "another"}),
+        ],
+    )
+    assert await store.person_claims.find_one({"_id": bases[2]}) is not None

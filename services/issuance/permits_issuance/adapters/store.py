@@ -25,6 +25,11 @@ from permits_common.domain.card import HolderStatus
 from permits_common.mongo import Document, ensure_index, insert_new
 from permits_issuance.domain.register import HolderRecord
 
+STARTED_TOGETHER = "started_together"
+"""The field holding the token of the batch of acceptances that started an application's
+deadline; its person claim and production schedule entry carry it too, so what was written
+together can be removed together with an indexed equality (see `delete_together`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class HolderIssue:
@@ -89,6 +94,8 @@ class IssuanceStore:
         await ensure_index(self.deadlines, [("provisional_years", ASCENDING), ("open", ASCENDING)])
         await ensure_index(self.deadlines, [("started_together", ASCENDING)])
         await ensure_index(self.order_schedule, [("next_attempt_at", ASCENDING)])
+        await ensure_index(self.order_schedule, [(STARTED_TOGETHER, ASCENDING)], sparse=True)
+        await ensure_index(self.person_claims, [(STARTED_TOGETHER, ASCENDING)], sparse=True)
 
     async def insert_first(self, collection: AsyncCollection[Document], doc: Document) -> Document:
         """Insert unless a document with this `_id` exists; either way return the one stored."""
@@ -162,17 +169,21 @@ class IssuanceStore:
                     return bool(existing["application_id"] == application_id)
         return False
 
-    async def claim_persons(self, claims: Sequence[tuple[str, str]]) -> set[str]:
-        """`claim_person` for (base, application id) pairs of different people with one
-        insert; returns the application ids that hold their person's slot (a slot taken
-        already is read back, one by one)."""
+    async def claim_persons(self, claims: Sequence[tuple[str, str, str | None]]) -> set[str]:
+        """`claim_person` for (base, application id, batch token) triples of different people
+        with one insert, each claim tagged with its token (for `release_persons`); returns the
+        application ids that hold their person's slot (a slot taken already is read back, one
+        by one)."""
         taken = await insert_new(
             self.person_claims,
-            [{"_id": base, "application_id": application_id} for base, application_id in claims],
+            [
+                {"_id": base, "application_id": application_id, **_tagged(token)}
+                for base, application_id, token in claims
+            ],
         )
         return {
             application_id
-            for base, application_id in claims
+            for base, application_id, _ in claims
             if base not in taken or await self.claim_person(base, application_id)
         }
 
@@ -180,15 +191,16 @@ class IssuanceStore:
         """Free the person's slot, only if this application holds it."""
         await self.person_claims.delete_one({"_id": base, "application_id": application_id})
 
-    async def release_persons(self, held: Sequence[tuple[str, str]]) -> None:
-        """`release_person` for (base, application id) pairs with one delete (a filter on
-        several keys, which FerretDB answers by reading the open claims, a small collection)."""
-        if len(held) == 1:
-            await self.release_person(*held[0])
-        elif held:
-            await self.person_claims.delete_many(
-                {"$or": [{"_id": base, "application_id": app} for base, app in held]}
-            )
+    async def release_persons(self, held: Sequence[tuple[str, str, str | None]]) -> None:
+        """`release_person` for (base, application id, batch token) triples: one delete per
+        token (see `delete_together`)."""
+        await delete_together(
+            self.person_claims,
+            [
+                (token, {"_id": base, "application_id": application_id})
+                for base, application_id, token in held
+            ],
+        )
 
     async def holder(self, base: str) -> HolderRecord | None:
         """The register entry of a person (by travel-permit base number)."""
@@ -277,3 +289,35 @@ def _holder(doc: Document | None) -> HolderRecord | None:
         status=HolderStatus(doc["status"]),
         valid_until=day_of(doc["valid_until"]),
     )
+
+
+def _tagged(token: str | None) -> Document:
+    """The batch token field of a document written with one (none without)."""
+    return {STARTED_TOGETHER: token} if token else {}
+
+
+def token_of(deadline: Document | None) -> str | None:
+    """The batch token of a stored deadline (None for one started before tokens existed)."""
+    token = (deadline or {}).get(STARTED_TOGETHER)
+    return str(token) if token else None
+
+
+async def delete_together(
+    collection: AsyncCollection[Document], doomed: Sequence[tuple[str | None, Document]]
+) -> None:
+    """Delete the document each filter names (an equality on `_id`, maybe more), given the
+    batch token it was written with. FerretDB hands PostgreSQL only top-level equalities and
+    reads the whole collection for any other filter, so the filters of one token go in one
+    delete led by the indexed equality on the token; if that deleted fewer than it was given
+    (a document written without the token, or gone already), each of them is deleted on its
+    own, which is harmless for the ones already gone."""
+    by_token: dict[str | None, list[Document]] = {}
+    for token, named in doomed:
+        by_token.setdefault(token, []).append(named)
+    for token, filters in by_token.items():
+        if token is not None and len(filters) > 1:
+            result = await collection.delete_many({STARTED_TOGETHER: token, "$or": filters})
+            if result.deleted_count == len(filters):
+                continue
+        for named in filters:
+            await collection.delete_one(named)

@@ -27,7 +27,7 @@ from permits_common.events.models import (
 from permits_common.kafka import EventPublisher
 from permits_common.logs import get_logger
 from permits_common.mongo import Document
-from permits_issuance.adapters.store import IssuanceStore
+from permits_issuance.adapters.store import IssuanceStore, token_of
 from permits_issuance.domain.register import Approval, Decision, Refusal, decide
 from permits_issuance.service.deadlines import DeadlineService
 from permits_issuance.service.numbers import (
@@ -105,7 +105,10 @@ class ApprovalService:
         )
         bases = {a.application_id: base_number(a.applicant.travel_permit_number) for a in batch}
         holding = await self._store.claim_persons(
-            [(bases[a.application_id], a.application_id) for a in batch]
+            [
+                (bases[a.application_id], a.application_id, token_of(deadlines[a.application_id]))
+                for a in batch
+            ]
         )
         decisions = dict(
             zip(

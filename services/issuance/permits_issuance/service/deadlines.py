@@ -38,7 +38,7 @@ from permits_common.events.models import (
 )
 from permits_common.kafka import EventPublisher
 from permits_common.mongo import Document
-from permits_issuance.adapters.store import IssuanceStore, day_of, iso
+from permits_issuance.adapters.store import STARTED_TOGETHER, IssuanceStore, day_of, iso
 from permits_issuance.domain.deadline import (
     DeadlineSchedule,
     met_when_ready,
@@ -52,8 +52,6 @@ from permits_issuance.service.calendar import CalendarHolder
 CLOSED = "closed"
 """Internal state of a deadline whose application was refused: no card is due."""
 _SCAN_BATCH = 1000
-STARTED_TOGETHER = "started_together"
-"""The field holding the token of the batch of acceptances that started a deadline."""
 
 
 @dataclass(frozen=True, slots=True)

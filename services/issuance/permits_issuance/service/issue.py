@@ -25,7 +25,7 @@ from permits_common.kafka import EventPublisher
 from permits_common.logs import get_logger
 from permits_common.mongo import Document
 from permits_common.reference import acceptance_points_by_code
-from permits_issuance.adapters.store import HolderIssue, IssuanceStore, day_of, iso
+from permits_issuance.adapters.store import HolderIssue, IssuanceStore, day_of, iso, token_of
 from permits_issuance.metrics import CARDS_ISSUED
 from permits_issuance.service.deadlines import DeadlineService, ReadyCard
 
@@ -113,8 +113,12 @@ class IssueService:
         )
         await self._store.release_persons(
             [
-                (str(record["travel_permit_base"]), accepted.application_id)
-                for _, record, accepted, _, _ in issues
+                (
+                    str(record["travel_permit_base"]),
+                    accepted.application_id,
+                    token_of(order.get("deadline")),
+                )
+                for order, record, accepted, _, _ in issues
             ]
         )
         for _, record, accepted, _, first_time in issues:

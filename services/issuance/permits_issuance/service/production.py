@@ -30,7 +30,12 @@ from permits_issuance.adapters.production_centre import (
     ProductionCentreClient,
     ProductionRequest,
 )
-from permits_issuance.adapters.store import IssuanceStore
+from permits_issuance.adapters.store import (
+    STARTED_TOGETHER,
+    IssuanceStore,
+    delete_together,
+    token_of,
+)
 from permits_issuance.config import IssuanceSettings
 from permits_issuance.domain.production import OrderState, order_id, retry_delay
 from permits_issuance.metrics import PRODUCTION_ATTEMPTS
@@ -156,10 +161,7 @@ class ProductionService:
         placed = str(order["_id"])
         if await insert_once(self._store.orders, order):
             self._remember(order)
-            await insert_once(
-                self._store.order_schedule,
-                {"_id": placed, "next_attempt_at": order["next_attempt_at"]},
-            )
+            await insert_once(self._store.order_schedule, schedule_entry(order))
             await self.publish_in_production(order)
             await self.send_first(order)
             return
@@ -209,13 +211,7 @@ class ProductionService:
         created = [order for order in orders if order["_id"] not in taken]
         for order in created:
             self._remember(order)
-        await insert_new(
-            self._store.order_schedule,
-            [
-                {"_id": order["_id"], "next_attempt_at": order["next_attempt_at"]}
-                for order in created
-            ],
-        )
+        await insert_new(self._store.order_schedule, [schedule_entry(order) for order in created])
         existing = [
             pair for pair, order in zip(approved, orders, strict=True) if order["_id"] in taken
         ]
@@ -376,14 +372,12 @@ class ProductionService:
 
     async def _ready_together(self, orders: Sequence[Document]) -> None:
         """The card of each order is ready: issue them (see `IssueService.cards_ready`), then
-        drop them from the schedule with one delete."""
+        drop them from the schedule with one delete per batch token (`delete_together`)."""
         await self._issue.cards_ready(orders)
-        if len(orders) == 1:
-            await self._store.order_schedule.delete_one({"_id": orders[0]["_id"]})
-        else:
-            await self._store.order_schedule.delete_many(
-                {"_id": {"$in": [order["_id"] for order in orders]}}
-            )
+        await delete_together(
+            self._store.order_schedule,
+            [(token_of(order.get("deadline")), {"_id": order["_id"]}) for order in orders],
+        )
 
     def _backoff(self, attempt: int) -> timedelta:
         return timedelta(
@@ -393,3 +387,11 @@ class ProductionService:
                 self._settings.production_retry_max_seconds,
             )
         )
+
+
+def schedule_entry(order: Document) -> Document:
+    """An order's entry in the schedule, tagged with its deadline's batch token (so the orders
+    of one batch of acceptances leave the schedule with one delete)."""
+    entry = {"_id": order["_id"], "next_attempt_at": order["next_attempt_at"]}
+    token = token_of(order.get("deadline"))
+    return {**entry, STARTED_TOGETHER: token} if token else entry
