@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from permits_common.heap import settle_heap
 from permits_common.kafka import ensure_topics
 from permits_common.logs import configure_logging
 from permits_common.streams import BoundedWorker, retry_forever
@@ -45,4 +46,5 @@ def main() -> None:
         loop=loop,
         grace_seconds=settings.shutdown_grace_seconds,
     )
+    settle_heap()
     worker.execute_from_commandline()

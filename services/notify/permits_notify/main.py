@@ -10,6 +10,7 @@ from datetime import timedelta
 import faust
 
 from permits_common.clock import Clock
+from permits_common.heap import settle_heap
 from permits_common.kafka import EventPublisher, ensure_topics
 from permits_common.logs import configure_logging, get_logger
 from permits_common.mongo import ProcessedEvents, mongo_client
@@ -113,4 +114,5 @@ def main() -> None:
     asyncio.set_event_loop(loop)
     worker = build_worker(settings, loop)
     log.info("notify starting", group=settings.notify_group, port=settings.notify_port)
+    settle_heap()
     worker.execute_from_commandline()

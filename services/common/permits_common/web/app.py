@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Lifespan
 
+from permits_common.heap import settle_heap
 from permits_common.logs import configure_logging
 from permits_common.metrics import exposition
 from permits_common.settings import CommonSettings
@@ -207,7 +208,10 @@ def runtime_lifespan(runtime: ServiceRuntime) -> Lifespan[Any]:
 
 def run_service(settings: CommonSettings, port: int, build: Callable[[], ASGIApp]) -> None:
     """The whole process of an HTTP service: logging as configured, then the app `build` makes,
-    served on PERMITS_HOST:`port` until SIGTERM, stopped within the grace period."""
+    served on PERMITS_HOST:`port` until SIGTERM, stopped within the grace period. What the
+    process holds once the app is built is frozen out of the garbage collector's reach
+    (`settle_heap`)."""
     configure_logging(settings.log_level, settings.json_logs)
     config = server_config(build(), settings.host, port)
+    settle_heap()
     BoundedServer(config, grace_seconds=settings.shutdown_grace_seconds).run()

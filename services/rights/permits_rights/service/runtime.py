@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -12,6 +11,7 @@ from permits_common.audit import AuditTrail
 from permits_common.clock import Clock
 from permits_common.domain.agencies import Agency
 from permits_common.events.envelope import derived_event_id
+from permits_common.heap import settle_heap
 from permits_common.kafka import EventPublisher, kafka_reachable
 from permits_common.mongo import ProcessedEvents, mongo_client, ping
 from permits_common.streams import retry_forever
@@ -25,21 +25,6 @@ from permits_rights.service.holder_updates import RECORD_BATCH_BYTES, SOURCE, Ho
 from permits_rights.service.metrics import REGISTER_CARDS
 from permits_rights.service.verification import Verifier
 from permits_rights.service.webhooks import WebhookDispatcher
-
-
-def settle_heap() -> None:
-    """Keep the garbage collector off the request path once the register is replayed.
-
-    A full collection walks every tracked object: with a 20,000-card register it held the
-    event loop for 75-180 ms a few times a second under verification load, every request in
-    flight waiting through it (the p99 of verification). What exists now is frozen out of its
-    reach (still freed when its last reference goes), and the youngest generation is collected
-    after 10,000 net allocations instead of 700: objects of requests waiting ~10 ms for their
-    audit entry then die before a collection instead of being promoted, which cut collections
-    from ~300 a second to about one (~5% of the process's CPU under that load)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
 
 
 class Runtime:
