@@ -94,6 +94,12 @@ def load_infra() -> ModuleType:
     return module
 
 
+@pytest.fixture
+def infra_tool() -> ModuleType:
+    """The local infrastructure tool itself, for tests of its settings and flags."""
+    return load_infra()
+
+
 @pytest.fixture(scope="session")
 def infrastructure() -> Iterator[dict[str, str]]:
     """Real Kafka and the real store, started once per test session and left as found."""

@@ -103,7 +103,7 @@ class OutboxRelay:
                 for application_id in list(self._pending)[: self._batch_size]
             ]
             try:
-                sent += await self._publish(batch, by_batch=True)
+                sent += await self._publish(batch)
             except BaseException:
                 for document in batch:
                     self._pending.setdefault(document.application_id, document)
@@ -122,23 +122,22 @@ class OutboxRelay:
                 batch = []
         return sent + await self._publish(batch)
 
-    async def _publish(self, documents: list[OutboxDocument], *, by_batch: bool = False) -> int:
+    async def _publish(self, documents: list[OutboxDocument]) -> int:
+        """Publish the documents' events, then clear them: one command per batch token, and
+        one per document stored without a token (before tokens existed)."""
         events = [event for doc in documents for event in self._decoded(doc)]
         await self._publisher.publish_all(events)
-        if by_batch:
-            by_token: dict[str | None, list[str]] = {}
-            for doc in documents:
+        by_token: dict[str, list[str]] = {}
+        untagged: list[str] = []
+        for doc in documents:
+            if doc.batch is None:
+                untagged.append(doc.application_id)
+            else:
                 by_token.setdefault(doc.batch, []).append(doc.application_id)
-            await asyncio.gather(
-                *(
-                    self._store.mark_batch_published(token, ids)
-                    if token is not None
-                    else self._store.mark_published(ids)
-                    for token, ids in by_token.items()
-                )
-            )
-        else:
-            await self._store.mark_published(doc.application_id for doc in documents)
+        await asyncio.gather(
+            self._store.mark_published(untagged),
+            *(self._store.mark_batch_published(token, ids) for token, ids in by_token.items()),
+        )
         return len(events)
 
     @staticmethod

@@ -299,7 +299,7 @@ class IntakeStore:
 
     async def mark_published(self, application_ids: Iterable[str]) -> None:
         """The applications' events are on Kafka: drop them from the documents and from the
-        sweep, by primary key (the sweep's way: what it finds is rare and of any batch)."""
+        sweep, by primary key (for documents stored without a batch token)."""
         await asyncio.gather(
             *(
                 self.applications.update_one({"_id": application_id}, {"$unset": _PUBLISHED})

@@ -177,7 +177,7 @@ class IssuanceStore:
         taken = await insert_new(
             self.person_claims,
             [
-                {"_id": base, "application_id": application_id, **_tagged(token)}
+                {"_id": base, "application_id": application_id, **batch_tag(token)}
                 for base, application_id, token in claims
             ],
         )
@@ -291,7 +291,7 @@ def _holder(doc: Document | None) -> HolderRecord | None:
     )
 
 
-def _tagged(token: str | None) -> Document:
+def batch_tag(token: str | None) -> Document:
     """The batch token field of a document written with one (none without)."""
     return {STARTED_TOGETHER: token} if token else {}
 

@@ -31,8 +31,8 @@ from permits_issuance.adapters.production_centre import (
     ProductionRequest,
 )
 from permits_issuance.adapters.store import (
-    STARTED_TOGETHER,
     IssuanceStore,
+    batch_tag,
     delete_together,
     token_of,
 )
@@ -392,6 +392,8 @@ class ProductionService:
 def schedule_entry(order: Document) -> Document:
     """An order's entry in the schedule, tagged with its deadline's batch token (so the orders
     of one batch of acceptances leave the schedule with one delete)."""
-    entry = {"_id": order["_id"], "next_attempt_at": order["next_attempt_at"]}
-    token = token_of(order.get("deadline"))
-    return {**entry, STARTED_TOGETHER: token} if token else entry
+    return {
+        "_id": order["_id"],
+        "next_attempt_at": order["next_attempt_at"],
+        **batch_tag(token_of(order.get("deadline"))),
+    }
