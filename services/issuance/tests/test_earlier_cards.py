@@ -146,6 +146,7 @@ async def test_a_file_is_imported_once_with_rejects_and_counters_learned(
     holder = await store.holder(card.person)
     assert holder is not None
     assert holder.card_number == card.card_number
+    assert await store.mark_seen([card.person]) == set(), "an imported holder is marked seen"
 
 
 class ImportInterruptedError(Exception):

@@ -12,14 +12,23 @@ from typing import Any
 
 import pytest
 from issuance_harness import accepted, free_port
+from pymongo import AsyncMongoClient, monitoring
 
 from permits_common.domain import permit_number
 from permits_common.domain.regions import Region, Sex
-from permits_issuance.adapters.store import STARTED_TOGETHER, day_of, delete_together
+from permits_common.domain.travel_permit import base_number
+from permits_common.mongo import Document
+from permits_issuance.adapters.store import (
+    PEOPLE_SEEN_MIGRATION,
+    STARTED_TOGETHER,
+    IssuanceStore,
+    day_of,
+    delete_together,
+)
 from permits_issuance.config import IssuanceSettings
 from permits_issuance.domain.numbering import candidate, counter_key
 from permits_issuance.runtime import IssuanceRuntime
-from permits_issuance.service.approval import APPROVED, REJECTED
+from permits_issuance.service.approval import APPROVED, REJECTED, ApprovalService
 from permits_issuance.service.deadlines import ReadyCard
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -236,3 +245,86 @@ async def test_what_was_written_together_is_deleted_together_and_nothing_else(
         ],
     )
     assert await store.person_claims.find_one({"_id": bases[2]}) is not None
+
+
+class RegisterLookups(monitoring.CommandListener):
+    """The filters of the `find` commands a client sends to the register (`holders`)."""
+
+    def __init__(self) -> None:
+        self.filters: list[Any] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command.get("find") == "holders":
+            self.filters.append(event.command.get("filter"))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        """Nothing to record."""
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        """Nothing to record."""
+
+
+async def issue_card(worker: IssuanceRuntime, permit: str) -> None:
+    """Decide a first application of this person and have its card made, as the service does."""
+    event = accepted(f"isstest-holder-{uuid.uuid4().hex}", travel_permit_number=permit)
+    await worker.approval.handle_fresh_batch([event])
+    order = await worker.store.orders.find_one({"application_id": event.application_id})
+    assert order is not None
+    await worker.production.callback(str(order["_id"]), 1, "ready", None)
+    assert await worker.store.holder(base_number(permit)) is not None
+
+
+async def test_a_batch_looks_up_the_register_only_for_people_seen_before(
+    two_workers: list[IssuanceRuntime],
+) -> None:
+    worker = two_workers[0]
+    permit = f"H{uuid.uuid4().int % 10**8:08d}"
+    await issue_card(worker, permit)
+    lookups = RegisterLookups()
+    settings = worker.settings
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongo_url.get_secret_value(), tz_aware=True, event_listeners=[lookups]
+    )
+    watched = ApprovalService(
+        IssuanceStore(client[settings.mongo_database]),
+        worker.publisher,
+        worker.clock,
+        worker.deadlines,
+        worker.production,
+    )
+    holder_again = accepted(f"isstest-again-{uuid.uuid4().hex}", travel_permit_number=permit)
+    newcomers = [accepted(f"isstest-new-{uuid.uuid4().hex}") for _ in range(4)]
+    try:
+        await watched.handle_fresh_batch([holder_again, *newcomers])
+    finally:
+        await client.close()
+
+    store = worker.store
+    refused = await store.issuances.find_one({"_id": holder_again.application_id})
+    assert refused is not None
+    assert refused["outcome"] == REJECTED
+    assert "already holds a valid card" in refused["message"]
+    for event in newcomers:
+        record = await store.issuances.find_one({"_id": event.application_id})
+        assert record is not None
+        assert record["outcome"] == APPROVED
+    assert lookups.filters == [{"_id": base_number(permit)}], "only the holder is looked up"
+
+
+async def test_register_entries_written_before_the_markers_are_marked_once_at_start(
+    two_workers: list[IssuanceRuntime],
+) -> None:
+    store = two_workers[0].store
+    permit = f"H{uuid.uuid4().int % 10**8:08d}"
+    await issue_card(two_workers[0], permit)
+    await store.people_seen.delete_many({})
+    await store.migrations.delete_many({})
+
+    await store.ensure_indexes()
+
+    assert await store.migrations.count_documents({"_id": PEOPLE_SEEN_MIGRATION}) == 1
+    again = accepted(f"isstest-older-{uuid.uuid4().hex}", travel_permit_number=permit)
+    await two_workers[1].approval.handle_fresh_batch([again])
+    refused = await store.issuances.find_one({"_id": again.application_id})
+    assert refused is not None
+    assert refused["outcome"] == REJECTED

@@ -97,6 +97,7 @@ class EarlierCardsStore:
         """Make each person's latest imported issue their register entry unless a later one is
         there; returns the people whose register entry has another number (conflicts). People
         this run wrote in its previous batch are looked up rather than inserted again."""
+        await self._store.mark_seen(list(latest))
         known = set(written_before) & set(latest)
         docs = [_holder_doc(card) for card in latest.values() if card.person not in known]
         existing = known | await insert_new(self._store.holders, docs)

@@ -30,6 +30,13 @@ STARTED_TOGETHER = "started_together"
 deadline; its person claim and production schedule entry carry it too, so what was written
 together can be removed together with an indexed equality (see `delete_together`)."""
 
+PEOPLE_SEEN_MIGRATION = "people_seen_backfilled"
+"""The `store_migrations` entry saying every register entry written before `people_seen`
+existed has its person marked."""
+
+MARKERS_PER_INSERT = 1000
+"""People marked per insert when earlier register entries are marked."""
+
 
 @dataclass(frozen=True, slots=True)
 class HolderIssue:
@@ -74,6 +81,8 @@ class IssuanceStore:
         self.person_claims: AsyncCollection[Document] = database["person_claims"]
         self.issuances: AsyncCollection[Document] = database["issuances"]
         self.holders: AsyncCollection[Document] = database["holders"]
+        self.people_seen: AsyncCollection[Document] = database["people_seen"]
+        self.migrations: AsyncCollection[Document] = database["store_migrations"]
         self.deadlines: AsyncCollection[Document] = database["deadlines"]
         self.orders: AsyncCollection[Document] = database["production_orders"]
         self.order_schedule: AsyncCollection[Document] = database["order_schedule"]
@@ -96,6 +105,22 @@ class IssuanceStore:
         await ensure_index(self.order_schedule, [("next_attempt_at", ASCENDING)])
         await ensure_index(self.order_schedule, [(STARTED_TOGETHER, ASCENDING)], sparse=True)
         await ensure_index(self.person_claims, [(STARTED_TOGETHER, ASCENDING)], sparse=True)
+        await self._mark_earlier_holders_seen()
+
+    async def _mark_earlier_holders_seen(self) -> None:
+        """Mark the people of register entries written before `people_seen` existed, once per
+        database (`mark_seen` relies on every entry's person being marked). Safe to repeat
+        and to run in several workers at once: markers are inserts that keep what exists."""
+        if await self.migrations.find_one({"_id": PEOPLE_SEEN_MIGRATION}) is not None:
+            return
+        chunk: list[str] = []
+        async for doc in self.holders.find({}, {"_id": 1}):
+            chunk.append(str(doc["_id"]))
+            if len(chunk) == MARKERS_PER_INSERT:
+                await self.mark_seen(chunk)
+                chunk = []
+        await self.mark_seen(chunk)
+        await insert_new(self.migrations, [{"_id": PEOPLE_SEEN_MIGRATION}])
 
     async def insert_first(self, collection: AsyncCollection[Document], doc: Document) -> Document:
         """Insert unless a document with this `_id` exists; either way return the one stored."""
@@ -202,6 +227,17 @@ class IssuanceStore:
             ],
         )
 
+    async def mark_seen(self, bases: Sequence[str]) -> set[str]:
+        """Mark people as seen with one insert; returns those never marked before. Every
+        register entry's person is marked before the entry is written (`record_issues`, the
+        import of earlier cards, and once for older entries), so a person whose marker is new
+        has no register entry: their `holder` look-up can be skipped. One insert of a batch's
+        markers costs the store far less than a look-up per person that finds nothing."""
+        if not bases:
+            return set()
+        marked_before = await insert_new(self.people_seen, [{"_id": base} for base in bases])
+        return set(bases) - {str(base) for base in marked_before}
+
     async def holder(self, base: str) -> HolderRecord | None:
         """The register entry of a person (by travel-permit base number)."""
         return _holder(await self.holders.find_one({"_id": base}))
@@ -215,6 +251,7 @@ class IssuanceStore:
         the register entries of people met for the first time with one insert, the others
         (renewals, reissues, a callback the centre repeated) updated one by one."""
         entries = {issue.base: _holder_entry(issue) for issue in issues}
+        await self.mark_seen(list(entries))
         existing = await insert_new(
             self.holders, [{"_id": base, **entry} for base, entry in entries.items()]
         )

@@ -91,9 +91,11 @@ class ApprovalService:
     async def handle_fresh_batch(self, batch: Sequence[ApplicationAccepted]) -> None:
         """`handle_accepted` for acceptances this consumer claims for the first time, each of
         another application and another person, with one command per step for the batch
-        instead of one per application: the deadlines, the person claims, the number claims,
-        the decisions, the orders and their schedule entries are each one `insert_many`, and
-        all events go out with one wait for the broker, before the orders are sent.
+        instead of one per application: the deadlines, the person claims, the markers of the
+        people seen (a person seen for the first time needs no register look-up), the number
+        claims, the decisions, the orders and their schedule entries are each one
+        `insert_many`, and all events go out with one wait for the broker, before the orders
+        are sent.
 
         The keys decide exactly as one by one: an insert refused because of an earlier one
         reads that one back (a second worker racing on the same application gets its
@@ -110,13 +112,19 @@ class ApprovalService:
                 for a in batch
             ]
         )
+        never_seen = await self._store.mark_seen(
+            [bases[a.application_id] for a in batch if a.application_id in holding]
+        )
         decisions = dict(
             zip(
                 [a.application_id for a in batch],
                 await asyncio.gather(
                     *(
                         self._decide_claimed(
-                            a, bases[a.application_id], a.application_id in holding
+                            a,
+                            bases[a.application_id],
+                            a.application_id in holding,
+                            never_seen=bases[a.application_id] in never_seen,
                         )
                         for a in batch
                     )
@@ -194,15 +202,21 @@ class ApprovalService:
         return await self._decide_claimed(accepted, base, claimed)
 
     async def _decide_claimed(
-        self, accepted: ApplicationAccepted, base: str, holds_person: bool
+        self,
+        accepted: ApplicationAccepted,
+        base: str,
+        holds_person: bool,
+        *,
+        never_seen: bool = False,
     ) -> Decision:
-        """The decision once the person's claim is known (no number allocated yet)."""
+        """The decision once the person's claim is known (no number allocated yet); a person
+        never seen before (`IssuanceStore.mark_seen`) has no register entry to look up."""
         if not holds_person:
             return Refusal(
                 RuleCode.DUPLICATE_OPEN_APPLICATION,
                 "another application of this person is still open",
             )
-        holder = await self._store.holder(base)
+        holder = None if never_seen else await self._store.holder(base)
         belongs_to_other = False
         requested = accepted.card_number
         unknown_to_holder = holder is None or holder.card_number != requested
