@@ -19,9 +19,7 @@ sizes seen by the tracker. Each forwarder is its own process, like each service.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import random
 import subprocess
 import sys
@@ -39,6 +37,7 @@ from bench.common import (
     LOGS,
     REPO,
     cleanup,
+    cpu_seconds,
     delete_topics,
     make_stack,
     median,
@@ -47,6 +46,7 @@ from bench.common import (
     ratio,
     run_loadgen,
     say,
+    shared_cpu_seconds,
     stamp,
     start_profilers,
 )
@@ -242,75 +242,6 @@ def store_commands(profile_dir: Path, applications: int) -> dict[str, Any]:
         sum(row["calls"] for row in per_service.values()) / apps, 2
     )
     return report
-
-
-def cpu_seconds(stack: Any) -> dict[str, float]:
-    """CPU seconds (user + system, every thread) each process of the stack has used so far:
-    on a shared machine the rate moves with everyone's load, the CPU an application costs
-    each process hardly does."""
-    tick = os.sysconf("SC_CLK_TCK")
-    used: dict[str, float] = {}
-    for name, process in stack._processes.items():
-        try:
-            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        used[name] = (int(fields[11]) + int(fields[12])) / tick
-    return used
-
-
-SHARED_PROCESSES = {"kafka": "kafka.Kafka", "ferretdb": "ferretdb", "postgresql": "postgres"}
-"""The infrastructure's processes, by a word of their command line (PostgreSQL: every backend)."""
-
-
-def _instance_processes() -> set[int] | None:
-    """With PERMITS_INFRA_STATE set (a store and broker of one's own, see deploy/local/infra.py),
-    the pids of that instance's Kafka, FerretDB and PostgreSQL and of all their descendants
-    (PostgreSQL's backends); otherwise None: every such process on the machine counts."""
-    state = os.environ.get("PERMITS_INFRA_STATE")
-    if not state:
-        return None
-    roots = set()
-    for name in ("kafka", "store", "postgres"):
-        with contextlib.suppress(OSError, ValueError):
-            roots.add(int((REPO / state / "run" / f"{name}.pid").read_text().strip()))
-    parent: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                parent[int(entry.name)] = int(stat[1])
-    chosen = set(roots)
-    for pid in parent:
-        ancestor, seen = pid, 0
-        while ancestor in parent and ancestor not in chosen and seen < 64:
-            ancestor, seen = parent[ancestor], seen + 1
-        if ancestor in chosen:
-            chosen.add(pid)
-    return chosen
-
-
-def shared_cpu_seconds() -> dict[str, float]:
-    """CPU seconds the local Kafka, FerretDB and PostgreSQL (every process of each) have used so
-    far. They serve everyone on the machine, so their figure per application holds only on a
-    quiet machine or with an instance of one's own (PERMITS_INFRA_STATE); PostgreSQL's backends
-    that ended during the run are not counted."""
-    tick = os.sysconf("SC_CLK_TCK")
-    used = dict.fromkeys(SHARED_PROCESSES, 0.0)
-    instance = _instance_processes()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or (instance is not None and int(entry.name) not in instance):
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        for name, word in SHARED_PROCESSES.items():
-            if word in command.split(" ", 1)[0] or (name == "kafka" and word in command):
-                used[name] += (int(fields[11]) + int(fields[12])) / tick
-                break
-    return used
 
 
 async def _real(
