@@ -85,3 +85,15 @@ def test_working_days_between_matches_counting() -> None:
     assert calendar.working_days_between(date(2026, 2, 13), date(2026, 3, 19)) == 20
     assert calendar.working_days_between(date(2026, 3, 19), date(2026, 2, 13)) == -20
     assert calendar.working_days_between(date(2026, 12, 31), date(2027, 1, 4)) == 1
+
+
+def test_a_loaded_year_is_never_answered_from_the_calendar_before() -> None:
+    before = WorkingDayCalendar()
+    accepted = date(2027, 1, 20)
+    asked = before.due_date(accepted), before.stamp(accepted, date(2027, 3, 1))
+    official = official_arrangement(2027, holidays=[date(2027, 2, 10)], workdays=[])
+    loaded = before.with_year(official)
+    assert loaded.due_date(accepted) == loaded.add_working_days(accepted, 20)
+    assert loaded.due_date(accepted) != asked[0]
+    assert loaded.stamp(accepted, date(2027, 3, 1)).version != asked[1].version
+    assert before.due_date(accepted) == asked[0] == before.add_working_days(accepted, 20)

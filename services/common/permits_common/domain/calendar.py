@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import chinese_calendar
 from lunardate import LunarDate
@@ -172,6 +172,8 @@ class WorkingDayCalendar:
         self._loaded = dict(loaded or {})
         self._cache: dict[int, YearArrangement] = {}
         self._tables: dict[int, _PrefixTable] = {}
+        self._due_dates: dict[tuple[date, int], DueDate] = {}
+        self._stamps: dict[tuple[date, date], CalendarStamp] = {}
 
     def with_year(self, arrangement: YearArrangement) -> WorkingDayCalendar:
         """A calendar that also knows this year's official arrangement."""
@@ -216,7 +218,14 @@ class WorkingDayCalendar:
         return DueDate(day, provisional)
 
     def stamp(self, start: date, end: date) -> CalendarStamp:
-        """The calendar behind counting the working days in (start, end]."""
+        """The calendar behind counting the working days in (start, end]; each pair is worked
+        out once per calendar (every application of a day asks for the same one)."""
+        found = self._stamps.get((start, end))
+        if found is None:
+            found = _remembered(self._stamps, (start, end), self._stamp(start, end))
+        return found
+
+    def _stamp(self, start: date, end: date) -> CalendarStamp:
         first = (start + timedelta(days=1)).year
         years = range(first, max(end.year, first) + 1)
         arrangements = [self.arrangement(year) for year in years]
@@ -230,8 +239,16 @@ class WorkingDayCalendar:
         )
 
     def due_date(self, accepted_on: date, working_days: int = ISSUING_WORKING_DAYS) -> DueDate:
-        """The legal due date: the 20th working day after the day of acceptance."""
-        return self.add_working_days(accepted_on, working_days)
+        """The legal due date: the 20th working day after the day of acceptance (worked out
+        once per day and calendar)."""
+        found = self._due_dates.get((accepted_on, working_days))
+        if found is None:
+            found = _remembered(
+                self._due_dates,
+                (accepted_on, working_days),
+                self.add_working_days(accepted_on, working_days),
+            )
+        return found
 
     def working_days_between(self, start: date, end: date) -> int:
         """Working days in (start, end]; negative when end is before start."""
@@ -252,6 +269,22 @@ class WorkingDayCalendar:
             table = _PrefixTable(self, year)
             self._tables[year] = table
         return table
+
+
+_REMEMBERED = 4096
+"""Answers a calendar keeps per kind; past that it starts again (a day's answers come back
+all day, older days' rarely)."""
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _remembered(answers: dict[_K, _V], key: _K, value: _V) -> _V:
+    if len(answers) >= _REMEMBERED:
+        answers.clear()
+    answers[key] = value
+    return value
 
 
 class _PrefixTable:
