@@ -155,8 +155,11 @@ def serve(app: ASGIApp, host: str, port: int) -> None:
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """The loop of a process that embeds the HTTP server (the Faust workers): uvloop."""
-    return uvloop.new_event_loop()
+    """The loop of a process that embeds the HTTP server (the Faust workers): uvloop, and so
+    is every loop the process makes afterwards, such as the one of Faust's consumer thread
+    (the policy is set for the whole process)."""
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return asyncio.new_event_loop()
 
 
 class _EmbeddedServer(uvicorn.Server):
