@@ -29,6 +29,7 @@ from permits_common.mongo import ProcessedEvents, mongo_client, ping
 from permits_common.reference import acceptance_points
 from permits_common.web.problems import RETRY_AFTER_SECONDS, ProblemError
 from permits_intake.adapters.calendar_follower import CalendarFollower
+from permits_intake.adapters.card_holders import CardHoldersFollower
 from permits_intake.adapters.outbox import OutboxRelay
 from permits_intake.adapters.store import IntakeStore
 from permits_intake.config import IntakeSettings
@@ -107,6 +108,13 @@ class IntakeRuntime:
         self.calendar_follower = CalendarFollower(
             settings, self._reload_calendar, lambda year: self.calendar.load([year])
         )
+        self.card_holders = CardHoldersFollower(
+            settings,
+            self.store.known_holders,
+            self.store.holder_ids,
+            views_group=settings.intake_group,
+            views_offset_reset=settings.intake_offset_reset,
+        )
         self.cards = CardActions(self.store, self.clock, self.publisher)
         self.calendar_loading = CalendarLoading(
             self.store, self.calendar, self.clock, self.publisher
@@ -184,6 +192,7 @@ class IntakeRuntime:
         self._spawn(self.relay.run(), "outbox-relay")
         self._spawn(self.consumer.run(), "status-views")
         self._spawn(self.calendar_follower.run(), "calendar-follower")
+        self._spawn(self.card_holders.run(), "card-holders")
         log.info("Kafka ready; relay and views running")
 
     async def _reload_calendar(self) -> None:

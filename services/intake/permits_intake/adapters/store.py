@@ -34,6 +34,7 @@ from permits_common.mongo import (
     insert_once,
 )
 from permits_common.reference import AcceptancePoint
+from permits_intake.adapters.card_holders import KnownHolders
 from permits_intake.domain.cards import CardView
 from permits_intake.domain.progress import (
     CardStep,
@@ -134,8 +135,14 @@ class IntakeStore:
     """The intake database: applications (with outbox) and refusal answers, the steps of the
     application views, card views, reference data."""
 
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
+    def __init__(
+        self, database: AsyncDatabase[Document], known_holders: KnownHolders | None = None
+    ) -> None:
         self.database = database
+        self.known_holders = known_holders or KnownHolders()
+        """Who was ever listed with a card, to spare the look-up of people never listed (kept
+        complete by a `CardHoldersFollower`; without one it never is, and every look-up is
+        made)."""
         self.applications: AsyncCollection[Document] = database["applications"]
         self.steps: AsyncCollection[Document] = database["application_steps"]
         self.cards: AsyncCollection[Document] = database["cards"]
@@ -334,7 +341,10 @@ class IntakeStore:
 
     async def active_card_of(self, holder: str) -> CardView | None:
         """A card in force held by this person (travel-permit base number), if any: the
-        holder's few card numbers, then each card by `_id`."""
+        holder's few card numbers, then each card by `_id`. No command at all for someone
+        `known_holders` knows was never listed (most first applicants)."""
+        if not self.known_holders.may_hold_a_card(holder):
+            return None
         held = await self.holder_cards.find_one({"_id": holder})
         for number in (held or {}).get("cards", []):
             card = await self.card(number)
@@ -342,10 +352,16 @@ class IntakeStore:
                 return card
         return None
 
+    async def holder_ids(self) -> AsyncIterator[str]:
+        """Everyone listed with a card (one scan of `holder_cards`, ids only)."""
+        async for doc in self.holder_cards.find({}, {"_id": 1}, batch_size=10_000):
+            yield str(doc["_id"])
+
     async def save_card(self, card: CardView, *, new_holder: bool) -> None:
         """Replace the view of a card number, and list it under its holder when it is new
         to them."""
         if card.holder and new_holder:
+            self.known_holders.add((card.holder,))
             await self.holder_cards.update_one(
                 {"_id": card.holder}, {"$addToSet": {"cards": card.number}}, upsert=True
             )
@@ -363,6 +379,7 @@ class IntakeStore:
         for card in cards:
             if card.holder:
                 per_holder.setdefault(card.holder, []).append(card.number)
+        self.known_holders.add(per_holder)
         listed_before = await insert_new(
             self.holder_cards,
             [{"_id": holder, "cards": numbers} for holder, numbers in per_holder.items()],
