@@ -295,6 +295,10 @@ class EventConsumer(ConsumerLoop):
     (so within each subject), and a
     batch it keeps refusing is handed to it again one event at a time, so only the bad event
     is dead-lettered.
+
+    `needs_claim` says which events must be claimed; an event it declines is one whose
+    handling is keyed so that doing it again changes nothing (an append keyed by the event),
+    and is handed over without a claim, sparing the store a document per event.
     """
 
     def __init__(
@@ -311,6 +315,7 @@ class EventConsumer(ConsumerLoop):
         max_attempts: int = 3,
         offset_reset: Literal["earliest", "latest"] = "earliest",
         linger_seconds: float = 0.05,
+        needs_claim: Callable[[Event[Any]], bool] | None = None,
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler and batch_handler")
@@ -325,6 +330,7 @@ class EventConsumer(ConsumerLoop):
         self._processed = processed
         self._max_attempts = max_attempts
         self._linger_seconds = linger_seconds
+        self._needs_claim = needs_claim
 
     async def _run_once(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -361,13 +367,17 @@ class EventConsumer(ConsumerLoop):
                 decoded.append((record, decode(record.value or b"")))
             except PoisonMessageError as exc:
                 await self._dead_letter(record, str(exc))
+        needs_claim = self._needs_claim
+        to_claim = [(r, e) for r, e in decoded if needs_claim is None or needs_claim(e)]
         claimed = await self._processed.claim(
-            [Delivered(event.id, r.topic, r.partition, r.offset) for r, event in decoded]
+            [Delivered(event.id, r.topic, r.partition, r.offset) for r, event in to_claim]
         )
+        unclaimed = {e.id for _, e in decoded} - {e.id for _, e in to_claim}
         fresh: dict[str, ConsumerRecord[bytes, bytes]] = {}
         events: list[Event[Any]] = []
         for record, event in decoded:
-            if event.id not in claimed.handle or event.id in fresh:
+            handle = event.id in claimed.handle or event.id in unclaimed
+            if not handle or event.id in fresh:
                 EVENTS_CONSUMED.labels(self._service, record.topic, "duplicate").inc()
                 continue
             fresh[event.id] = record

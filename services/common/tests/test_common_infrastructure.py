@@ -241,3 +241,40 @@ async def test_a_batch_the_handler_refuses_is_handled_event_by_event(
     ]
     await consumer._handle_batches(commits, {partition: copies})
     assert len(batches) == 3, "copies of handled events (new positions) were handed over again"
+
+
+async def test_events_keyed_by_their_own_handling_are_handed_over_without_a_claim(
+    settings: CommonSettings, publisher: EventPublisher, database: Any
+) -> None:
+    marker = uuid.uuid4().hex
+    keyed, claimed = publisher.event(_sla(marker)), publisher.event(_sla(marker))
+    batches: list[list[str]] = []
+
+    async def handle_batch(events: Any) -> None:
+        batches.append([event.id for event in events])
+
+    consumer = EventConsumer(
+        settings,
+        service="tests",
+        group_id=f"tests-{marker}",
+        subscribe=[topics.SLA],
+        batch_handler=handle_batch,
+        publisher=publisher,
+        processed=ProcessedEvents(database, f"tests-{marker}"),
+        needs_claim=lambda event: event.id == claimed.id,
+    )
+    partition = TopicPartition(topics.SLA, 0)
+
+    def delivered(start: int) -> list[ConsumerRecord[bytes, bytes]]:
+        return [
+            ConsumerRecord(
+                topics.SLA, 0, offset, 0, 0, marker.encode(), event.to_json(), None, 0, 0, []
+            )
+            for offset, event in enumerate([keyed, keyed, claimed], start=start)
+        ]
+
+    await consumer._handle_batches(_Commits(), {partition: delivered(0)})
+    await consumer._handle_batches(_Commits(), {partition: delivered(3)})
+    assert batches == [[keyed.id, claimed.id], [keyed.id]], "a copy once per batch, unclaimed"
+    stored = [doc["_id"] async for doc in database["processed_events"].find({})]
+    assert stored == [f"tests-{marker}|{claimed.id}"]

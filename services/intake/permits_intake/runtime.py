@@ -39,7 +39,7 @@ from permits_intake.service.calendar import CalendarBook, CalendarLoading
 from permits_intake.service.cards import CardActions
 from permits_intake.service.dispatch import CardDispatch
 from permits_intake.service.extensions import DeadlineExtension
-from permits_intake.service.views import StatusViews
+from permits_intake.service.views import StatusViews, needs_claim
 
 log = get_logger("intake")
 
@@ -125,6 +125,7 @@ class IntakeRuntime:
             group_id=settings.intake_group,
             subscribe=CONSUMED_TOPICS,
             batch_handler=self.views.handle_batch,
+            needs_claim=needs_claim,
             publisher=self.publisher,
             processed=ProcessedEvents(self.database, settings.intake_group),
             offset_reset=settings.intake_offset_reset,

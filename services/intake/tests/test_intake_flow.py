@@ -34,6 +34,7 @@ from permits_common.events.models import (
     SlaRescheduled,
 )
 from permits_common.kafka import EventPublisher
+from permits_common.mongo import mongo_client
 from permits_intake.config import IntakeSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -169,6 +170,53 @@ async def test_status_follows_issuance_events(
     assert shown["card"]["valid_until"] == "2031-03-20"
     assert shown["card"]["issuing_authority"] == "济南市公安局历下分局"
     assert [h["status"] for h in shown["history"]] == ["accepted", "approved", "ready"]
+
+
+async def test_repeated_events_change_nothing_and_only_writes_in_place_are_claimed(
+    intake: RunningIntake, issuance: EventPublisher
+) -> None:
+    body = application_body()
+    application_id = await submit(intake, body)
+    number = fresh_card_number()
+    common = {"application_id": application_id, "acceptance_point": "LIXIA"}
+    issued = issuance.event(
+        card_issued(application_id, number, body["applicant"]["travel_permit_number"])
+    )
+    events = [
+        issuance.event(
+            ApplicationApproved(**common, kind="first", card_number=number, issue_count=1)
+        ),
+        issued,
+        issuance.event(
+            ApplicationReady(
+                **common, card_number=number, issue_count=1, ready_on=date(2026, 3, 20)
+            )
+        ),
+    ]
+    await issuance.publish_all(events + events)
+    client = mongo_client(intake.settings)
+    claims = client[intake.settings.mongo_database]["processed_events"]
+    try:
+
+        async def claimed() -> set[str]:
+            keys = [f"{intake.settings.intake_group}|{event.id}" for event in events]
+            found = claims.find({"_id": {"$in": keys}})
+            return {str(doc["_id"]).split("|", 1)[1] async for doc in found}
+
+        await eventually(claimed)
+        shown = await eventually(
+            lambda: _with_status(intake, application_id, "ready"),
+        )
+        assert [h["status"] for h in shown["history"]] == ["accepted", "approved", "ready"]
+        assert shown["card"]["number"] == number
+        assert await claimed() == {issued.id}, "status events are steps keyed by status"
+    finally:
+        await client.close()
+
+
+async def _with_status(intake: RunningIntake, application_id: str, status: str) -> Any:
+    shown = await view(intake, application_id)
+    return shown if shown["status"] == status else None
 
 
 async def test_ready_is_shown_only_with_the_whole_card(

@@ -5,8 +5,9 @@ What an event adds to an application's view is appended as a step, all of a batc
 command; the view is folded from them when read (`permits_intake.domain.progress`). Writes in
 place are the exception: a closed application releases its person, and a card event changes
 that card's view. Every
-handler is safe to run twice (the consumer deduplicates on event id as well): a step is keyed
-so that a repeated event is the same step, card views only follow the latest issue.
+handler is safe to run twice: a step is keyed so that a repeated event is the same step, card
+views only follow the latest issue; the consumer also deduplicates on event id the events that
+write in place (`needs_claim`).
 """
 
 from __future__ import annotations
@@ -89,6 +90,14 @@ def _issued_only(events: Sequence[Event[Any]]) -> dict[str, CardView]:
         if view is not None:
             views[data.card_number] = view
     return {number: view for number, view in views.items() if number not in mixed}
+
+
+def needs_claim(event: Event[Any]) -> bool:
+    """Whether the consumer must claim an event before it is handled: one that changes a view
+    in place (a card view, a closed application's person). Anything else an event does here is
+    a step keyed by its status or by the event, which a repeat leaves as it was, so claiming
+    it would only cost the store a document."""
+    return _changes_in_place(event)
 
 
 def _application_of(event: Event[Any]) -> str | None:
