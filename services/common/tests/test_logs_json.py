@@ -37,3 +37,42 @@ def test_each_event_is_one_json_line_with_personal_data_masked() -> None:
     assert first["odd"].startswith("<object object")
     assert first["timestamp"].endswith("Z")
     assert (second["event"], second["level"], second["count"]) == ("second", "warning", 2)
+
+
+ACCESS = """
+import asyncio, sys
+import httpx
+from permits_common.logs import configure_logging
+from permits_common.settings import CommonSettings
+from permits_common.web.app import create_app
+
+configure_logging(sys.argv[1], json=True)
+app = create_app(service="logs", title="t", description="d", settings=CommonSettings(), checks={})
+
+@app.get("/items/{item}")
+async def item(item: str) -> dict[str, str]:
+    return {"item": item}
+
+async def main() -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for _ in range(2):
+            await client.get("/items/42?name=陈大文")
+
+asyncio.run(main())
+"""
+
+
+def test_an_access_line_per_request_at_info_and_none_below() -> None:
+    def lines(level: str) -> list[dict[str, object]]:
+        done = subprocess.run(
+            [sys.executable, "-c", ACCESS, level], capture_output=True, check=True, timeout=60
+        )
+        return [json.loads(line) for line in done.stderr.decode().splitlines()]
+
+    access = [line for line in lines("INFO") if line["event"] == "request"]
+    assert [(a["method"], a["route"], a["status"]) for a in access] == [
+        ("GET", "/items/{item}", 200)
+    ] * 2
+    assert all("陈大文" not in json.dumps(a, ensure_ascii=False) for a in access), "no query"
+    assert [line for line in lines("WARNING") if line["event"] == "request"] == []
