@@ -133,6 +133,7 @@ async def event_batches(
     publisher: EventPublisher,
     processed: ProcessedEvents,
     relevant: Callable[[Event[Any]], bool] | None = None,
+    needs_claim: Callable[[Event[Any]], bool] | None = None,
     max_batch: int = 200,
     within: float = 0.05,
 ) -> AsyncIterator[EventBatch]:
@@ -141,7 +142,9 @@ async def event_batches(
     The batch is claimed (one store command, see `ProcessedEvents`) before it is yielded, and
     Faust commits its offsets only after the loop body finished, so a crash in the middle
     redelivers the same records, which the claim hands out again. Events the consumer ignores
-    (`relevant` says no) are neither claimed nor yielded.
+    (`relevant` says no) are neither claimed nor yielded. Events `needs_claim` declines are
+    yielded without a claim (once per batch): their handling is keyed by the event, so a
+    repeat writes nothing new.
     """
     async for batch in stream.take_events(max_batch, within=within):
         events: list[tuple[Event[Any], Delivered]] = []
@@ -165,11 +168,15 @@ async def event_batches(
             )
         if not events:
             continue
-        claimed = await retry_forever(
-            lambda delivered=[d for _, d in events]: processed.claim(delivered)
-        )
+        to_claim = [d for e, d in events if needs_claim is None or needs_claim(e)]
+        claimed = await retry_forever(lambda delivered=to_claim: processed.claim(delivered))
+        unclaimed = {event.id for event, _ in events} - {d.event_id for d in to_claim}
         fresh: list[Event[Any]] = []
         for event, _ in events:
+            if event.id in unclaimed:
+                unclaimed.discard(event.id)
+                fresh.append(event)
+                continue
             if event.id not in claimed.handle:
                 EVENTS_CONSUMED.labels(service, event.topic, "duplicate").inc()
                 continue

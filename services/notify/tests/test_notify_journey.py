@@ -137,6 +137,12 @@ async def test_a_redelivered_event_sends_nothing_twice(notify: NotifyHarness) ->
     assert len(receipts) == 1
     assert len(texts) == 3
     assert len(await notify.log(application_id)) == 3
+    store: AsyncMongoClient[Any] = AsyncMongoClient(notify.infrastructure["PERMITS_MONGO_URL"])
+    try:
+        claims = await store[notify.database]["processed_events"].count_documents({})
+    finally:
+        await store.close()
+    assert claims == 0, "what notify writes is keyed by the event: there is nothing to claim"
 
 
 @pytest.mark.timeout(60)

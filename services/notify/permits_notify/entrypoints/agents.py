@@ -1,6 +1,7 @@
 """The Faust side of notify: one agent per consumed topic, the dispatch timer, the HTTP task.
 
-Agents read raw bytes and go through `event_batches` (decode, dead-letter, dedup on event id);
+Agents read raw bytes and go through `event_batches` (decode, dead-letter, drop a repeat
+within a batch; no claim, see `needs_claim`);
 each batch is handled at once (what it adds appended together), and sending happens in dispatch
 passes, started right after a batch (kick) and every `dispatch_interval_seconds` by the timer,
 so a slow channel never holds up a partition.
@@ -25,7 +26,7 @@ from permits_common.ordering import handle_by_subject
 from permits_common.streams import event_batches, faust_app, raw_topic, retry_forever
 from permits_common.web.app import serve_embedded
 from permits_notify.config import NotifySettings
-from permits_notify.service.notifier import DispatchKicker, NotificationService
+from permits_notify.service.notifier import DispatchKicker, NotificationService, needs_claim
 
 log = get_logger("notify.agents")
 
@@ -86,6 +87,7 @@ def build_faust_app(
                 publisher=publisher,
                 processed=processed,
                 relevant=wants,
+                needs_claim=needs_claim,
             ):
                 await handle_batch(batch)
                 kicker.kick()

@@ -99,6 +99,16 @@ LEARNED_FROM = (ApplicationAccepted, CardIssued, *CARD_ENDINGS)
 """Events that change what notify knows (recipients, card issues, reminders)."""
 
 
+def needs_claim(event: Event[Any]) -> bool:
+    """Notify claims no event: everything a batch writes is keyed by what caused it (a
+    recipient by application, card issues and reminders by card issue, a delivery by cause
+    event and channel; a cancelled reminder stays cancelled), so a repeated event writes
+    nothing new and queues no second message (`NotificationStore.create_deliveries` queues
+    only deliveries new to the log, and a logged one without an outcome only once). A claim
+    would cost the store a document per event for nothing."""
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryPolicy:
     """When and how often to try: quiet hours, rate limit, retries, claim lease, scan size."""
