@@ -280,6 +280,16 @@ class ConsumerLoop:
         raise NotImplementedError
 
 
+def unclaimed_ids(
+    events: Sequence[Event[Any]], needs_claim: Callable[[Event[Any]], bool] | None
+) -> set[str]:
+    """The ids of the events a consumer hands out without a claim (`needs_claim` declines
+    them; every event is claimed without one)."""
+    if needs_claim is None:
+        return set()
+    return {event.id for event in events if not needs_claim(event)}
+
+
 class EventConsumer(ConsumerLoop):
     """A consumer group member that decodes, deduplicates and hands events to a handler.
 
@@ -367,17 +377,14 @@ class EventConsumer(ConsumerLoop):
                 decoded.append((record, decode(record.value or b"")))
             except PoisonMessageError as exc:
                 await self._dead_letter(record, str(exc))
-        needs_claim = self._needs_claim
-        to_claim = [(r, e) for r, e in decoded if needs_claim is None or needs_claim(e)]
         claimed = await self._processed.claim(
-            [Delivered(event.id, r.topic, r.partition, r.offset) for r, event in to_claim]
+            [Delivered(event.id, r.topic, r.partition, r.offset) for r, event in decoded],
+            unclaimed_ids([event for _, event in decoded], self._needs_claim),
         )
-        unclaimed = {e.id for _, e in decoded} - {e.id for _, e in to_claim}
         fresh: dict[str, ConsumerRecord[bytes, bytes]] = {}
         events: list[Event[Any]] = []
         for record, event in decoded:
-            handle = event.id in claimed.handle or event.id in unclaimed
-            if not handle or event.id in fresh:
+            if event.id not in claimed.handle or event.id in fresh:
                 EVENTS_CONSUMED.labels(self._service, record.topic, "duplicate").inc()
                 continue
             fresh[event.id] = record

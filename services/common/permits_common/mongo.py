@@ -7,7 +7,7 @@ no transactions, change streams, TTL indexes or dotted keys.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,14 +112,23 @@ class ProcessedEvents:
             found = await self._collection.find_one({"_id": self._key(event_id)}, {"at": 1})
         return None if found is None else str(found.get("at"))
 
-    async def claim(self, delivered: Sequence[Delivered]) -> Claimed:
-        """Claim a batch's events; the first record of an id in the batch stands for it."""
+    async def claim(
+        self, delivered: Sequence[Delivered], unclaimed: Set[str] = frozenset()
+    ) -> Claimed:
+        """Claim a batch's events; the first record of an id in the batch stands for it. The
+        ids in `unclaimed` are handed out without a claim: events whose handling is keyed by
+        the event itself, so that doing it again changes nothing (a claim would only cost the
+        store a document per event)."""
         first: dict[str, Delivered] = {}
         for item in delivered:
             first.setdefault(item.event_id, item)
         refused = await insert_new(
             self._collection,
-            [{"_id": self._key(i), "at": item.position} for i, item in first.items()],
+            [
+                {"_id": self._key(i), "at": item.position}
+                for i, item in first.items()
+                if i not in unclaimed
+            ],
         )
         prefix = len(self._key(""))
         refused_ids = [key[prefix:] for key in refused]

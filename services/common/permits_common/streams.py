@@ -8,6 +8,7 @@ already taken on by this consumer is skipped; one store command per batch finds 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import ssl
@@ -19,7 +20,12 @@ import faust
 
 from permits_common.events.envelope import Event, PoisonMessageError, decode
 from permits_common.fetch_watchdog import install_fetch_watchdog
-from permits_common.kafka import TRANSIENT_ERRORS, EventPublisher, dead_letter_data
+from permits_common.kafka import (
+    TRANSIENT_ERRORS,
+    EventPublisher,
+    dead_letter_data,
+    unclaimed_ids,
+)
 from permits_common.logs import get_logger
 from permits_common.metrics import EVENTS_CONSUMED
 from permits_common.mongo import Delivered, ProcessedEvents
@@ -168,15 +174,15 @@ async def event_batches(
             )
         if not events:
             continue
-        to_claim = [d for e, d in events if needs_claim is None or needs_claim(e)]
-        claimed = await retry_forever(lambda delivered=to_claim: processed.claim(delivered))
-        unclaimed = {event.id for event, _ in events} - {d.event_id for d in to_claim}
+        claimed = await retry_forever(
+            functools.partial(
+                processed.claim,
+                [d for _, d in events],
+                unclaimed_ids([e for e, _ in events], needs_claim),
+            )
+        )
         fresh: list[Event[Any]] = []
         for event, _ in events:
-            if event.id in unclaimed:
-                unclaimed.discard(event.id)
-                fresh.append(event)
-                continue
             if event.id not in claimed.handle:
                 EVENTS_CONSUMED.labels(service, event.topic, "duplicate").inc()
                 continue

@@ -200,6 +200,38 @@ class _Commits:
         self.offsets.append(offsets)
 
 
+def _sla_records(
+    key: str, events: list[Event[Any]], start: int = 0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """The events as one partition of `permits.sla.v1` delivers them, from offset `start`."""
+    return [
+        ConsumerRecord(topics.SLA, 0, offset, 0, 0, key.encode(), event.to_json(), None, 0, 0, [])
+        for offset, event in enumerate(events, start=start)
+    ]
+
+
+def _batch_consumer(
+    settings: CommonSettings,
+    publisher: EventPublisher,
+    database: Any,
+    marker: str,
+    handle_batch: Any,
+    **options: Any,
+) -> EventConsumer:
+    """A batch consumer of `permits.sla.v1` with claims of its own (its batches are handed
+    to `_handle_batches` directly)."""
+    return EventConsumer(
+        settings,
+        service="tests",
+        group_id=f"tests-{marker}",
+        subscribe=[topics.SLA],
+        batch_handler=handle_batch,
+        publisher=publisher,
+        processed=ProcessedEvents(database, f"tests-{marker}"),
+        **options,
+    )
+
+
 async def test_a_batch_the_handler_refuses_is_handled_event_by_event(
     settings: CommonSettings, publisher: EventPublisher, database: Any
 ) -> None:
@@ -212,33 +244,13 @@ async def test_a_batch_the_handler_refuses_is_handled_event_by_event(
         if bad.id in batches[-1]:
             raise ValueError("refused")
 
-    consumer = EventConsumer(
-        settings,
-        service="tests",
-        group_id=f"tests-{marker}",
-        subscribe=[topics.SLA],
-        batch_handler=handle_batch,
-        publisher=publisher,
-        processed=ProcessedEvents(database, f"tests-{marker}"),
-        max_attempts=1,
-    )
-    records = [
-        ConsumerRecord(
-            topics.SLA, 0, offset, 0, 0, marker.encode(), event.to_json(), None, 0, 0, []
-        )
-        for offset, event in enumerate([good, bad])
-    ]
+    consumer = _batch_consumer(settings, publisher, database, marker, handle_batch, max_attempts=1)
     commits = _Commits()
     partition = TopicPartition(topics.SLA, 0)
-    await consumer._handle_batches(commits, {partition: records})
+    await consumer._handle_batches(commits, {partition: _sla_records(marker, [good, bad])})
     assert batches == [[good.id, bad.id], [good.id], [bad.id]]
     assert commits.offsets == [{partition: 2}]
-    copies = [
-        ConsumerRecord(
-            topics.SLA, 0, offset, 0, 0, marker.encode(), event.to_json(), None, 0, 0, []
-        )
-        for offset, event in enumerate([good, bad], start=2)
-    ]
+    copies = _sla_records(marker, [good, bad], start=2)
     await consumer._handle_batches(commits, {partition: copies})
     assert len(batches) == 3, "copies of handled events (new positions) were handed over again"
 
@@ -253,28 +265,20 @@ async def test_events_keyed_by_their_own_handling_are_handed_over_without_a_clai
     async def handle_batch(events: Any) -> None:
         batches.append([event.id for event in events])
 
-    consumer = EventConsumer(
+    consumer = _batch_consumer(
         settings,
-        service="tests",
-        group_id=f"tests-{marker}",
-        subscribe=[topics.SLA],
-        batch_handler=handle_batch,
-        publisher=publisher,
-        processed=ProcessedEvents(database, f"tests-{marker}"),
+        publisher,
+        database,
+        marker,
+        handle_batch,
         needs_claim=lambda event: event.id == claimed.id,
     )
     partition = TopicPartition(topics.SLA, 0)
-
-    def delivered(start: int) -> list[ConsumerRecord[bytes, bytes]]:
-        return [
-            ConsumerRecord(
-                topics.SLA, 0, offset, 0, 0, marker.encode(), event.to_json(), None, 0, 0, []
-            )
-            for offset, event in enumerate([keyed, keyed, claimed], start=start)
-        ]
-
-    await consumer._handle_batches(_Commits(), {partition: delivered(0)})
-    await consumer._handle_batches(_Commits(), {partition: delivered(3)})
+    delivered = [keyed, keyed, claimed]
+    await consumer._handle_batches(_Commits(), {partition: _sla_records(marker, delivered)})
+    await consumer._handle_batches(
+        _Commits(), {partition: _sla_records(marker, delivered, start=3)}
+    )
     assert batches == [[keyed.id, claimed.id], [keyed.id]], "a copy once per batch, unclaimed"
     stored = [doc["_id"] async for doc in database["processed_events"].find({})]
     assert stored == [f"tests-{marker}|{claimed.id}"]
