@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence, Set
+from contextvars import Context
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from pymongo.errors import (
     DuplicateKeyError,
     OperationFailure,
     PyMongoError,
+    WriteError,
 )
 
 from permits_common.settings import CommonSettings
@@ -154,6 +156,76 @@ async def insert_once(collection: AsyncCollection[Document], doc: Document) -> b
     except DuplicateKeyError:
         return False
     return True
+
+
+class GroupedInserts:
+    """`insert_once` for many concurrent callers on one collection, with one unordered
+    `insert_many` for all the documents that arrived while the previous one was being written.
+
+    FerretDB's cost is per command far more than per document (an `insert_one` costs it
+    several times what one document of an `insert_many` does), so a busy writer (intake's
+    request path) groups its inserts the way a database groups commits: a caller alone is
+    written at once, callers arriving meanwhile wait for that write and go together in the
+    next. Each caller still gets its own answer: an unordered insert tries every document, and
+    the store names each refused one (by its position) with its reason.
+    """
+
+    def __init__(self, collection: AsyncCollection[Document], *, max_batch: int = 256) -> None:
+        self._collection = collection
+        self._max_batch = max_batch
+        self._waiting: list[tuple[Document, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def insert_once(self, doc: Document) -> bool:
+        """As `insert_once`: True when this call inserted the document, False when one of
+        its unique keys was taken (by another document, possibly of the same group)."""
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((doc, answer))
+        if self._writer is None:
+            # A context of its own: the writer serves every caller, not the first one's request.
+            self._writer = asyncio.create_task(self._write_waiting(), context=Context())
+        return await answer
+
+    async def _write_waiting(self) -> None:
+        group: list[tuple[Document, asyncio.Future[bool]]] = []
+        try:
+            while self._waiting:
+                group = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                await self._write(group)
+            group = []
+        finally:
+            self._writer = None
+            # Left only when the writer itself was cancelled (the loop is being torn down).
+            for _, answer in [*group, *self._waiting]:
+                if not answer.done():
+                    answer.set_exception(ConnectionFailure("the grouped insert was stopped"))
+            self._waiting.clear()
+
+    async def _write(self, group: list[tuple[Document, asyncio.Future[bool]]]) -> None:
+        refused: dict[int, Exception | None] = {}
+        try:
+            await self._collection.insert_many([doc for doc, _ in group], ordered=False)
+        except BulkWriteError as exc:
+            if exc.details.get("writeConcernErrors"):
+                refused = dict.fromkeys(range(len(group)), exc)
+            for error in exc.details.get("writeErrors", []):
+                refused[error["index"]] = (
+                    None
+                    if error.get("code") == DUPLICATE_KEY
+                    else WriteError(error.get("errmsg", ""), error.get("code"), error)
+                )
+        except Exception as exc:  # unreachable store, cancelled write: every caller learns it
+            refused = dict.fromkeys(range(len(group)), exc)
+        for position, (_, answer) in enumerate(group):
+            if answer.done():  # the caller gave up waiting
+                continue
+            if position not in refused:
+                answer.set_result(True)
+            elif (error := refused[position]) is None:
+                answer.set_result(False)
+            else:
+                answer.set_exception(error)
 
 
 async def insert_new(collection: AsyncCollection[Document], docs: Sequence[Document]) -> set[Any]:

@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from pymongo import UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo import AsyncMongoClient, UpdateOne, monitoring
+from pymongo.errors import DuplicateKeyError, WriteError
 
 from permits_common.events import topics
 from permits_common.events.envelope import Event, decode
@@ -21,6 +21,8 @@ from permits_common.kafka import EventConsumer, EventPublisher, ensure_topics
 from permits_common.mongo import (
     Claimed,
     Delivered,
+    Document,
+    GroupedInserts,
     ProcessedEvents,
     bulk_write_in_chunks,
     ensure_index,
@@ -107,6 +109,66 @@ async def test_documents_are_written_indexed_uniquely_and_read(database: Any) ->
     with pytest.raises(DuplicateKeyError):
         await people.insert_one({"_id": "b", "permit": "H12345678"})
     assert await people.find_one({"permit": "H12345678"}) == {"_id": "a", "permit": "H12345678"}
+
+
+class InsertSizes(monitoring.CommandListener):
+    """How many documents each `insert` command a client sends carries."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "insert":
+            self.sizes.append(len(event.command.get("documents", ())))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        """Nothing to record."""
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        """Nothing to record."""
+
+
+async def test_inserts_arriving_together_share_one_command_and_each_gets_its_own_answer(
+    settings: CommonSettings, database: Any
+) -> None:
+    """Callers arriving while a write is under way go together in the next one; a taken `_id`,
+    a taken unique field and a clash inside the group are each refused to their own caller
+    only, and a document the store rejects for another reason fails its caller alone."""
+    sizes = InsertSizes()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongo_url.get_secret_value(), tz_aware=True, event_listeners=[sizes]
+    )
+    try:
+        people = client[database.name]["grouped_people"]
+        await ensure_index(
+            people, [("open_person", 1)], unique=True, sparse=True, name="open_person"
+        )
+        await people.insert_one({"_id": "taken", "open_person": "P-old"})
+        sizes.sizes.clear()
+        grouped = GroupedInserts(people)
+        alone = asyncio.create_task(grouped.insert_once({"_id": "alone"}))
+        while not sizes.sizes:  # the first caller's write has been sent
+            await asyncio.sleep(0)
+        together = [
+            {"_id": "taken"},
+            {"_id": "lock-clash", "open_person": "P-old"},
+            {"_id": "a", "open_person": "P-new"},
+            {"_id": "b", "open_person": "P-new"},
+            {"_id": "bad", "$where": 1},
+            *({"_id": f"n{i}"} for i in range(20)),
+        ]
+        answers = await asyncio.gather(
+            *(grouped.insert_once(doc) for doc in together), return_exceptions=True
+        )
+        assert await alone is True
+        assert answers[:4] == [False, False, True, False]
+        assert isinstance(answers[4], WriteError)
+        assert answers[5:] == [True] * 20
+        assert sizes.sizes == [1, len(together)], "the first alone, the others in one command"
+        assert await people.count_documents({}) == 1 + 1 + 1 + 20
+        assert await grouped.insert_once({"_id": "later"}) is True
+    finally:
+        await client.close()
 
 
 async def test_a_claimed_event_is_skipped_elsewhere_and_handed_out_again_at_its_position(

@@ -3,11 +3,12 @@
 Works on FerretDB 1.x as on MongoDB: no transactions, so what must be atomic (an accepted
 application with its idempotency answer, the person's open-application lock and its outbox
 event; the answer to an idempotency key) is one inserted document, and "first one wins" is an
-insert on a unique key. Application views are not updated in place: what events add is
-appended as steps (one `insert_many` per consumed batch) and folded when read. The few writes
-in place are the outbox mark, releasing a person and card views. Everything else is read by
-`_id`, or by one top-level field with an index (`application_steps.application_id`), which
-FerretDB on PostgreSQL answers from that index.
+insert on a unique key; the submissions that arrive together are inserted with one unordered
+`insert_many`, each still told whether its own document went in. Application views are not
+updated in place: what events add is appended as steps (one `insert_many` per consumed batch)
+and folded when read. The few writes in place are the outbox mark, releasing a person and card
+views. Everything else is read by `_id`, or by one top-level field with an index
+(`application_steps.application_id`), which FerretDB on PostgreSQL answers from that index.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from permits_common.domain.calendar import YearArrangement, official_arrangement
 from permits_common.domain.card import ApplicationStatus, HolderStatus, SlaState
 from permits_common.mongo import (
     Document,
+    GroupedInserts,
     bulk_write_in_chunks,
     ensure_index,
     insert_new,
-    insert_once,
 )
 from permits_common.reference import AcceptancePoint
 from permits_intake.adapters.card_holders import KnownHolders
@@ -149,6 +150,9 @@ class IntakeStore:
         self.holder_cards: AsyncCollection[Document] = database["holder_cards"]
         self.calendar_years: AsyncCollection[Document] = database["calendar_years"]
         self.points: AsyncCollection[Document] = database["acceptance_points"]
+        self._new_applications = GroupedInserts(self.applications)
+        """Accepted applications and kept refusals: one insert per group of submissions that
+        arrive together (see `GroupedInserts`)."""
 
     async def ensure_indexes(self) -> None:
         """One open application per person (the field is removed when the application
@@ -244,8 +248,7 @@ class IntakeStore:
     ) -> bool:
         """Keep a refusal so a retry with the same key gets the same answer; False when the
         key already has an answer (that one stands)."""
-        return await insert_once(
-            self.applications,
+        return await self._new_applications.insert_once(
             {
                 "_id": application_id,
                 "idempotency_key": idempotency_key,
@@ -261,8 +264,8 @@ class IntakeStore:
         """Store a new application with its outbox, flagged for the sweep and tagged with the
         relay's batch token (see `OutboxRelay`); False when its id (its idempotency key) or
         the person's open-application lock is taken."""
-        return await insert_once(
-            self.applications, {**doc, "outbox_pending": True, "outbox_batch": outbox_batch}
+        return await self._new_applications.insert_once(
+            {**doc, "outbox_pending": True, "outbox_batch": outbox_batch}
         )
 
     async def application(self, application_id: str) -> ApplicationRecord | None:
