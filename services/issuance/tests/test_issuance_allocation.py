@@ -17,6 +17,7 @@ from pymongo import AsyncMongoClient, monitoring
 from permits_common.domain import permit_number
 from permits_common.domain.regions import Region, Sex
 from permits_common.domain.travel_permit import base_number
+from permits_common.events.models import ApplicationExtensionGranted
 from permits_common.mongo import Document
 from permits_issuance.adapters.store import (
     PEOPLE_SEEN_MIGRATION,
@@ -181,7 +182,7 @@ async def test_ready_callbacks_together_issue_each_card_once(
         assert holder["status"] == "active"
 
 
-async def test_cards_ready_together_close_their_deadlines_by_batch_and_late_ones_alone(
+async def test_cards_ready_together_move_their_deadlines_out_by_batch_and_late_ones_alone(
     two_workers: list[IssuanceRuntime],
 ) -> None:
     deadlines, store = two_workers[0].deadlines, two_workers[0].store
@@ -207,13 +208,31 @@ async def test_cards_ready_together_close_their_deadlines_by_batch_and_late_ones
     await deadlines.cards_ready(cards)
 
     for application_id in [*first, *second, alone]:
-        doc = await store.deadlines.find_one({"_id": application_id})
+        assert await store.deadlines.find_one({"_id": application_id}) is None, "moved out"
+        doc = await store.deadline(application_id)
         assert doc is not None
         assert (doc["state"], doc["open"], doc["ready_on"]) == ("met", False, "2026-03-05")
-    late_doc = await store.deadlines.find_one({"_id": late})
+        assert doc["due_date"] == started[application_id]["due_date"]
+    late_doc = await store.deadline(late)
     assert late_doc is not None
     assert (late_doc["state"], late_doc["open"]) == ("breached", False)
-    assert await store.deadlines.find_one({"_id": unknown}) is None
+    assert await store.deadlines.find_one({"_id": late}) is None
+    assert await store.deadline(unknown) is None
+
+    # A redelivered acceptance of a closed deadline gets the closed one: no clock again.
+    again = await deadlines.start_clock(alone, "LIXIA", accepted_on, redelivered=True)
+    assert (again["state"], again["open"]) == ("met", False)
+    assert await store.deadlines.find_one({"_id": alone}) is None
+    # An extension asked after the card was ready is refused, as for any closed deadline.
+    extension = ApplicationExtensionGranted(
+        application_id=alone,
+        acceptance_point="LIXIA",
+        working_days=3,
+        total_working_days=3,
+        reason="交通不便",
+        granted_at=datetime.now(UTC),
+    )
+    assert await two_workers[0].extensions.grant(f"grant-{alone}", extension) is False
 
 
 async def test_what_was_written_together_is_deleted_together_and_nothing_else(

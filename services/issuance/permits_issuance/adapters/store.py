@@ -84,6 +84,9 @@ class IssuanceStore:
         self.people_seen: AsyncCollection[Document] = database["people_seen"]
         self.migrations: AsyncCollection[Document] = database["store_migrations"]
         self.deadlines: AsyncCollection[Document] = database["deadlines"]
+        self.closed_deadlines: AsyncCollection[Document] = database["closed_deadlines"]
+        """Deadlines whose application was answered (card ready, or refused): read only by
+        application id, so they leave `deadlines` and its many indexes behind."""
         self.orders: AsyncCollection[Document] = database["production_orders"]
         self.order_schedule: AsyncCollection[Document] = database["order_schedule"]
         self.leases: AsyncCollection[Document] = database["leases"]
@@ -121,6 +124,12 @@ class IssuanceStore:
                 chunk = []
         await self.mark_seen(chunk)
         await insert_new(self.migrations, [{"_id": PEOPLE_SEEN_MIGRATION}])
+
+    async def deadline(self, application_id: str) -> Document | None:
+        """The application's deadline, open or closed (None when it never started)."""
+        return await self.deadlines.find_one(
+            {"_id": application_id}
+        ) or await self.closed_deadlines.find_one({"_id": application_id})
 
     async def insert_first(self, collection: AsyncCollection[Document], doc: Document) -> Document:
         """Insert unless a document with this `_id` exists; either way return the one stored."""

@@ -72,7 +72,10 @@ class ApprovalService:
         worker got there first."""
         application_id = accepted.application_id
         deadline = await self._deadlines.start_clock(
-            application_id, accepted.acceptance_point, accepted.accepted_on
+            application_id,
+            accepted.acceptance_point,
+            accepted.accepted_on,
+            redelivered=redelivered,
         )
         record = None
         if redelivered:

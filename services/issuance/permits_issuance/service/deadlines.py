@@ -7,12 +7,18 @@ its dates were counted over (`calendar_years`), so a calendar load finds exactly
 that depend on the year. Events are published before the state is written and carry derived
 ids: a crash or a second worker makes a repeat with the same id, which consumers drop.
 
+A deadline that closes (its card is ready, or its application refused) moves to
+`closed_deadlines`, which has no index but `_id`: inserted there first, then deleted from
+`deadlines`, so a crash in between leaves it in both and the repeat finishes the move. Only
+open deadlines are scanned, and a closing deadline is never rewritten under the open ones'
+indexes (eighteen in PostgreSQL: an update there was the largest single statement of the
+pipeline, docs/benchmarks.md); a delete only marks the row.
+
 The deadlines started by one batch of acceptances share a `started_together` token, so the
-cards of that batch ready in time are closed with one `update_many` on the token: an index
-lookup in FerretDB, which then filters the batch's few documents by `_id` itself (an `$in` on
-`_id` alone is not sent to PostgreSQL and would read the whole collection). An update per
-card was the largest single cost of issuance's CPU in the pipeline benchmark
-(docs/benchmarks.md).
+cards of that batch ready in time are moved with one read, one insert and one delete on the
+token: an index lookup in FerretDB, which then filters the batch's few documents by `_id`
+itself (an `$in` on `_id` alone is not sent to PostgreSQL and would read the whole
+collection).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from permits_common.events.models import (
     SlaScheduled,
 )
 from permits_common.kafka import EventPublisher
-from permits_common.mongo import Document
+from permits_common.mongo import Document, insert_new
 from permits_issuance.adapters.store import STARTED_TOGETHER, IssuanceStore, day_of, iso
 from permits_issuance.domain.deadline import (
     DeadlineSchedule,
@@ -82,15 +88,42 @@ class DeadlineService:
         self._clock = clock
         self._at_risk_days = at_risk_working_days
 
-    async def start_clock(self, application_id: str, point: str, accepted_on: date) -> Document:
+    async def start_clock(
+        self, application_id: str, point: str, accepted_on: date, *, redelivered: bool = True
+    ) -> Document:
         """Schedule the deadline of a newly accepted application (idempotent); returns the
-        deadline as stored."""
-        doc = await self._store.insert_first(
+        deadline as stored. A redelivered acceptance whose deadline has closed since gets the
+        closed one (its clock is not started again)."""
+        closed = None
+        if redelivered:
+            closed = await self._store.closed_deadlines.find_one({"_id": application_id})
+        doc = closed or await self._store.insert_first(
             self._store.deadlines,
             self.new_deadline(application_id, point, accepted_on, uuid.uuid4().hex),
         )
         await self._publisher.publish(self.scheduled_event(doc))
         return doc
+
+    async def _close(self, doc: Document, fields: Document) -> None:
+        """Move one open deadline to the closed ones, with these fields set."""
+        await insert_new(self._store.closed_deadlines, [{**doc, **fields}])
+        await self._store.deadlines.delete_one({"_id": doc["_id"]})
+
+    async def _close_met_together(self, together: str, ready_on: date, ids: Sequence[str]) -> None:
+        """Move the named deadlines of one batch token, met on `ready_on`, to the closed ones
+        (those moved already are no longer found)."""
+        named = set(ids)
+        met = [
+            {**doc, **met_fields(ready_on)}
+            async for doc in self._store.deadlines.find({STARTED_TOGETHER: together})
+            if doc["_id"] in named
+        ]
+        if not met:
+            return
+        await insert_new(self._store.closed_deadlines, met)
+        await self._store.deadlines.delete_many(
+            {STARTED_TOGETHER: together, "_id": {"$in": [doc["_id"] for doc in met]}}
+        )
 
     async def start_clocks(self, starts: Sequence[tuple[str, str, date]]) -> dict[str, Document]:
         """`start_clock` for a batch of (application id, point, accepted on) with one insert,
@@ -136,9 +169,9 @@ class DeadlineService:
 
     async def stop_clock(self, application_id: str) -> None:
         """The application was refused: nothing is due any more."""
-        await self._store.deadlines.update_one(
-            {"_id": application_id}, {"$set": {"state": CLOSED, "open": False}}
-        )
+        doc = await self._store.deadlines.find_one({"_id": application_id})
+        if doc is not None:
+            await self._close(doc, {"state": CLOSED, "open": False})
 
     async def cards_ready(self, cards: Sequence[ReadyCard]) -> None:
         """`card_ready` for several cards (of different applications): those ready in time by
@@ -168,21 +201,13 @@ class DeadlineService:
                     )
             await asyncio.gather(
                 *(
-                    self._store.deadlines.update_many(
-                        {STARTED_TOGETHER: together, "_id": {"$in": ids}},
-                        {"$set": met_fields(ready_on)},
-                    )
+                    self._close_met_together(together, ready_on, ids)
                     for (together, ready_on), ids in closing.items()
                 )
             )
         await asyncio.gather(
             *(
-                self.card_ready(
-                    card.application_id,
-                    card.ready_on,
-                    first_time=card.first_time,
-                    scheduled=card.scheduled,
-                )
+                self.card_ready(card.application_id, card.ready_on, first_time=card.first_time)
                 for card in cards
                 if card.application_id not in in_time
             )
@@ -225,36 +250,23 @@ class DeadlineService:
             event_id=derived_event_id(application_id, "sla.met"),
         )
 
-    async def card_ready(
-        self,
-        application_id: str,
-        ready_on: date,
-        *,
-        first_time: bool,
-        scheduled: Document | None = None,
-    ) -> None:
-        """Meet the deadline, or confirm the breach when the card came late.
-
-        `scheduled` is the deadline as it was at approval (carried by the production order):
-        a final (not provisional) due date never moves, so a card ready in time is met without
-        reading the deadline again; a late card or a provisional date reads it."""
-        doc = scheduled
-        if doc is None or doc["provisional"] or not met_when_ready(schedule_of(doc), ready_on):
-            doc = await self._store.deadlines.find_one({"_id": application_id})
-        if doc is None:
+    async def card_ready(self, application_id: str, ready_on: date, *, first_time: bool) -> None:
+        """Meet the deadline, or confirm the breach when the card came late, as stored now (a
+        card that `cards_ready` could not close by its batch: late, provisional, or ordered
+        without the deadline)."""
+        doc = await self._store.deadlines.find_one({"_id": application_id})
+        if doc is None:  # closed already (a repeat), or never started
             return
         planned = schedule_of(doc)
         self._observe_issue(doc, ready_on, first_time)
         if met_when_ready(planned, ready_on):
             await self._publisher.publish(self._met_event(doc, ready_on))
-            await self._store.deadlines.update_one(
-                {"_id": application_id}, {"$set": met_fields(ready_on)}
-            )
+            await self._close(doc, met_fields(ready_on))
             return
         if doc["state"] != SlaState.BREACHED.value:
             await self._breach(doc, planned)
-        await self._store.deadlines.update_one(
-            {"_id": application_id}, {"$set": {"open": False, "ready_on": iso(ready_on)}}
+        await self._close(
+            doc, {"state": SlaState.BREACHED.value, "open": False, "ready_on": iso(ready_on)}
         )
 
     async def timer_pass(self) -> int:

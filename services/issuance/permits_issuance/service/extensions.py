@@ -44,7 +44,7 @@ class DeadlineExtensions:
 
     async def grant(self, grant_id: str, data: ApplicationExtensionGranted) -> bool:
         """Move the due date by the granted working days; False when the grant was refused."""
-        doc = await self._store.deadlines.find_one({"_id": data.application_id})
+        doc = await self._store.deadline(data.application_id)
         if doc is None:
             log.warning("extension for an unknown deadline ignored")
             return False
