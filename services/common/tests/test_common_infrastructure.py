@@ -149,7 +149,7 @@ async def test_inserts_arriving_together_share_one_command_and_each_gets_its_own
         alone = asyncio.create_task(grouped.insert_once({"_id": "alone"}))
         while not sizes.sizes:  # the first caller's write has been sent
             await asyncio.sleep(0)
-        together = [
+        together: list[Document] = [
             {"_id": "taken"},
             {"_id": "lock-clash", "open_person": "P-old"},
             {"_id": "a", "open_person": "P-new"},
