@@ -21,11 +21,12 @@ from intake_harness import (
     running_intake,
 )
 from intake_proxy import CuttableProxy
+from pymongo.errors import ConnectionFailure
 
 from permits_common.events import topics
 from permits_common.events.envelope import Event
 from permits_common.web.auth import Principal
-from permits_intake.adapters.store import IntakeStore, outbox_entry
+from permits_intake.adapters.store import IntakeStore
 from permits_intake.domain.forms import ApplicationForm
 from permits_intake.runtime import IntakeRuntime
 
@@ -110,6 +111,8 @@ async def test_store_outage_then_recovery_without_restart(infrastructure: dict[s
 async def test_stored_but_unpublished_event_goes_out_at_start(
     infrastructure: dict[str, str],
 ) -> None:
+    """A process that stored an application and died before publishing it left its token open
+    in the ledger; the next process publishes the event at start-up."""
     settings = intake_settings(infrastructure)
     crashed = IntakeRuntime(settings)
     await crashed.store.ensure_indexes()
@@ -120,47 +123,32 @@ async def test_stored_but_unpublished_event_goes_out_at_start(
     application_id = answer.body["id"]
     stored = await crashed.store.applications.find_one({"_id": application_id})
     assert stored is not None
-    assert stored["outbox_pending"] is True
+    assert await crashed.store.outbox_batches.find_one({"_id": stored["outbox_batch"]})
     event_id = stored["outbox"][0]["id"]
     await crashed.client.close()
 
     async with (
         TopicTap(settings, topics.APPLICATIONS) as tap,
-        running_intake(settings) as intake,
+        running_intake(settings),
     ):
         event = await tap.wait_for(lambda e: e.subject == application_id)
         assert event.id == event_id
 
-        async def marked() -> bool:
-            doc = await intake.app.state.runtime.store.applications.find_one(
-                {"_id": application_id}
-            )
-            return bool(doc and "outbox_pending" not in doc and "outbox" not in doc)
 
-        await eventually(marked)
-
-
-async def test_relay_clears_only_what_it_published_of_a_batch(
+async def test_relay_settles_its_tokens_and_leaves_an_unanswered_insert_to_the_sweep(
     infrastructure: dict[str, str],
 ) -> None:
-    """The relay clears a batch's outboxes with one command per token, yet a document stored
-    under the same token that the relay never heard of (an insert whose answer was lost) keeps
-    its flag for the sweep; every signalled one is published and cleared. (The orphan is dated
-    ahead so that no sweep during the test takes it.)"""
+    """The relay settles the tokens of what it published with one ledger command each and no
+    write to the documents; an insert that stored its document but lost its answer leaves its
+    token open, and once that token is old enough the sweep publishes the event and settles
+    it."""
     settings = intake_settings(infrastructure)
     async with (
         TopicTap(settings, topics.APPLICATIONS) as tap,
         running_intake(settings) as intake,
     ):
         runtime = intake.app.state.runtime
-        token = runtime.relay.batch
-        orphan_id = uuid.uuid4().hex
-        orphan = {
-            "_id": orphan_id,
-            "outbox": [outbox_entry(uuid.uuid4().hex, b"{}")],
-            "created_at": datetime.now(UTC) + timedelta(hours=1),
-        }
-        assert await runtime.store.insert_application(orphan, token)
+        store: IntakeStore = runtime.store
         answers = await asyncio.gather(
             *(
                 intake.client.post(
@@ -170,21 +158,55 @@ async def test_relay_clears_only_what_it_published_of_a_batch(
             )
         )
         assert [answer.status_code for answer in answers] == [201] * 20
-        ids = {answer.json()["id"] for answer in answers}
+        ids = sorted(answer.json()["id"] for answer in answers)
         for application_id in ids:
             await tap.wait_for(partial(_is_about, application_id))
-        store: IntakeStore = runtime.store
+        docs = await store.applications.find({"_id": {"$in": ids}}).to_list()
+        tokens = {doc["outbox_batch"] for doc in docs}
+        assert all(doc["outbox"] and "outbox_pending" not in doc for doc in docs)
 
-        async def all_cleared() -> bool:
-            pending = {"_id": {"$in": sorted(ids)}, "outbox_pending": {"$exists": True}}
-            return await store.applications.count_documents(pending) == 0
+        async def settled() -> bool:
+            await asyncio.sleep(0.2)  # let the relay move to a new token and settle this one
+            ledger = {doc["_id"] async for doc in store.outbox_batches.find({})}
+            return not tokens & ledger
 
-        await eventually(all_cleared, within=10)
-        stored = await store.applications.find_one({"_id": orphan_id})
-        assert stored is not None
-        assert stored["outbox_pending"] is True
-        assert stored["outbox_batch"] == token
-        assert stored["outbox"]
+        await eventually(settled, within=15)
+
+        real_insert = store.insert_application
+
+        async def answer_lost(doc: dict[str, Any], outbox_batch: str) -> bool:
+            await real_insert(doc, outbox_batch)
+            raise ConnectionFailure("the answer of the insert was lost")
+
+        store.insert_application = answer_lost  # type: ignore[method-assign]
+        lost = await intake.client.post(
+            "/api/v1/applications", json=application_body(), headers=post_headers()
+        )
+        store.insert_application = real_insert  # type: ignore[method-assign]
+        assert lost.status_code == 503
+        orphan = await store.applications.find_one({"outbox_batch": {"$nin": list(tokens)}})
+        assert orphan is not None
+        orphan_token = orphan["outbox_batch"]
+        await intake.client.post(  # a next insert, so the relay moves past the orphan's token
+            "/api/v1/applications", json=application_body(), headers=post_headers()
+        )
+
+        async def left_to_the_sweep() -> bool:
+            await asyncio.sleep(0.2)
+            return orphan_token not in runtime.relay.held_tokens
+
+        await eventually(left_to_the_sweep, within=15)
+        assert await store.outbox_batches.find_one({"_id": orphan_token}), "left open"
+        await store.outbox_batches.update_one(
+            {"_id": orphan_token}, {"$set": {"opened_at": datetime.now(UTC) - timedelta(hours=1)}}
+        )
+        event = await tap.wait_for(partial(_is_about, orphan["_id"]))
+        assert event.id == orphan["outbox"][0]["id"]
+
+        async def orphan_settled() -> bool:
+            return await store.outbox_batches.find_one({"_id": orphan_token}) is None
+
+        await eventually(orphan_settled, within=15)
 
 
 def _is_about(subject: str, event: Event[Any]) -> bool:

@@ -6,9 +6,10 @@ event; the answer to an idempotency key) is one inserted document, and "first on
 insert on a unique key; the submissions that arrive together are inserted with one unordered
 `insert_many`, each still told whether its own document went in. Application views are not
 updated in place: what events add is appended as steps (one `insert_many` per consumed batch)
-and folded when read. The few writes in place are the outbox mark, releasing a person and card
-views. Everything else is read by `_id`, or by one top-level field with an index
-(`application_steps.application_id`), which FerretDB on PostgreSQL answers from that index.
+and folded when read. The few writes in place are releasing a person and card views (the outbox
+relay keeps a ledger of its batch tokens instead of marking documents). Everything else is read
+by `_id`, or by one top-level field with an index (`application_steps.application_id`), which
+FerretDB on PostgreSQL answers from that index.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ or the key."""
 
 
 _PUBLISHED = {"outbox": "", "outbox_pending": "", "outbox_batch": ""}
-"""What an application document loses once its events are on Kafka."""
+"""What a document flagged by an earlier version loses once its events are on Kafka."""
 
 
 class IntakeStore:
@@ -150,15 +151,18 @@ class IntakeStore:
         self.holder_cards: AsyncCollection[Document] = database["holder_cards"]
         self.calendar_years: AsyncCollection[Document] = database["calendar_years"]
         self.points: AsyncCollection[Document] = database["acceptance_points"]
+        self.outbox_batches: AsyncCollection[Document] = database["outbox_batches"]
+        """The outbox relay's ledger: one document per batch token whose events may not all
+        be on Kafka yet (see `OutboxRelay`)."""
         self._new_applications = GroupedInserts(self.applications)
         """Accepted applications and kept refusals: one insert per group of submissions that
         arrive together (see `GroupedInserts`)."""
 
     async def ensure_indexes(self) -> None:
         """One open application per person (the field is removed when the application
-        closes); an application's steps found by its id; the outbox sweep's flag and the relay's
-        batch token. An
-        idempotency key needs no index of its own: the application's `_id` derives from it."""
+        closes); an application's steps found by its id; the relay's batch token, and the flag of
+        documents stored by earlier versions. An idempotency key needs no index of its own: the
+        application's `_id` derives from it."""
         await ensure_index(
             self.applications, [("open_person", 1)], unique=True, sparse=True, name="open_person"
         )
@@ -261,12 +265,10 @@ class IntakeStore:
     # Applications.
 
     async def insert_application(self, doc: Document, outbox_batch: str) -> bool:
-        """Store a new application with its outbox, flagged for the sweep and tagged with the
-        relay's batch token (see `OutboxRelay`); False when its id (its idempotency key) or
-        the person's open-application lock is taken."""
-        return await self._new_applications.insert_once(
-            {**doc, "outbox_pending": True, "outbox_batch": outbox_batch}
-        )
+        """Store a new application with its outbox, tagged with the relay's batch token (see
+        `OutboxRelay`); False when its id (its idempotency key) or the person's
+        open-application lock is taken."""
+        return await self._new_applications.insert_once({**doc, "outbox_batch": outbox_batch})
 
     async def application(self, application_id: str) -> ApplicationRecord | None:
         """The accepted application and its steps (None for an unknown id, and for the id of
@@ -290,13 +292,13 @@ class IntakeStore:
         )
 
     async def release_person(self, application_id: str) -> None:
-        """The application is closed: its person may open another one. This write and the
-        relay's clearing of the outbox are the two writes in place of an application document;
-        FerretDB applies an update by reading and rewriting the whole document, so when they
-        meet (in one process or two replicas) one can be undone. Neither loss is kept: an
-        outbox that comes back is sent again by the sweep (the same event id, dropped by every
-        consumer) and cleared again; a person left held by a closed application is released
-        by their next submission (`holder_of_person`)."""
+        """The application is closed: its person may open another one. The one write in place
+        of an application document (the relay leaves them alone), except the clearing of a
+        document flagged by an earlier version: FerretDB applies an update by reading and
+        rewriting the whole document, so when those two meet one can be undone. Neither loss
+        is kept: an outbox that comes back is sent again by the sweep (the same event id,
+        dropped by every consumer) and cleared again; a person left held by a closed
+        application is released by their next submission (`holder_of_person`)."""
         await self.applications.update_one({"_id": application_id}, {"$unset": {"open_person": ""}})
 
     async def holder_of_person(self, person: str) -> ApplicationRecord | None:
@@ -307,9 +309,28 @@ class IntakeStore:
 
     # Outbox.
 
+    async def open_outbox_batch(self, token: str, at: datetime) -> None:
+        """Record a batch token in the ledger before any application is stored with it."""
+        await self.outbox_batches.insert_one({"_id": token, "opened_at": at})
+
+    async def settle_outbox_batch(self, token: str) -> None:
+        """Every event stored under the token is on Kafka: drop it from the ledger."""
+        await self.outbox_batches.delete_one({"_id": token})
+
+    async def open_outbox_batches(self) -> AsyncIterator[tuple[str, datetime]]:
+        """Every token of the ledger, with when it was recorded."""
+        async for doc in self.outbox_batches.find({}):
+            yield str(doc["_id"]), doc["opened_at"]
+
+    async def outbox_of_batch(self, token: str) -> AsyncIterator[OutboxDocument]:
+        """The outboxes of the applications stored under a token (an indexed equality)."""
+        async for doc in self.applications.find({"outbox_batch": token}, {"outbox": 1}):
+            if doc.get("outbox"):
+                yield OutboxDocument(doc["_id"], list(doc["outbox"]), token)
+
     async def mark_published(self, application_ids: Iterable[str]) -> None:
-        """The applications' events are on Kafka: drop them from the documents and from the
-        sweep, by primary key (for documents stored without a batch token)."""
+        """The flagged applications' events are on Kafka: drop them from the documents and
+        from the sweep, by primary key (for documents stored without a batch token)."""
         await asyncio.gather(
             *(
                 self.applications.update_one({"_id": application_id}, {"$unset": _PUBLISHED})
@@ -318,8 +339,8 @@ class IntakeStore:
         )
 
     async def mark_batch_published(self, batch: str, application_ids: Sequence[str]) -> None:
-        """These applications, written with this outbox batch token, have their events on
-        Kafka: drop them from the documents in one command. The store finds the token's
+        """These flagged applications, written with this outbox batch token, have their events
+        on Kafka: drop them from the documents in one command. The store finds the token's
         documents by its index and keeps only the ones named, so another document of the same
         token stays flagged for the sweep."""
         await self.applications.update_many(
@@ -327,8 +348,8 @@ class IntakeStore:
         )
 
     async def unpublished(self, created_before: datetime) -> AsyncIterator[OutboxDocument]:
-        """Applications written before the given time whose event was never seen on Kafka
-        (a sweep: one query on the flag, which only such applications carry)."""
+        """Applications flagged by an earlier version, written before the given time, whose
+        event was never seen on Kafka (one query on the flag, which only they carry)."""
         async for doc in self.applications.find(
             {"outbox_pending": True}, {"outbox": 1, "created_at": 1, "outbox_batch": 1}
         ):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -83,9 +84,8 @@ def forbidden_point() -> ProblemError:
 class OutboxWriter(Protocol):
     """The relay that publishes what an accepted application stored in its outbox."""
 
-    @property
-    def batch(self) -> str:
-        """The token to store the application with."""
+    def writing(self) -> AbstractAsyncContextManager[str]:
+        """The token to store the application with, held for the length of the insert."""
         ...
 
     def signal(self, application_id: str, entries: Sequence[Document], batch: str) -> None:
@@ -178,16 +178,12 @@ class ApplicationIntake:
             "outbox": outbox,
             "created_at": now,
         }
-        batch = self._outbox.batch
-        inserted = await self._store.insert_application(document, batch)
+        inserted = await self._insert(document)
         if not inserted:
             stored = await self._store.stored_answer(application_id)
             if stored is not None:
                 return replay(stored, digest)
-            batch = self._outbox.batch
-            inserted = await self._release_if_closed(person) and (
-                await self._store.insert_application(document, batch)
-            )
+            inserted = await self._release_if_closed(person) and await self._insert(document)
         if not inserted:
             duplicate = Refusal(
                 RuleCode.DUPLICATE_OPEN_APPLICATION,
@@ -195,9 +191,17 @@ class ApplicationIntake:
                 "this person already has an open application",
             )
             return await self._refuse(application_id, scoped_key, digest, form, [duplicate])
-        self._outbox.signal(application_id, outbox, batch)
         APPLICATIONS.labels(form.kind.value, "accepted", "none", form.acceptance_point).inc()
         return Answer(201, response)
+
+    async def _insert(self, document: Document) -> bool:
+        """Store an accepted application under the relay's current token and hand its outbox
+        to the relay; False when a unique key of it is taken."""
+        async with self._outbox.writing() as batch:
+            inserted = await self._store.insert_application(document, batch)
+            if inserted:
+                self._outbox.signal(document["_id"], document["outbox"], batch)
+        return inserted
 
     async def _release_if_closed(self, person: str) -> bool:
         """The person is held by another application: release them if that application is
