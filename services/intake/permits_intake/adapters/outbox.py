@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from permits_common.clock import Clock
@@ -140,7 +140,7 @@ class OutboxRelay:
     async def _open_token(self) -> _Token:
         """Record a new token in the ledger, then hand it out instead of the current one."""
         token = _Token(_new_batch_token(), time.monotonic())
-        await self._store.open_outbox_batch(token.id, self._clock.now())
+        await self._store.open_outbox_batch(token.id, _real_now())
         self._tokens[token.id] = token
         self._current = token
         return token
@@ -219,8 +219,8 @@ class OutboxRelay:
     async def _sweep(self, *, starting: bool) -> int:
         """Publish what earlier processes (or lost answers) left behind: at start-up everything
         left, afterwards what is old enough that no relay still holds it."""
+        sent = await self.drain_batches(_real_now() - TOKEN_SETTLE_AGE, publish_younger=starting)
         now = self._clock.now()
-        sent = await self.drain_batches(now - TOKEN_SETTLE_AGE, publish_younger=starting)
         return sent + await self.drain(now if starting else now - SWEEP_MIN_AGE)
 
     async def drain_batches(self, settle_before: datetime, *, publish_younger: bool) -> int:
@@ -294,6 +294,12 @@ class OutboxRelay:
                     error=str(exc),
                 )
         return found
+
+
+def _real_now() -> datetime:
+    """The ledger's time: the machine's, not the business clock that tests and demos move (a
+    token's age bounds how long an insert can still use it)."""
+    return datetime.now(UTC)
 
 
 def _new_batch_token() -> str:
