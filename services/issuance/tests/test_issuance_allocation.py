@@ -167,8 +167,13 @@ async def test_ready_callbacks_together_issue_each_card_once(
     orders = [await store.orders.find_one({"application_id": e.application_id}) for e in batch]
     assert all(order is not None for order in orders)
     refs = [str(order["_id"]) for order in orders if order is not None]
+    assert not any("decision" in order for order in orders if order is not None), "stored once"
 
-    await asyncio.gather(*(worker.production.callback(ref, 1, "ready", None) for ref in refs))
+    # The worker that placed them holds their decisions; the other reads them.
+    await asyncio.gather(
+        *(worker.production.callback(ref, 1, "ready", None) for ref in refs[:3]),
+        *(two_workers[1].production.callback(ref, 1, "ready", None) for ref in refs[3:]),
+    )
     await asyncio.gather(*(two_workers[1].production.callback(r, 1, "ready", None) for r in refs))
 
     for event, ref in zip(batch, refs, strict=True):

@@ -155,11 +155,12 @@ class ProductionService:
         for the callback (so the timer and a redelivered event leave it alone until then). If
         the worker dies before the send, the timer sends it again after the callback timeout;
         nothing is lost. `application.in_production` is published before the send (the order
-        is placed; the centre's refusals are retried until the card exists). The order carries
-        its decision and deadline, which the centre's callback needs."""
+        is placed; the centre's refusals are retried until the card exists). The callback needs
+        the order's decision and deadline: the stored order carries the deadline, and the
+        decision is read from the decisions unless this worker placed the order (`stored`)."""
         order = self.new_order(record, deadline)
         placed = str(order["_id"])
-        if await insert_once(self._store.orders, order):
+        if await insert_once(self._store.orders, stored(order)):
             self._remember(order)
             await insert_once(self._store.order_schedule, schedule_entry(order))
             await self.publish_in_production(order)
@@ -207,7 +208,7 @@ class ProductionService:
         caller publishes `in_production_event` of each, then calls `send_first`) and the
         approvals whose order existed already (for `open_order`, which picks up from there)."""
         orders = [self.new_order(record, deadline) for record, deadline in approved]
-        taken = await insert_new(self._store.orders, orders)
+        taken = await insert_new(self._store.orders, [stored(order) for order in orders])
         created = [order for order in orders if order["_id"] not in taken]
         for order in created:
             self._remember(order)
@@ -387,6 +388,14 @@ class ProductionService:
                 self._settings.production_retry_max_seconds,
             )
         )
+
+
+def stored(order: Document) -> Document:
+    """What the store keeps of a new order: all but its decision, which is stored already under
+    its application id (`issuances`, a 3 KB document that the order doubled). The worker that
+    placed the order keeps it whole in memory for the callback; any other reader of the order
+    reads the decision (`IssueService.cards_ready`)."""
+    return {key: value for key, value in order.items() if key != "decision"}
 
 
 def schedule_entry(order: Document) -> Document:
