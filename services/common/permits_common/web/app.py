@@ -22,8 +22,8 @@ from permits_common.metrics import exposition
 from permits_common.settings import CommonSettings
 from permits_common.shutdown import BoundedServer
 from permits_common.web.auth import TokenAuthority
-from permits_common.web.fast_path import FastPaths
-from permits_common.web.middleware import BearerAuthentication, ObservedRequests
+from permits_common.web.fast_path import FastPathTable
+from permits_common.web.middleware import SharedLayers
 from permits_common.web.openapi import RETRY_AFTER, install_openapi
 from permits_common.web.problems import JsonResponse, install_problem_handlers
 
@@ -107,7 +107,7 @@ def create_app(
     """A FastAPI app with the shared ops endpoints, token auth, problem-details errors, request
     ids, access logs and latency metrics; JSON answers are rendered with orjson. With
     `api_document`, the OpenAPI document at `/openapi.json` and its pages at `/docs`. FastAPI's
-    own OpenTelemetry is off: the platform's metrics are Prometheus (`ObservedRequests`), and
+    own OpenTelemetry is off: the platform's metrics are Prometheus (`SharedLayers`), and
     the check whether a provider is configured cost every request a few environment lookups."""
     app = FastAPI(
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -122,10 +122,14 @@ def create_app(
     install_problem_handlers(app)
     install_ops_routes(app, checks)
     install_openapi(app)
-    app.state.fast_paths = {}
-    app.add_middleware(FastPaths, table=app.state.fast_paths)  # added first: the innermost
-    app.add_middleware(BearerAuthentication, authority=TokenAuthority(settings.tokens))
-    app.add_middleware(ObservedRequests, service=service)  # added last: the outermost layer
+    fast_paths: FastPathTable = {}
+    app.state.fast_paths = fast_paths
+    app.add_middleware(
+        SharedLayers,
+        service=service,
+        authority=TokenAuthority(settings.tokens),
+        fast_paths=fast_paths,
+    )
     return app
 
 
@@ -133,7 +137,7 @@ def server_config(
     app: ASGIApp, host: str, port: int, *, lifespan: Literal["on", "off"] = "on"
 ) -> uvicorn.Config:
     """How every HTTP server of the platform runs: uvloop and httptools, no access log of
-    uvicorn's own (`ObservedRequests` writes one without query strings), no `Server` header,
+    uvicorn's own (`SharedLayers` writes one without query strings), no `Server` header,
     and no proxy-header rewriting (nothing uses the client address)."""
     return uvicorn.Config(
         app,

@@ -1,6 +1,6 @@
 """Bearer tokens, each with exactly one role: `clerk` (or `clerk:<POINT>`), `ops`, `agency:<key>`.
 
-No token → 401, wrong role → 403. `BearerAuthentication` (permits_common.web.middleware) finds
+No token → 401, wrong role → 403. `SharedLayers` (permits_common.web.middleware) finds
 the principal once per request; `require` checks its role on each route.
 """
 
@@ -87,7 +87,7 @@ class TokenAuthority:
 
 
 def principal_of(scope: Scope) -> Principal | None:
-    """The principal `BearerAuthentication` left in the request's scope (None: no valid token)."""
+    """The principal `SharedLayers` left in the request's scope (None: no valid token)."""
     principal: Principal | None = scope.get("state", {}).get("principal")
     return principal
 

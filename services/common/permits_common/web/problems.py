@@ -88,7 +88,7 @@ def _field_path(location: Sequence[Any]) -> str:
 
 def install_problem_handlers(app: FastAPI) -> None:
     """Problem details for the errors FastAPI hands to exception handlers: ProblemError,
-    validation and HTTP errors. Outages and bugs are answered by `ObservedRequests`
+    validation and HTTP errors. Outages and bugs are answered by `SharedLayers`
     (permits_common.web.middleware), which also counts and logs them."""
 
     @app.exception_handler(ProblemError)
