@@ -54,6 +54,20 @@ def test_tokens_identify_principals() -> None:
     assert not clerk.may_act_for_point("SHIZHONG")
 
 
+def test_header_values_are_remembered_only_when_they_name_someone_and_up_to_a_bound() -> None:
+    authority = TokenAuthority({"a": "ops"})
+    for _ in range(2):  # the second time from memory, the same answers
+        assert authority.identify_header(b"Bearer a") == Principal("ops")
+        assert authority.identify_header(b"bearer  a ") == Principal("ops")
+        assert authority.identify_header(b"Bearer nope") is None
+        assert authority.identify_header(b"Basic a") is None
+        assert authority.identify_header(b"Bearer ") is None
+    assert authority._by_header.keys() == {b"Bearer a", b"bearer  a "}
+    for spaces in range(1, 2 * TokenAuthority.REMEMBERED_HEADERS):
+        assert authority.identify_header(b"Bearer " + b" " * spaces + b"a") == Principal("ops")
+    assert len(authority._by_header) == TokenAuthority.REMEMBERED_HEADERS
+
+
 def test_personal_fields_are_masked_above_debug() -> None:
     event = {"event": "x", "phone": "+85291234567", "name": "陈大文", "code": "no_basis"}
     masked = _drop_personal_data(None, "info", dict(event))

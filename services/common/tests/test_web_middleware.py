@@ -94,6 +94,24 @@ async def test_a_missing_or_odd_request_id_is_replaced(given: str) -> None:
     assert second.headers["x-request-id"] != made
 
 
+async def test_the_first_of_repeated_headers_counts() -> None:
+    repeated = [
+        ("X-Request-ID", "first-id"),
+        ("Authorization", "Bearer t-ops"),
+        ("X-Request-ID", "second-id"),
+        ("Authorization", "Bearer t-hotel"),
+    ]
+    async with _client(_app("mw-repeated")) as client:
+        answer = await client.get("/items/1", headers=repeated)
+        odd_first = await client.get(
+            "/healthz", headers=[("X-Request-ID", "not well formed"), ("X-Request-ID", "ok-id")]
+        )
+    assert answer.json()["request_id"] == "first-id"
+    assert answer.json()["role"] == "ops"
+    assert answer.headers.get_list("x-request-id") == ["first-id"]
+    assert odd_first.headers["x-request-id"] not in {"ok-id", "not well formed"}
+
+
 @pytest.mark.parametrize(
     ("authorization", "status", "title"),
     [

@@ -63,7 +63,15 @@ class TokenAuthority:
     The table is keyed by the SHA-256 of each token, so a lookup costs one hash and one dict
     probe whatever the number of tokens, and how long a probe takes can only tell a caller
     about the digest of what it sent, never about a prefix of a real token.
+
+    `Authorization` values that named a principal are remembered as they were sent (a few per
+    client; at most `REMEMBERED_HEADERS`, so a caller cannot grow it), which spares the usual
+    request the parsing and the hash (0.6 µs). A dict probe compares the bytes of two values
+    only once their salted 64-bit hashes are equal, so its time tells no prefix of a real
+    value either; values that name nobody are never remembered.
     """
+
+    REMEMBERED_HEADERS = 256
 
     def __init__(self, tokens: Mapping[str, str]) -> None:
         self._principals = {
@@ -72,6 +80,7 @@ class TokenAuthority:
             )
             for token, role in tokens.items()
         }
+        self._by_header: dict[bytes, Principal] = {}
 
     def identify(self, token: str) -> Principal | None:
         """The principal behind a token."""
@@ -79,11 +88,17 @@ class TokenAuthority:
 
     def identify_header(self, authorization: bytes) -> Principal | None:
         """The principal of an `Authorization: Bearer <token>` header value."""
+        principal = self._by_header.get(authorization)
+        if principal is not None:
+            return principal
         scheme, _, token = authorization.partition(b" ")
         token = token.strip()
         if scheme.lower() != b"bearer" or not token:
             return None
-        return self._principals.get(hashlib.sha256(token).digest())
+        principal = self._principals.get(hashlib.sha256(token).digest())
+        if principal is not None and len(self._by_header) < self.REMEMBERED_HEADERS:
+            self._by_header[authorization] = principal
+        return principal
 
 
 def principal_of(scope: Scope) -> Principal | None:
