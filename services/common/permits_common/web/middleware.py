@@ -95,27 +95,24 @@ class SharedLayers:
         self._histograms: dict[tuple[str, str, int], Any] = {}
         self._access_log: Any = _UNDECIDED
 
-    def _histogram(self, route: str, method: str, status: int) -> Any:
-        key = (route, method, status)
-        child = self._histograms.get(key)
-        if child is None:
-            child = HTTP_REQUEST_SECONDS.labels(
-                self.service,
-                route,
-                method if method in _METHODS else "OTHER",
-                _STATUS_CLASSES.get(status // 100, "other"),
-            )
-            self._histograms[key] = child
+    def _new_histogram(self, route: str, method: str, status: int) -> Any:
+        """The histogram child of a (route, method, status) not seen before."""
+        child = HTTP_REQUEST_SECONDS.labels(
+            self.service,
+            route,
+            method if method in _METHODS else "OTHER",
+            _STATUS_CLASSES.get(status // 100, "other"),
+        )
+        self._histograms[route, method, status] = child
         return child
 
-    def _logger(self) -> Any:
+    def _decide_access_log(self) -> Any:
         """The access log's logger, bound once on the first request (after the process set its
         logging up): through the module's lazy proxy, a line below the configured level cost a
         microsecond of lookups per request. None when the level drops access lines, which
         spares every request the line's arguments as well (a few microseconds)."""
-        if self._access_log is _UNDECIDED:
-            bound = log.bind()
-            self._access_log = bound if bound.is_enabled_for(logging.INFO) else None
+        bound = log.bind()
+        self._access_log = bound if bound.is_enabled_for(logging.INFO) else None
         return self._access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -176,16 +173,22 @@ class SharedLayers:
                 raise
             await _unhandled_problem(exc)(scope, receive, send_with_id)
         finally:
-            route_path = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
             elapsed = perf_counter() - started
-            self._histogram(route_path, method, status or 500).observe(elapsed)
-            access_log = self._logger()
+            route_path = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+            status = status or 500
+            histogram = self._histograms.get((route_path, method, status))
+            if histogram is None:
+                histogram = self._new_histogram(route_path, method, status)
+            histogram.observe(elapsed)
+            access_log = self._access_log
+            if access_log is _UNDECIDED:
+                access_log = self._decide_access_log()
             if access_log is not None:
                 access_log.info(
                     "request",
                     method=method,
                     route=route_path,
-                    status=status or 500,
+                    status=status,
                     ms=round(elapsed * 1000, 2),
                 )
             REQUEST_ID.reset(bound)
