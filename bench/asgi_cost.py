@@ -5,7 +5,9 @@ The HTTP benchmarks measure the whole path on a machine shared with other people
 their rates move with the load; CPU seconds per request of the app itself hardly do. This
 isolates what the shared middleware, routing, dependencies, the endpoint and its audit entry
 cost, and with `--profile` writes the cProfile of the verification requests (the profile of one
-request, summed over many).
+request, summed over many). `shared layers alone` is the CPU of `create_app`'s own layers per
+request (request id, principal, fast-path lookup, histogram, access log), wrapped around an app
+that only answers, less that app alone: the same figure for any service, without FastAPI.
 
 Each verification waits for its audit entry to be on Kafka, so the service's producer runs
 against the broker (`PERMITS_KAFKA_BOOTSTRAP`) on a topic of this run, removed at the end, and
@@ -22,6 +24,7 @@ import asyncio
 import cProfile
 import json
 import pstats
+import statistics
 import sys
 import time
 import uuid
@@ -29,10 +32,11 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from starlette.types import ASGIApp, Message
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 AGENCY_TOKEN = b"Bearer dev-agency-hotel"
 CONCURRENCY = 64
+_JSON = (b"content-type", b"application/json")
 
 
 def _rights_app(audit_topic: str) -> tuple[ASGIApp, list[str], Any]:
@@ -113,6 +117,55 @@ async def _drive(
     }
 
 
+async def _answer(_scope: Scope, _receive: Receive, send: Send) -> None:
+    """The least an app can do: a 200 with a two-byte JSON body."""
+    await send({"type": "http.response.start", "status": 200, "headers": [_JSON]})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+def _shared_layers_around(inner: ASGIApp) -> ASGIApp:
+    """The layers `create_app` adds (the platform's own, outside FastAPI's inner layers and
+    router) around `inner`, as they are in a service's middleware stack."""
+    from permits_common.settings import CommonSettings
+    from permits_common.web.app import create_app
+
+    app = create_app(
+        service="bench-layers",
+        title="layers",
+        description="the shared layers alone",
+        settings=CommonSettings(tokens={"dev-agency-hotel": "agency:hotel"}),
+        checks={},
+    )
+    chain: list[Any] = []
+    node: Any = app.build_middleware_stack()
+    while node is not None:
+        if type(node).__module__.startswith("permits_common."):
+            chain.append(node)
+        node = getattr(node, "app", None)
+    chain[-1].app = inner
+    layers: ASGIApp = chain[0]
+    return layers
+
+
+async def _layers_alone(count: int) -> dict[str, Any]:
+    """CPU per request of the shared layers: around `_answer`, less `_answer` alone; medians
+    of 5 alternating runs."""
+    layers = _shared_layers_around(_answer)
+    auth = [(b"authorization", AGENCY_TOKEN)]
+    runs: dict[str, list[float]] = {"alone": [], "layers": []}
+    await _drive(layers, ["/healthz"], auth, 500)
+    for _ in range(5):
+        for name, app in (("alone", _answer), ("layers", layers)):
+            runs[name].append((await _drive(app, ["/healthz"], auth, count))["cpu_us_per_request"])
+    alone, wrapped = statistics.median(runs["alone"]), statistics.median(runs["layers"])
+    return {
+        "requests": count,
+        "cpu_us_per_request": round(wrapped - alone, 2),
+        "answer_alone_us": alone,
+        "with_layers_us": wrapped,
+    }
+
+
 async def measure(count: int, profile: str | None) -> dict[str, Any]:
     from bench.common import delete_topics
     from permits_common.events.topics import TopicSpec
@@ -149,6 +202,7 @@ async def _measure(
             best = results.get(name)
             if best is None or run["cpu_us_per_request"] < best["cpu_us_per_request"]:
                 results[name] = run
+    results["shared layers alone"] = await _layers_alone(count)
     if profile:
         profiler = cProfile.Profile()
         profiler.enable()
