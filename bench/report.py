@@ -72,13 +72,14 @@ def rows() -> list[str]:
     result = _load("pipeline")
     if result:
         f = result["figure"]
-        ok = f["applications_per_second"] >= 300
+        rate = f["applications_per_second"]
         lines.append(
             f"| pipeline, submission → card issued, feeds written, applicant notified | "
             f"{_fmt(f['applications_per_second'], 1)} applications/s, "
             f"p50 {_fmt(f['p50_seconds'], 1)} s end to end | bare aiokafka chain "
             f"{_fmt(f['bare_per_second'])}/s | {f['ratio_to_bare']:.3f} | "
-            f"≥ 300/s: {_verdict(ok)} | {result['commit']} |"
+            f"≥ 100/s now: {_verdict(rate >= 100)}; ≥ 300/s in the end: "
+            f"{_verdict(rate >= 300)} | {result['commit']} |"
         )
     result = _load("verify")
     if result:
