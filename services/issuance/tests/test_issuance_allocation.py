@@ -149,6 +149,13 @@ async def test_a_batch_decided_together_ends_as_one_by_one_and_a_repeat_changes_
     assert [r["card_number"] for r in again[:6]] == numbers, "the same decision every time"
     assert again[6]["outcome"] == REJECTED
     assert again[6]["code"] == "duplicate_open_application"
+    refused_deadline = await store.deadline(batch[6].application_id)
+    assert refused_deadline is not None
+    assert (refused_deadline["state"], refused_deadline["open"]) == ("closed", False)
+    assert await store.deadlines.find_one({"_id": batch[6].application_id}) is None
+    claim = await store.person_claims.find_one({"_id": base_number(taken_permit)})
+    assert claim is not None
+    assert claim["application_id"] == held.application_id, "the refusal keeps the holder's"
     for event in batch[:6]:
         assert await store.orders.count_documents({"application_id": event.application_id}) == 1
         claims = await store.permit_numbers.count_documents(

@@ -167,13 +167,23 @@ class ApprovalService:
             + [self._outcome_event(records[a.application_id]) for a in batch]
             + [self._production.in_production_event(order) for order in created]
         )
+        refused = [a for a in batch if records[a.application_id]["outcome"] != APPROVED]
+        await self._deadlines.stop_clocks([deadlines[a.application_id] for a in refused])
+        await self._store.release_persons(
+            [
+                (
+                    str(records[a.application_id]["travel_permit_base"]),
+                    a.application_id,
+                    token_of(deadlines[a.application_id]),
+                )
+                for a in refused
+            ]
+        )
         for a in batch:
-            record = records[a.application_id]
-            if record["outcome"] != APPROVED:
-                await self._deadlines.stop_clock(a.application_id)
-                await self._store.release_person(record["travel_permit_base"], a.application_id)
             log.info(
-                "application decided", application_id=a.application_id, outcome=record["outcome"]
+                "application decided",
+                application_id=a.application_id,
+                outcome=records[a.application_id]["outcome"],
             )
         for record, deadline in existing:
             await self._production.open_order(record, deadline)

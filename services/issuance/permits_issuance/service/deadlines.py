@@ -15,10 +15,10 @@ indexes (eighteen in PostgreSQL: an update there was the largest single statemen
 pipeline, docs/benchmarks.md); a delete only marks the row.
 
 The deadlines started by one batch of acceptances share a `started_together` token, so the
-cards of that batch ready in time are moved with one read, one insert and one delete on the
-token: an index lookup in FerretDB, which then filters the batch's few documents by `_id`
-itself (an `$in` on `_id` alone is not sent to PostgreSQL and would read the whole
-collection).
+cards of that batch ready in time are moved with one read and one delete led by the token
+(`delete_together`), an index lookup in FerretDB, which then picks the batch's few documents
+itself (a filter on `_id` alone with `$in` is not sent to PostgreSQL and would read the whole
+collection), and one insert of what they became.
 """
 
 from __future__ import annotations
@@ -44,7 +44,14 @@ from permits_common.events.models import (
 )
 from permits_common.kafka import EventPublisher
 from permits_common.mongo import Document, insert_new
-from permits_issuance.adapters.store import STARTED_TOGETHER, IssuanceStore, day_of, iso
+from permits_issuance.adapters.store import (
+    STARTED_TOGETHER,
+    IssuanceStore,
+    day_of,
+    delete_together,
+    iso,
+    token_of,
+)
 from permits_issuance.domain.deadline import (
     DeadlineSchedule,
     met_when_ready,
@@ -57,6 +64,8 @@ from permits_issuance.service.calendar import CalendarHolder
 
 CLOSED = "closed"
 """Internal state of a deadline whose application was refused: no card is due."""
+_REFUSED = {"state": CLOSED, "open": False}
+"""What a deadline closed by a refusal stores."""
 _SCAN_BATCH = 1000
 
 
@@ -104,25 +113,26 @@ class DeadlineService:
         await self._publisher.publish(self.scheduled_event(doc))
         return doc
 
-    async def _close(self, doc: Document, fields: Document) -> None:
-        """Move one open deadline to the closed ones, with these fields set."""
-        await insert_new(self._store.closed_deadlines, [{**doc, **fields}])
-        await self._store.deadlines.delete_one({"_id": doc["_id"]})
+    async def _move_out(self, closed: Sequence[Document]) -> None:
+        """Move deadlines, as given (their closing fields set), to the closed ones: one insert,
+        then the open ones deleted with one command per batch token (`delete_together`)."""
+        if not closed:
+            return
+        await insert_new(self._store.closed_deadlines, list(closed))
+        await delete_together(
+            self._store.deadlines, [(token_of(doc), {"_id": doc["_id"]}) for doc in closed]
+        )
 
     async def _close_met_together(self, together: str, ready_on: date, ids: Sequence[str]) -> None:
         """Move the named deadlines of one batch token, met on `ready_on`, to the closed ones
         (those moved already are no longer found)."""
         named = set(ids)
-        met = [
-            {**doc, **met_fields(ready_on)}
-            async for doc in self._store.deadlines.find({STARTED_TOGETHER: together})
-            if doc["_id"] in named
-        ]
-        if not met:
-            return
-        await insert_new(self._store.closed_deadlines, met)
-        await self._store.deadlines.delete_many(
-            {STARTED_TOGETHER: together, "_id": {"$in": [doc["_id"] for doc in met]}}
+        await self._move_out(
+            [
+                {**doc, **met_fields(ready_on)}
+                async for doc in self._store.deadlines.find({STARTED_TOGETHER: together})
+                if doc["_id"] in named
+            ]
         )
 
     async def start_clocks(self, starts: Sequence[tuple[str, str, date]]) -> dict[str, Document]:
@@ -171,7 +181,11 @@ class DeadlineService:
         """The application was refused: nothing is due any more."""
         doc = await self._store.deadlines.find_one({"_id": application_id})
         if doc is not None:
-            await self._close(doc, {"state": CLOSED, "open": False})
+            await self.stop_clocks([doc])
+
+    async def stop_clocks(self, deadlines: Sequence[Document]) -> None:
+        """`stop_clock` for deadlines just read or stored (a batch's refusals), together."""
+        await self._move_out([{**doc, **_REFUSED} for doc in deadlines])
 
     async def cards_ready(self, cards: Sequence[ReadyCard]) -> None:
         """`card_ready` for several cards (of different applications): those ready in time by
@@ -261,12 +275,12 @@ class DeadlineService:
         self._observe_issue(doc, ready_on, first_time)
         if met_when_ready(planned, ready_on):
             await self._publisher.publish(self._met_event(doc, ready_on))
-            await self._close(doc, met_fields(ready_on))
+            await self._move_out([{**doc, **met_fields(ready_on)}])
             return
         if doc["state"] != SlaState.BREACHED.value:
             await self._breach(doc, planned)
-        await self._close(
-            doc, {"state": SlaState.BREACHED.value, "open": False, "ready_on": iso(ready_on)}
+        await self._move_out(
+            [{**doc, "state": SlaState.BREACHED.value, "open": False, "ready_on": iso(ready_on)}]
         )
 
     async def timer_pass(self) -> int:
